@@ -1,0 +1,83 @@
+# QwenEmbed — the README's two commands:
+#   make run    install what is missing, build, fetch the default model, chat with it
+#   make test   every test: Swift (unit), C (against libqwen.so), Python (ctypes + real model)
+# and `make build`, which leaves .build/release/libqwen.so and .build/release/qwen.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+QWEN_CACHE ?= $(HOME)/.cache/qwen-embed
+export QWEN_CACHE
+
+# CPU tuning: AVX-512 kernels when this CPU has them (the intrinsics code is compiled
+# only under QWEN_AVX512; elsewhere the generic SIMD code runs).
+HAVE_AVX512 := $(shell grep -q avx512_vnni /proc/cpuinfo 2>/dev/null && grep -q avx512bw /proc/cpuinfo && echo 1)
+CPU_FLAGS := $(if $(HAVE_AVX512),-Xswiftc -target-cpu -Xswiftc native -Xswiftc -DQWEN_AVX512,)
+# Release: Swift runtime linked in, only qwen_* exported from libqwen.so.
+RELEASE_FLAGS := -c release -Xswiftc -static-stdlib $(CPU_FLAGS) \
+	-Xlinker --version-script=$(CURDIR)/scripts/libqwen.map
+TEST_FLAGS := $(CPU_FLAGS)
+
+CC ?= cc
+CFLAGS ?= -std=c11 -O2 -Wall -Wextra -Werror
+LIBDIR := $(CURDIR)/.build/release
+C_LINK := -I$(CURDIR)/include -L$(LIBDIR) -lqwen -Wl,-rpath,$(LIBDIR) -lpthread
+
+.PHONY: all run build deps model test test-swift test-c test-python examples install bench clean
+PREFIX ?= /usr/local
+
+all: build examples
+
+deps:
+	@bash scripts/install-deps.sh
+
+model: deps
+	@bash scripts/fetch-model.sh >/dev/null
+
+build: deps
+	swift build $(RELEASE_FLAGS) --product qwen
+	swift build $(RELEASE_FLAGS) --product qwen-cli
+	install -m 755 .build/release/qwen-cli .build/release/qwen
+
+# examples/c/chat.c -> build/chat, linked against the built libqwen.so; build/qwen.pc
+# describes the built library for pkg-config (make install writes one for PREFIX).
+examples: build
+	@mkdir -p build
+	$(CC) $(CFLAGS) -o build/chat examples/c/chat.c $(C_LINK)
+	sed 's|@PREFIX@|$(CURDIR)/build/pkgconfig-root|' scripts/qwen.pc.in > build/qwen.pc
+	@mkdir -p build/pkgconfig-root/lib build/pkgconfig-root/include
+	ln -sf $(LIBDIR)/libqwen.so build/pkgconfig-root/lib/libqwen.so
+	ln -sf $(CURDIR)/include/qwen.h build/pkgconfig-root/include/qwen.h
+
+install: build
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 755 .build/release/libqwen.so $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 include/qwen.h $(DESTDIR)$(PREFIX)/include/
+	install -m 755 .build/release/qwen $(DESTDIR)$(PREFIX)/bin/
+	sed 's|@PREFIX@|$(PREFIX)|' scripts/qwen.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/qwen.pc
+
+run: build model examples
+	@bash scripts/demo.sh
+
+test: build model examples
+	$(MAKE) --no-print-directory test-swift test-c test-python
+
+test-swift:
+	swift test $(TEST_FLAGS)
+
+test-c:
+	@mkdir -p build/tests
+	@set -e; for src in tests/c/*.c; do \
+		bin=build/tests/$$(basename $$src .c); \
+		$(CC) $(CFLAGS) -o $$bin $$src $(C_LINK); \
+		echo "== $$bin"; QWEN_MODEL=$$(bash scripts/fetch-model.sh 2>/dev/null | tail -1) ./$$bin; \
+	done
+
+test-python:
+	QWEN_LIBRARY=$(LIBDIR)/libqwen.so QWEN_CLI=$(LIBDIR)/qwen \
+		$(PYTHON) -m pytest -q tests/python bindings/python/tests
+
+bench: build model
+	bash scripts/bench.sh
+
+clean:
+	rm -rf .build build

@@ -1,0 +1,88 @@
+/// ggml's tensor element types (raw values are ggml's, as stored in GGUF files).
+/// Quantized types pack `blockSize` elements into `blockBytes` bytes.
+public enum GGMLType: UInt32, Sendable, CaseIterable {
+    case f32 = 0, f16 = 1, q4_0 = 2, q4_1 = 3, q5_0 = 6, q5_1 = 7, q8_0 = 8
+    case q4_K = 12, q5_K = 13, q6_K = 14, bf16 = 30
+
+    public var name: String {
+        switch self {
+        case .f32: return "F32"
+        case .f16: return "F16"
+        case .bf16: return "BF16"
+        case .q4_0: return "Q4_0"
+        case .q4_1: return "Q4_1"
+        case .q5_0: return "Q5_0"
+        case .q5_1: return "Q5_1"
+        case .q8_0: return "Q8_0"
+        case .q4_K: return "Q4_K"
+        case .q5_K: return "Q5_K"
+        case .q6_K: return "Q6_K"
+        }
+    }
+
+    /// Elements per block.
+    public var blockSize: Int {
+        switch self {
+        case .f32, .f16, .bf16: return 1
+        case .q4_0, .q4_1, .q5_0, .q5_1, .q8_0: return 32
+        case .q4_K, .q5_K, .q6_K: return 256
+        }
+    }
+
+    /// Bytes per block (layouts as in ggml-common.h).
+    public var blockBytes: Int {
+        switch self {
+        case .f32: return 4
+        case .f16, .bf16: return 2
+        case .q4_0: return 18      // f16 d, 16 x nibbles
+        case .q4_1: return 20      // f16 d, f16 m, 16 x nibbles
+        case .q5_0: return 22      // f16 d, u32 high bits, 16 x nibbles
+        case .q5_1: return 24      // f16 d, f16 m, u32 high bits, 16 x nibbles
+        case .q8_0: return 34      // f16 d, 32 x int8
+        case .q4_K: return 144     // f16 d, f16 dmin, 12 scale bytes, 128 x nibbles
+        case .q5_K: return 176     // f16 d, f16 dmin, 12 scale bytes, 32 high-bit bytes, 128 x nibbles
+        case .q6_K: return 210     // 128 low nibbles, 64 high 2-bits, 16 x int8 scales, f16 d
+        }
+    }
+
+    /// Bytes of a row of `n` elements, or nil when n is not a whole number of blocks.
+    public func rowSize(_ n: Int) -> Int? {
+        guard n > 0, n % blockSize == 0 else { return nil }
+        let (bytes, overflow) = (n / blockSize).multipliedReportingOverflow(by: blockBytes)
+        return overflow ? nil : bytes
+    }
+}
+
+/// A row-major [rows, cols] matrix of some GGMLType, read in place (typically from an
+/// mmapped file). Rows are contiguous, `rowBytes` apart.
+public struct WeightMatrix: @unchecked Sendable {
+    public let type: GGMLType
+    public let rows: Int
+    public let cols: Int
+    public let data: UnsafeRawPointer
+    public let rowBytes: Int
+
+    /// Throws when `cols` is not a whole number of blocks.
+    public init(type: GGMLType, rows: Int, cols: Int, data: UnsafeRawPointer) throws {
+        guard rows > 0, let rowBytes = type.rowSize(cols) else {
+            throw KernelError.invalidShape("a \(rows)x\(cols) matrix of \(type.name) is not a whole number of \(type.blockSize)-element blocks")
+        }
+        self.type = type
+        self.rows = rows
+        self.cols = cols
+        self.data = data
+        self.rowBytes = rowBytes
+    }
+
+    @inline(__always)
+    public func row(_ r: Int) -> UnsafeRawPointer { data + r * rowBytes }
+}
+
+public enum KernelError: Error, Equatable {
+    case invalidShape(String)
+}
+
+@inline(__always)
+func loadHalf(_ p: UnsafeRawPointer, _ offset: Int) -> Float {
+    Float(Float16(bitPattern: p.loadUnaligned(fromByteOffset: offset, as: UInt16.self)))
+}

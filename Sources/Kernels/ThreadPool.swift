@@ -1,0 +1,140 @@
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A fixed set of worker threads that run `parallelFor` jobs with the caller.
+/// Work items are handed out through an atomic counter (dynamic balancing); idle
+/// workers spin briefly before sleeping, because decode issues ~170 small jobs per
+/// token and a futex wake-up per job would cost more than the work. One job runs
+/// at a time: concurrent `parallelFor` calls on one pool are serialised.
+public final class ThreadPool: @unchecked Sendable {
+    /// Threads that compute, the caller included.
+    public let threads: Int
+    private var workers: [pthread_t] = []
+
+    private let submitLock = Mutex(())
+    private var sleepMutex = pthread_mutex_t()
+    private var sleepCondition = pthread_cond_t()
+    /// Bumped once per job (and at shutdown); workers run a job when it changes.
+    private let generation = Atomic<Int>(0)
+    private let nextItem = Atomic<Int>(0)
+    /// Workers that have not yet finished the current job.
+    private let busyWorkers = Atomic<Int>(0)
+    private let stopping = Atomic<Bool>(false)
+    /// The current job; written only between jobs, under `submitLock`.
+    private var jobBody: ((Int) -> Void)? = nil
+    private var jobCount = 0
+
+    /// Spin iterations before a worker sleeps (~50 µs).
+    private static let spinLimit = 20_000
+
+    public init(threads: Int) {
+        self.threads = max(1, threads)
+        pthread_mutex_init(&sleepMutex, nil)
+        pthread_cond_init(&sleepCondition, nil)
+        for _ in 1..<self.threads {
+            var thread = pthread_t()
+            let context = Unmanaged.passUnretained(self).toOpaque()
+            let created = pthread_create(&thread, nil, { raw in
+                guard let raw else { return nil }
+                Unmanaged<ThreadPool>.fromOpaque(raw).takeUnretainedValue().workerLoop()
+                return nil
+            }, context)
+            if created == 0 { workers.append(thread) }
+        }
+    }
+
+    deinit {
+        stopping.store(true, ordering: .sequentiallyConsistent)
+        pthread_mutex_lock(&sleepMutex)
+        generation.add(1, ordering: .sequentiallyConsistent)
+        pthread_cond_broadcast(&sleepCondition)
+        pthread_mutex_unlock(&sleepMutex)
+        for worker in workers { pthread_join(worker, nil) }
+        pthread_mutex_destroy(&sleepMutex)
+        pthread_cond_destroy(&sleepCondition)
+    }
+
+    /// Calls `body(i)` for every i in 0..<n, spread over the pool; returns when all are done.
+    public func parallelFor(_ n: Int, _ body: (Int) -> Void) {
+        guard n > 0 else { return }
+        if workers.isEmpty || n == 1 {
+            for i in 0..<n { body(i) }
+            return
+        }
+        withoutActuallyEscaping(body) { body in
+            submitLock.withLock { _ in
+                jobBody = body
+                jobCount = n
+                nextItem.store(0, ordering: .relaxed)
+                busyWorkers.store(workers.count, ordering: .relaxed)
+                pthread_mutex_lock(&sleepMutex)
+                generation.add(1, ordering: .sequentiallyConsistent)
+                pthread_cond_broadcast(&sleepCondition)
+                pthread_mutex_unlock(&sleepMutex)
+                runItems(body, n)
+                while busyWorkers.load(ordering: .acquiring) > 0 { spinPause() }
+                jobBody = nil
+            }
+        }
+    }
+
+    /// Splits 0..<count into about `threads * 4` contiguous chunks and calls
+    /// `body(range)` for each.
+    public func parallelRanges(_ count: Int, minimumChunk: Int = 1, _ body: (Range<Int>) -> Void) {
+        guard count > 0 else { return }
+        let chunks = max(1, min(count / max(minimumChunk, 1), threads * 4))
+        let size = (count + chunks - 1) / chunks
+        parallelFor((count + size - 1) / size) { c in
+            body((c * size)..<min(count, (c + 1) * size))
+        }
+    }
+
+    @inline(__always)
+    private func runItems(_ body: (Int) -> Void, _ n: Int) {
+        while true {
+            let i = nextItem.add(1, ordering: .relaxed).oldValue
+            if i >= n { break }
+            body(i)
+        }
+    }
+
+    private func workerLoop() {
+        var seen = 0
+        while true {
+            var spins = 0
+            while generation.load(ordering: .acquiring) == seen {
+                spins += 1
+                if spins < ThreadPool.spinLimit {
+                    spinPause()
+                    continue
+                }
+                pthread_mutex_lock(&sleepMutex)
+                while generation.load(ordering: .acquiring) == seen { pthread_cond_wait(&sleepCondition, &sleepMutex) }
+                pthread_mutex_unlock(&sleepMutex)
+            }
+            seen = generation.load(ordering: .acquiring)
+            if stopping.load(ordering: .acquiring) { return }
+            if let body = jobBody { runItems(body, jobCount) }
+            busyWorkers.subtract(1, ordering: .releasing)
+        }
+    }
+}
+
+@inline(__always)
+func spinPause() {
+    #if arch(x86_64)
+    _mm_pause_shim()
+    #endif
+}
+
+#if arch(x86_64)
+@inline(__always)
+func _mm_pause_shim() {
+    // `pause` has no Swift spelling without the intrinsics module; a relaxed atomic
+    // load is a cheap stand-in that keeps the loop from being optimised away.
+    _ = spinCounter.load(ordering: .relaxed)
+}
+private let spinCounter = Atomic<Int>(0)
+#endif

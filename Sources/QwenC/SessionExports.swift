@@ -1,0 +1,279 @@
+import CQwenHeader
+import QwenEmbed
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What a `qwen_session *` points at: the Swift session, the model handle it keeps
+/// alive, and the C strings it hands out (valid until the session's next call).
+final class SessionHandle {
+    let session: Session
+    let modelHandle: ModelHandle
+    /// History contents as C strings, rebuilt after the history changes.
+    private var messageStrings: [UnsafeMutablePointer<CChar>] = []
+    private var messageStringsFor: Int = -1
+    /// The last result's text (qwen_result.text) and the last pulled piece.
+    private var resultText: UnsafeMutablePointer<CChar>? = nil
+    private var pieceText: [CChar] = [0]
+
+    init(session: Session, modelHandle: ModelHandle) {
+        self.session = session
+        self.modelHandle = modelHandle
+    }
+
+    deinit {
+        messageStrings.forEach { free($0) }
+        free(resultText)
+    }
+
+    var pointer: OpaquePointer { OpaquePointer(Unmanaged.passRetained(self).toOpaque()) }
+
+    static func from(_ pointer: OpaquePointer?) throws -> SessionHandle {
+        let p = try required(pointer, "session")
+        return Unmanaged<SessionHandle>.fromOpaque(UnsafeRawPointer(p)).takeUnretainedValue()
+    }
+
+    func message(_ i: Int) -> (Role, UnsafePointer<CChar>)? {
+        let history = session.history
+        guard i >= 0, i < history.count else { return nil }
+        if messageStringsFor != history.count || messageStrings.count != history.count {
+            messageStrings.forEach { free($0) }
+            messageStrings = history.map { strdup($0.content) }
+            messageStringsFor = history.count
+        }
+        return (history[i].role, UnsafePointer(messageStrings[i]))
+    }
+
+    func invalidateMessages() { messageStringsFor = -1 }
+
+    /// Fills a caller's qwen_result, keeping the text alive in the handle.
+    func store(_ result: GenerationResult, into out: UnsafeMutablePointer<qwen_result>?) {
+        invalidateMessages()
+        free(resultText)
+        resultText = strdup(result.text)
+        guard let out else { return }
+        out.pointee = qwen_result(
+            finish_reason: qwen_finish_reason(rawValue: UInt32(result.finishReason.rawValue)),
+            n_prompt_tokens: Int32(result.promptTokens), n_generated_tokens: Int32(result.generatedTokens),
+            n_cached_tokens: Int32(result.cachedTokens), prefill_ms: result.prefillMilliseconds,
+            decode_ms: result.decodeMilliseconds, text: UnsafePointer(resultText))
+    }
+
+    /// Keeps a pulled piece alive until the next call; returns its bytes.
+    func keepPiece(_ piece: String) -> (UnsafePointer<CChar>, Int) {
+        pieceText = Array(piece.utf8CString)
+        return pieceText.withUnsafeBufferPointer { (UnsafePointer($0.baseAddress!), $0.count - 1) }
+    }
+}
+
+/// Reads a caller's params struct of `struct_size` bytes over the defaults, so a
+/// program built against an older (shorter) header still works.
+func readParams<T>(_ pointer: UnsafePointer<T>?, defaults: T, name: String) throws -> T {
+    var value = defaults
+    guard let pointer else { return value }
+    let size = try declaredSize(UnsafeRawPointer(pointer).load(as: UInt32.self), name)
+    withUnsafeMutableBytes(of: &value) { dst in
+        let count = min(size, dst.count)
+        dst.baseAddress!.copyMemory(from: UnsafeRawPointer(pointer), byteCount: count)
+        // struct_size itself stays what we read; the rest beyond `count` keeps defaults.
+    }
+    return value
+}
+
+func defaultSessionParams() -> qwen_session_params {
+    qwen_session_params(struct_size: UInt32(MemoryLayout<qwen_session_params>.size), n_ctx: 0, n_threads: 0,
+                        seed: 0, system_prompt: nil, max_window_size: 0)
+}
+
+func defaultGenParams() -> qwen_gen_params {
+    qwen_gen_params(struct_size: UInt32(MemoryLayout<qwen_gen_params>.size), max_tokens: 512, temperature: 1.0,
+                    top_k: 0, top_p: 0.8, repetition_penalty: 1.1, seed: 0, stop: nil, n_stop: 0)
+}
+
+/// Converts qwen_gen_params into the engine's parameters, validating every field.
+func generationParameters(_ pointer: UnsafePointer<qwen_gen_params>?) throws -> GenerationParameters {
+    let p = try readParams(pointer, defaults: defaultGenParams(), name: "qwen_gen_params")
+    var g = GenerationParameters()
+    guard p.max_tokens >= 0 else { throw QwenError.invalidArgument("max_tokens is negative (\(p.max_tokens))") }
+    g.maxTokens = Int(p.max_tokens)
+    g.sampling.temperature = p.temperature
+    g.sampling.topK = Int(p.top_k)
+    g.sampling.topP = p.top_p
+    g.sampling.repetitionPenalty = p.repetition_penalty
+    g.seed = p.seed == 0 ? nil : p.seed
+    if p.n_stop > 0 {
+        guard p.n_stop <= 1024 else { throw QwenError.invalidArgument("n_stop is \(p.n_stop); at most 1024 stop strings") }
+        let stops = try required(p.stop, "stop")
+        for i in 0..<p.n_stop { g.stop.append(try utf8Argument(stops[i], "stop[\(i)]")) }
+    }
+    return g
+}
+
+func chatMessages(_ messages: UnsafePointer<qwen_message>?, _ n: Int) throws -> [ChatMessage] {
+    guard n > 0 else { throw QwenError.invalidArgument("no messages (n_messages is 0)") }
+    guard n <= 1 << 20 else { throw QwenError.invalidArgument("n_messages is absurd (\(n))") }
+    let list = try required(messages, "messages")
+    return try (0..<n).map { i in
+        guard let role = Role(rawValue: Int32(bitPattern: list[i].role.rawValue)) else {
+            throw QwenError.invalidArgument("messages[\(i)].role is \(list[i].role.rawValue), not a qwen_role")
+        }
+        return ChatMessage(role: role, content: try utf8Argument(list[i].content, "messages[\(i)].content"))
+    }
+}
+
+/// Wraps a C stream callback as the engine's piece handler.
+func pieceHandler(_ cb: qwen_stream_fn?, _ userData: UnsafeMutableRawPointer?) -> ((String) -> Bool)? {
+    guard let cb else { return nil }
+    return { piece in
+        var bytes = Array(piece.utf8CString)
+        let length = bytes.count - 1
+        return bytes.withUnsafeMutableBufferPointer { cb($0.baseAddress, length, userData) }
+    }
+}
+
+@c @implementation public func qwen_session_params_init(_ params: UnsafeMutablePointer<qwen_session_params>?) {
+    params?.pointee = defaultSessionParams()
+}
+
+@c @implementation public func qwen_gen_params_init(_ params: UnsafeMutablePointer<qwen_gen_params>?) {
+    params?.pointee = defaultGenParams()
+}
+
+@c @implementation public func qwen_session_create(_ model: OpaquePointer?, _ params: UnsafePointer<qwen_session_params>?,
+                                                   _ out: UnsafeMutablePointer<OpaquePointer?>?) -> qwen_status {
+    guarded {
+        let out = try required(out, "out")
+        out.pointee = nil
+        let modelHandle = try ModelHandle.from(model)
+        let p = try readParams(params, defaults: defaultSessionParams(), name: "qwen_session_params")
+        var options = SessionOptions()
+        options.contextSize = Int(p.n_ctx)
+        options.threads = Int(p.n_threads)
+        options.seed = p.seed
+        options.maxWindowSize = Int(p.max_window_size)
+        if p.system_prompt != nil { options.systemPrompt = try utf8Argument(p.system_prompt, "system_prompt") }
+        let session = try Session(model: modelHandle.model, options: options)
+        out.pointee = SessionHandle(session: session, modelHandle: modelHandle).pointer
+        return QWEN_OK
+    }
+}
+
+@c @implementation public func qwen_session_free(_ session: OpaquePointer?) {
+    guard let session else { return }
+    Unmanaged<SessionHandle>.fromOpaque(UnsafeRawPointer(session)).release()
+}
+
+@c @implementation public func qwen_session_reset(_ session: OpaquePointer?) -> qwen_status {
+    guarded {
+        let handle = try SessionHandle.from(session)
+        try handle.session.reset()
+        handle.invalidateMessages()
+        return QWEN_OK
+    }
+}
+
+@c @implementation public func qwen_session_set_system_prompt(_ session: OpaquePointer?, _ prompt: UnsafePointer<CChar>?) -> qwen_status {
+    guarded {
+        let handle = try SessionHandle.from(session)
+        let text = prompt == nil ? Model.defaultSystemPrompt : try utf8Argument(prompt, "system_prompt")
+        try handle.session.setSystemPrompt(text)
+        return QWEN_OK
+    }
+}
+
+@c @implementation public func qwen_session_n_messages(_ session: OpaquePointer?) -> Int {
+    guard let handle = try? SessionHandle.from(session) else { return 0 }
+    return handle.session.history.count
+}
+
+@c @implementation public func qwen_session_get_message(_ session: OpaquePointer?, _ i: Int, _ role: UnsafeMutablePointer<qwen_role>?,
+                                                        _ content: UnsafeMutablePointer<UnsafePointer<CChar>?>?) -> qwen_status {
+    guarded {
+        let handle = try SessionHandle.from(session)
+        guard let (r, text) = handle.message(i) else {
+            throw QwenError.invalidArgument("message index \(i) is out of range (the history has \(handle.session.history.count))")
+        }
+        role?.pointee = qwen_role(rawValue: UInt32(r.rawValue))
+        content?.pointee = text
+        return QWEN_OK
+    }
+}
+
+@c @implementation public func qwen_session_cancel(_ session: OpaquePointer?) {
+    (try? SessionHandle.from(session))?.session.cancel()
+}
+
+@c @implementation public func qwen_chat(_ session: OpaquePointer?, _ messages: UnsafePointer<qwen_message>?, _ n: Int,
+                                         _ params: UnsafePointer<qwen_gen_params>?, _ cb: qwen_stream_fn?,
+                                         _ userData: UnsafeMutableRawPointer?, _ out: UnsafeMutablePointer<qwen_result>?) -> qwen_status {
+    guarded {
+        let handle = try SessionHandle.from(session)
+        let list = try chatMessages(messages, n)
+        let parameters = try generationParameters(params)
+        let result = try handle.session.chat(list, parameters: parameters, onPiece: pieceHandler(cb, userData))
+        handle.store(result, into: out)
+        return QWEN_OK
+    }
+}
+
+@c @implementation public func qwen_generate(_ session: OpaquePointer?, _ prompt: UnsafePointer<CChar>?,
+                                             _ params: UnsafePointer<qwen_gen_params>?, _ cb: qwen_stream_fn?,
+                                             _ userData: UnsafeMutableRawPointer?, _ out: UnsafeMutablePointer<qwen_result>?) -> qwen_status {
+    guarded {
+        let handle = try SessionHandle.from(session)
+        let text = try utf8Argument(prompt, "prompt")
+        let parameters = try generationParameters(params)
+        let result = try handle.session.generate(prompt: text, parameters: parameters, onPiece: pieceHandler(cb, userData))
+        handle.store(result, into: out)
+        return QWEN_OK
+    }
+}
+
+@c @implementation public func qwen_session_render_prompt(_ session: OpaquePointer?, _ messages: UnsafePointer<qwen_message>?,
+                                                          _ n: Int, _ tokens: UnsafeMutablePointer<Int32>?, _ capacity: Int,
+                                                          _ nTokens: UnsafeMutablePointer<Int>?) -> qwen_status {
+    guarded {
+        let handle = try SessionHandle.from(session)
+        let nTokens = try required(nTokens, "n_tokens")
+        nTokens.pointee = 0
+        guard tokens != nil || capacity == 0 else { throw QwenError.invalidArgument("tokens is NULL but capacity is \(capacity)") }
+        let ids = try handle.session.renderPrompt(try chatMessages(messages, n))
+        return copyOut(ids, to: tokens, capacity: capacity, count: nTokens, what: "token")
+    }
+}
+
+@c @implementation public func qwen_chat_begin(_ session: OpaquePointer?, _ messages: UnsafePointer<qwen_message>?, _ n: Int,
+                                               _ params: UnsafePointer<qwen_gen_params>?) -> qwen_status {
+    guarded {
+        let handle = try SessionHandle.from(session)
+        try handle.session.beginChat(try chatMessages(messages, n), parameters: try generationParameters(params))
+        return QWEN_OK
+    }
+}
+
+@c @implementation public func qwen_chat_next(_ session: OpaquePointer?, _ piece: UnsafeMutablePointer<UnsafePointer<CChar>?>?,
+                                              _ len: UnsafeMutablePointer<Int>?, _ done: UnsafeMutablePointer<Bool>?) -> qwen_status {
+    guarded {
+        let handle = try SessionHandle.from(session)
+        let piece = try required(piece, "piece")
+        let len = try required(len, "len")
+        let done = try required(done, "done")
+        if let text = try handle.session.nextPiece() {
+            (piece.pointee, len.pointee) = handle.keepPiece(text)
+            done.pointee = false
+        } else {
+            (piece.pointee, len.pointee) = handle.keepPiece("")
+            done.pointee = true
+        }
+        return QWEN_OK
+    }
+}
+
+@c @implementation public func qwen_chat_end(_ session: OpaquePointer?, _ out: UnsafeMutablePointer<qwen_result>?) -> qwen_status {
+    guarded {
+        let handle = try SessionHandle.from(session)
+        let result = try handle.session.endChat()
+        handle.store(result, into: out)
+        return QWEN_OK
+    }
+}

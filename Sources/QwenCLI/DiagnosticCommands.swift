@@ -1,0 +1,141 @@
+import ArgumentParser
+import QwenEmbed
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct LogitsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "logits", abstract: "Print the top logits at every position of a token sequence (JSON lines).")
+    @OptionGroup var options: ModelOptions
+    @Option(help: "Comma-separated token ids.") var ids: String
+    @Option(help: "How many top logits per position.") var top: Int = 10
+    @Option(name: .customShort("c"), help: "Context window (0 = the sequence length).") var context: Int = 0
+    @Option(help: "Tokens per forward pass (1 = token by token).") var batch: Int = 128
+
+    func run() throws {
+        var tokens: [Int32] = []
+        for part in ids.split(separator: ",") {
+            guard let id = Int32(part.trimmingCharacters(in: " ")) else { throw ValidationError("not a token id: \(part)") }
+            tokens.append(id)
+        }
+        guard !tokens.isEmpty else { throw ValidationError("--ids is empty") }
+        guard top >= 1 else { throw ValidationError("--top must be at least 1") }
+        let model = try options.load()
+        let scorer = try SequenceScorer(model: model, threads: options.threads, contextSize: max(context, tokens.count), batch: batch)
+        try scorer.run(tokens) { position, logits in
+            let vocab = model.config.vocabSize
+            var best: [(Int, Float)] = []
+            for i in 0..<vocab {
+                let l = logits[i]
+                if best.count < top || l > best[best.count - 1].1 {
+                    best.append((i, l))
+                    best.sort { $0.1 > $1.1 }
+                    if best.count > top { best.removeLast() }
+                }
+            }
+            let items = best.map { "[\($0.0), \(String(format6: $0.1))]" }.joined(separator: ", ")
+            print("{\"pos\": \(position), \"top\": [\(items)]}")
+        }
+    }
+}
+
+struct PerplexityCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "perplexity",
+        abstract: "Perplexity of a text file, computed as llama.cpp's perplexity tool does.")
+    @OptionGroup var options: ModelOptions
+    @Option(name: .short, help: "A UTF-8 text file.") var file: String
+    @Option(name: .customShort("c"), help: "Window size in tokens.") var context: Int = 512
+
+    func run() throws {
+        guard context >= 16 else { throw ValidationError("-c must be at least 16") }
+        let model = try options.load()
+        let bytes = try MappedFile.readAll(path: file)
+        let tokens = try bytes.withUnsafeBytes { try model.tokenizer.encode(utf8: $0, parseSpecial: false) }
+        let windows = tokens.count / context
+        guard windows >= 1 else { throw QwenError.invalidArgument("\(file) has \(tokens.count) tokens, fewer than one window of \(context)") }
+        let scorer = try SequenceScorer(model: model, threads: options.threads, contextSize: context)
+        // Each window runs from an empty cache; only its second half is scored
+        // (positions first..<context-1 predicting their successors), as llama.cpp does.
+        let first = context / 2
+        var nll = 0.0
+        var count = 0
+        let start = monotonicMilliseconds()
+        for w in 0..<windows {
+            let window = Array(tokens[(w * context)..<((w + 1) * context)])
+            try scorer.run(window) { position, logits in
+                guard position >= first, position < context - 1 else { return }
+                nll -= logSoftmax(logits, vocab: model.config.vocabSize, at: Int(window[position + 1]))
+                count += 1
+            }
+            fputs("[\(w + 1)/\(windows)] ppl so far \(String(format6: Float(exp(nll / Double(count)))))\n", stderr)
+        }
+        fputs("\(count) tokens scored in \(Int(monotonicMilliseconds() - start)) ms\n", stderr)
+        print("ppl = \(String(format6: Float(exp(nll / Double(count)))))")
+    }
+}
+
+/// log p(target) from raw logits.
+func logSoftmax(_ logits: UnsafePointer<Float>, vocab: Int, at target: Int) -> Double {
+    var maximum = logits[0]
+    for i in 1..<vocab where logits[i] > maximum { maximum = logits[i] }
+    var sum = 0.0
+    for i in 0..<vocab { sum += exp(Double(logits[i] - maximum)) }
+    return Double(logits[target] - maximum) - log(sum)
+}
+
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench", abstract: "Prefill and decode throughput, load time and peak memory.")
+    @OptionGroup var options: ModelOptions
+    @Option(name: .short, help: "Prompt tokens.") var p: Int = 512
+    @Option(name: .short, help: "Generated tokens.") var n: Int = 128
+    @Option(name: .short, help: "Repetitions (the best is reported).") var r: Int = 3
+    @Option(name: .customShort("c"), help: "Context window (0 = p + n).") var context: Int = 0
+    @Flag(help: "Print one JSON object.") var json = false
+
+    func run() throws {
+        guard p >= 1, n >= 1, r >= 1 else { throw ValidationError("-p, -n and -r must be at least 1") }
+        let loadStart = monotonicMilliseconds()
+        let model = try options.load()
+        let loadMs = monotonicMilliseconds() - loadStart
+        let bench = try ThroughputBench(model: model, threads: options.threads, contextSize: max(context, p + n))
+        var prefill = 0.0, decode = 0.0
+        for _ in 0..<r {
+            let figures = try bench.run(promptTokens: p, generatedTokens: n)
+            prefill = max(prefill, figures.prefillTokensPerSecond)
+            decode = max(decode, figures.decodeTokensPerSecond)
+        }
+        var usage = rusage()
+        getrusage(Int32(RUSAGE_SELF.rawValue), &usage)
+        let peakMB = Double(usage.ru_maxrss) / 1024
+        let threads = bench.threads
+        if json {
+            print("{\"prefill_tok_s\": \(String(format6: Float(prefill))), \"decode_tok_s\": \(String(format6: Float(decode))), "
+                + "\"load_ms\": \(String(format6: Float(loadMs))), \"peak_rss_mb\": \(String(format6: Float(peakMB))), "
+                + "\"threads\": \(threads), \"n_prompt\": \(p), \"n_gen\": \(n), \"reps\": \(r), "
+                + "\"model\": \(jsonString(model.info.name)), \"weight_type\": \(jsonString(model.info.weightType))}")
+        } else {
+            print("model: \(model.info.name) (\(model.info.weightType)), threads: \(threads)")
+            print("load: \(Int(loadMs)) ms, peak RSS: \(Int(peakMB)) MB")
+            print("prefill: \(String(format6: Float(prefill))) tok/s (\(p) tokens)")
+            print("decode:  \(String(format6: Float(decode))) tok/s (\(n) tokens)")
+        }
+    }
+}
+
+extension String {
+    /// A float with up to 4 decimals, without Foundation's String(format:).
+    init(format6 value: Float) {
+        guard value.isFinite else { self = value.isNaN ? "NaN" : (value > 0 ? "Infinity" : "-Infinity"); return }
+        let scaled = (Double(value) * 10000).rounded()
+        let negative = scaled < 0
+        let magnitude = abs(scaled)
+        let whole = Int(magnitude / 10000)
+        let fraction = Int(magnitude.truncatingRemainder(dividingBy: 10000))
+        var digits = String(fraction)
+        while digits.count < 4 { digits = "0" + digits }
+        self = (negative ? "-" : "") + "\(whole).\(digits)"
+    }
+}

@@ -1,0 +1,97 @@
+/// Who wrote a message (mirrors qwen_role).
+public enum Role: Int32, Sendable {
+    case system = 0, user = 1, assistant = 2
+
+    var name: String {
+        switch self {
+        case .system: return "system"
+        case .user: return "user"
+        case .assistant: return "assistant"
+        }
+    }
+}
+
+public struct ChatMessage: Sendable, Equatable {
+    public var role: Role
+    public var content: String
+    public init(role: Role, content: String) {
+        self.role = role
+        self.content = content
+    }
+}
+
+/// Renders ChatML at the token level exactly as Qwen's `make_context` (chat_format
+/// "chatml") does: role names and contents tokenized separately with special strings
+/// as plain text, <|im_start|>/<|im_end|> inserted as ids, "\n" between parts:
+///
+///   <|im_start|>system\n{system}<|im_end|>
+///   (\n<|im_start|>{role}\n{content}<|im_end|>)*      history, oldest first
+///   \n<|im_start|>user\n{query}<|im_end|>\n<|im_start|>assistant\n
+///
+/// History is kept newest-turn-first while len(system) + len(turn) + len(kept) <
+/// maxWindow (make_context's rule; the query is always kept), then oldest turns are
+/// dropped further if the whole prompt would not fit `contextLimit`.
+struct ChatTemplate {
+    let tokenizer: Tokenizer
+    let imStart: Int32
+    let imEnd: Int32
+    let newline: [Int32]
+
+    init(tokenizer: Tokenizer) throws {
+        guard let start = tokenizer.specialTokenID("<|im_start|>"), let end = tokenizer.specialTokenID("<|im_end|>") else {
+            throw QwenError.unsupportedModel("the vocabulary has no <|im_start|>/<|im_end|> tokens, so it cannot chat in ChatML")
+        }
+        self.tokenizer = tokenizer
+        imStart = start
+        imEnd = end
+        newline = tokenizer.encode("\n")
+    }
+
+    /// <|im_start|>{role}\n{content}<|im_end|>
+    func block(_ role: String, _ content: String) -> [Int32] {
+        [imStart] + tokenizer.encode(role) + newline + tokenizer.encode(content) + [imEnd]
+    }
+
+    /// The prompt for the reply to the last message of `messages` (which must be the
+    /// user's). Returns the ids and how many history messages were dropped.
+    func render(system: String, messages: [ChatMessage], maxWindow: Int, contextLimit: Int) throws -> (ids: [Int32], dropped: Int) {
+        guard let query = messages.last, query.role == .user else {
+            throw QwenError.invalidArgument("the last message must be the user's")
+        }
+        let systemTokens = block("system", system)
+        let queryTokens = newline + block("user", query.content) + newline + [imStart] + tokenizer.encode("assistant") + newline
+
+        // Turns: a user message and the messages after it up to the next user message.
+        var turns: [[Int32]] = []
+        var turnSizes: [Int] = []   // messages per turn
+        for message in messages.dropLast() {
+            let tokens = newline + block(message.role.name, message.content)
+            if message.role == .user || turns.isEmpty {
+                turns.append(tokens)
+                turnSizes.append(1)
+            } else {
+                turns[turns.count - 1] += tokens
+                turnSizes[turnSizes.count - 1] += 1
+            }
+        }
+        var kept = 0          // newest turns kept
+        var keptTokens = 0
+        for turn in turns.reversed() {
+            guard systemTokens.count + turn.count + keptTokens < maxWindow else { break }
+            keptTokens += turn.count
+            kept += 1
+        }
+        while kept > 0 && systemTokens.count + keptTokens + queryTokens.count > contextLimit {
+            keptTokens -= turns[turns.count - kept].count
+            kept -= 1
+        }
+        guard systemTokens.count + keptTokens + queryTokens.count <= contextLimit else {
+            throw QwenError.contextFull("the system prompt and query need \(systemTokens.count + queryTokens.count) tokens; the context window allows \(contextLimit)")
+        }
+        var ids = systemTokens
+        for turn in turns.suffix(kept) { ids += turn }
+        ids += queryTokens
+        let dropped = turnSizes.dropLast(kept).reduce(0, +)
+        return (ids, dropped)
+    }
+}

@@ -1,0 +1,53 @@
+/// Severity of a library log message (mirrors qwen_log_level).
+public enum LogLevel: Int32, Sendable, Comparable {
+    case debug = 0, info = 1, warn = 2, error = 3
+    public static func < (a: LogLevel, b: LogLevel) -> Bool { a.rawValue < b.rawValue }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Where the engine's log messages go. The default writes warnings and errors to
+/// stderr; hosts (the C API's qwen_log_set, the CLI) replace the sink. Thread-safe.
+public enum Log {
+    public typealias Sink = @Sendable (LogLevel, String) -> Void
+
+    private static let lock = Mutex()
+    nonisolated(unsafe) private static var sink: Sink? = nil
+    nonisolated(unsafe) private static var minimum: LogLevel = .warn
+
+    /// Replace the sink (nil restores the default: stderr, warnings and errors).
+    public static func set(sink newSink: Sink?, minimum newMinimum: LogLevel) {
+        lock.locked {
+            sink = newSink
+            minimum = newSink == nil ? .warn : newMinimum
+        }
+    }
+
+    public static func write(_ level: LogLevel, _ message: @autoclosure () -> String) {
+        let (current, threshold) = lock.locked { (sink, minimum) }
+        guard level >= threshold else { return }
+        let text = message()
+        if let current {
+            current(level, text)
+        } else {
+            let line = "qwen: \(text)\n"
+            fputs(line, stderr)
+        }
+    }
+}
+
+/// A plain pthread mutex (no Foundation).
+public final class Mutex: @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+    public init() { pthread_mutex_init(&mutex, nil) }
+    deinit { pthread_mutex_destroy(&mutex) }
+
+    @inline(__always)
+    public func locked<T>(_ body: () throws -> T) rethrows -> T {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        return try body()
+    }
+}

@@ -1,0 +1,203 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+import Kernels
+
+/// What `qwen info` and `qwen_model_get_info` report.
+public struct ModelInfo: Sendable, Equatable {
+    public var architecture: String
+    public var name: String
+    public var vocabSize: Int
+    public var contextLengthTrain: Int
+    public var layerCount: Int
+    public var hiddenSize: Int
+    public var headCount: Int
+    public var kvHeadCount: Int
+    public var parameterCount: Int64
+    /// "Q4_K_M", "bf16", "f16", "gptq-int4", ...
+    public var weightType: String
+    public var fileBytes: UInt64
+}
+
+/// Options for `Model.load`.
+public struct ModelLoadOptions {
+    /// Compute threads; 0 = all cores.
+    public var threads: Int = 0
+    public var useMmap: Bool = true
+    /// Called with the load fraction in [0, 1]; return false to cancel the load.
+    public var progress: ((Float) -> Bool)? = nil
+    public init() {}
+}
+
+/// A loaded model: config, tokenizer and weights mapped from the file(s). Immutable
+/// after load and safe to share between threads and sessions.
+public final class Model: @unchecked Sendable {
+    public let path: String
+    public let config: ModelConfig
+    public let tokenizer: Tokenizer
+    public let info: ModelInfo
+    /// Weights the forward pass reads, or nil with `weightsUnavailableReason` when this
+    /// build cannot compute with the checkpoint's format yet (e.g. GPTQ).
+    public let weights: TransformerWeights?
+    public let weightsUnavailableReason: String?
+    /// Default compute threads for sessions.
+    public let threads: Int
+    /// Longest ChatML prompt (history is truncated to fit): generation_config.json's
+    /// max_window_size when present, else 6144.
+    public let maxWindowSize: Int
+    /// Keeps the mapped files alive as long as `weights` point into them.
+    private let storage: [AnyObject]
+
+    public static let defaultSystemPrompt = "You are a helpful assistant."
+
+    private init(path: String, config: ModelConfig, tokenizer: Tokenizer, info: ModelInfo,
+                 weights: TransformerWeights?, weightsUnavailableReason: String?, threads: Int,
+                 maxWindowSize: Int, storage: [AnyObject]) {
+        self.path = path
+        self.config = config
+        self.tokenizer = tokenizer
+        self.info = info
+        self.weights = weights
+        self.weightsUnavailableReason = weightsUnavailableReason
+        self.threads = threads
+        self.maxWindowSize = maxWindowSize
+        self.storage = storage
+    }
+
+    /// Loads a `.gguf` file or a Hugging Face checkpoint directory.
+    public static func load(path: String, options: ModelLoadOptions = ModelLoadOptions()) throws -> Model {
+        guard !path.isEmpty else { throw QwenError.invalidArgument("model path is empty") }
+        guard FileSystem.exists(path) else { throw QwenError.io("\(path): no such file or directory") }
+        let threads = options.threads > 0 ? options.threads : Model.coreCount()
+        func report(_ fraction: Float) throws {
+            if let progress = options.progress, !progress(fraction) {
+                throw QwenError.cancelled("model load cancelled by the progress callback")
+            }
+        }
+        try report(0)
+        let model = FileSystem.isDirectory(path)
+            ? try loadHuggingFace(directory: path, options: options, threads: threads, report: report)
+            : try loadGGUF(path: path, options: options, threads: threads, report: report)
+        try report(1)
+        return model
+    }
+
+    static func coreCount() -> Int {
+        #if canImport(Glibc)
+        return max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        #else
+        return 1
+        #endif
+    }
+
+    // MARK: GGUF
+
+    private static func loadGGUF(path: String, options: ModelLoadOptions, threads: Int,
+                                 report: (Float) throws -> Void) throws -> Model {
+        let gguf = try GGUFFile(path: path, useMmap: options.useMmap)
+        let source = FileSystem.lastComponent(path)
+        try report(0.3)
+        let config = try ModelConfig.fromGGUF(gguf)
+        guard let tokens = try gguf.stringArray("tokenizer.ggml.tokens") else {
+            throw QwenError.badModel("\(source): missing tokenizer.ggml.tokens")
+        }
+        let tokenizer = try Tokenizer(ggufTokens: tokens, tokenTypes: try gguf.int32Array("tokenizer.ggml.token_type"))
+        try report(0.7)
+        let mapper = WeightMapper(source: source) { name in
+            guard let t = gguf.tensor(name) else { return nil }
+            return RawTensor(name: name, shape: t.dims.reversed(), type: t.type, data: t.data)
+        }
+        let weights = try mapper.ggufWeights(config)
+        let parameters = gguf.tensors.reduce(Int64(0)) { $0 + Int64($1.elementCount) }
+        let info = ModelInfo(
+            architecture: config.architecture.rawValue,
+            name: gguf.string("general.name") ?? source,
+            vocabSize: config.vocabSize, contextLengthTrain: config.contextLength,
+            layerCount: config.layerCount, hiddenSize: config.hiddenSize,
+            headCount: config.headCount, kvHeadCount: config.kvHeadCount,
+            parameterCount: parameters,
+            weightType: ggufWeightTypeName(gguf),
+            fileBytes: UInt64(gguf.file.size))
+        return Model(path: path, config: config, tokenizer: tokenizer, info: info, weights: weights,
+                     weightsUnavailableReason: nil, threads: threads, maxWindowSize: 6144, storage: [gguf])
+    }
+
+    /// llama.cpp's `general.file_type` names; the most common matrix type otherwise.
+    static func ggufWeightTypeName(_ gguf: GGUFFile) -> String {
+        let names: [Int: String] = [
+            0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1",
+            10: "Q2_K", 11: "Q3_K_S", 12: "Q3_K_M", 13: "Q3_K_L", 14: "Q4_K_S", 15: "Q4_K_M",
+            16: "Q5_K_S", 17: "Q5_K_M", 18: "Q6_K", 32: "BF16",
+        ]
+        if let fileType = gguf.int("general.file_type"), let name = names[fileType] { return name }
+        var counts: [String: Int] = [:]
+        for t in gguf.tensors where t.dims.count == 2 { counts[t.type.name, default: 0] += t.elementCount }
+        return counts.max { $0.value < $1.value }?.key ?? "unknown"
+    }
+
+    // MARK: Hugging Face directory
+
+    private static func loadHuggingFace(directory: String, options: ModelLoadOptions, threads: Int,
+                                        report: (Float) throws -> Void) throws -> Model {
+        let configPath = FileSystem.join(directory, "config.json")
+        guard FileSystem.exists(configPath) else { throw QwenError.io("\(directory): no config.json") }
+        let json = try JSONValue.parse(MappedFile.readAll(path: configPath), context: "config.json")
+        let config = try ModelConfig.fromHuggingFace(json: json)
+        let vocabPath = FileSystem.join(directory, "qwen.tiktoken")
+        guard FileSystem.exists(vocabPath) else {
+            throw QwenError.unsupportedModel("\(directory): no qwen.tiktoken (the tokenizer Qwen checkpoints ship)")
+        }
+        let tokenizer = try Tokenizer(tiktokenFile: vocabPath)
+        try report(0.2)
+        let checkpoint = try SafetensorsCheckpoint(directory: directory, useMmap: options.useMmap)
+        try report(0.7)
+
+        var maxWindow = 6144
+        let generationPath = FileSystem.join(directory, "generation_config.json")
+        if FileSystem.exists(generationPath),
+           let window = try JSONValue.parse(MappedFile.readAll(path: generationPath), context: "generation_config.json")["max_window_size"]?.int,
+           window > 0 {
+            maxWindow = window
+        }
+
+        let gptqBits = json["quantization_config"]?["bits"]?.int
+        let weightType: String
+        if let bits = gptqBits {
+            weightType = "gptq-int\(bits)"
+        } else {
+            let dtypes = Set(checkpoint.tensors.values.filter { $0.shape.count == 2 }.map(\.dtype))
+            weightType = dtypes.count == 1 ? (dtypes.first.map { $0.rawValue.lowercased() } ?? "unknown")
+                : dtypes.map { $0.rawValue.lowercased() }.sorted().joined(separator: "+")
+        }
+
+        var weights: TransformerWeights? = nil
+        var unavailable: String? = nil
+        if gptqBits != nil {
+            unavailable = "GPTQ checkpoints load (config, tokenizer, info) but cannot be run by this build yet"
+        } else {
+            let mapper = WeightMapper(source: FileSystem.lastComponent(directory)) { name in
+                guard let t = checkpoint.tensors[name] else { return nil }
+                let type: GGMLType
+                switch t.dtype {
+                case .f32: type = .f32
+                case .f16: type = .f16
+                case .bf16: type = .bf16
+                default: return nil
+                }
+                return RawTensor(name: name, shape: t.shape, type: type, data: t.data)
+            }
+            weights = try mapper.huggingFaceWeights(config)
+        }
+        let parameters = checkpoint.tensors.values.reduce(Int64(0)) { $0 + Int64($1.elementCount) }
+        let info = ModelInfo(
+            architecture: config.architecture.rawValue, name: FileSystem.lastComponent(directory),
+            vocabSize: config.vocabSize, contextLengthTrain: config.contextLength,
+            layerCount: config.layerCount, hiddenSize: config.hiddenSize,
+            headCount: config.headCount, kvHeadCount: config.kvHeadCount,
+            parameterCount: parameters, weightType: weightType, fileBytes: checkpoint.fileBytes)
+        return Model(path: directory, config: config, tokenizer: tokenizer, info: info, weights: weights,
+                     weightsUnavailableReason: unavailable, threads: threads,
+                     maxWindowSize: maxWindow, storage: [checkpoint])
+    }
+}

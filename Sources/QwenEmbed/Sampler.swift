@@ -1,0 +1,121 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How to pick the next token. Defaults follow the Qwen chat models'
+/// generation_config.json (top_p 0.8, repetition_penalty 1.1, top_k off).
+public struct SamplingParameters: Sendable, Equatable {
+    /// 0 = greedy (argmax after the repetition penalty).
+    public var temperature: Float = 1.0
+    /// Keep only the k most likely tokens; 0 = off.
+    public var topK: Int = 0
+    /// Nucleus sampling threshold; 1 = off.
+    public var topP: Float = 0.8
+    /// HF semantics over prompt + output ids: positive logits divided, negative multiplied.
+    public var repetitionPenalty: Float = 1.1
+    public init() {}
+
+    public static var greedy: SamplingParameters {
+        var p = SamplingParameters()
+        p.temperature = 0
+        p.repetitionPenalty = 1.0
+        return p
+    }
+
+    func validated() throws -> SamplingParameters {
+        guard temperature >= 0, temperature.isFinite else { throw QwenError.invalidArgument("temperature must be >= 0 (got \(temperature))") }
+        guard topK >= 0 else { throw QwenError.invalidArgument("top_k must be >= 0 (got \(topK))") }
+        guard topP > 0, topP <= 1 else { throw QwenError.invalidArgument("top_p must be in (0, 1] (got \(topP))") }
+        guard repetitionPenalty > 0, repetitionPenalty.isFinite else {
+            throw QwenError.invalidArgument("repetition_penalty must be > 0 (got \(repetitionPenalty))")
+        }
+        return self
+    }
+}
+
+/// xoshiro256** seeded through splitmix64: small, fast, reproducible across platforms.
+public struct RandomSource: Sendable {
+    private var s: (UInt64, UInt64, UInt64, UInt64)
+
+    public init(seed: UInt64) {
+        var z = seed
+        func next() -> UInt64 {
+            z &+= 0x9E37_79B9_7F4A_7C15
+            var r = z
+            r = (r ^ (r >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            r = (r ^ (r >> 27)) &* 0x94D0_49BB_1331_11EB
+            return r ^ (r >> 31)
+        }
+        s = (next(), next(), next(), next())
+    }
+
+    public mutating func next() -> UInt64 {
+        let result = ((s.1 &* 5) << 7 | (s.1 &* 5) >> 57) &* 9
+        let t = s.1 << 17
+        s.2 ^= s.0; s.3 ^= s.1; s.1 ^= s.2; s.0 ^= s.3
+        s.2 ^= t
+        s.3 = s.3 << 45 | s.3 >> 19
+        return result
+    }
+
+    /// Uniform in [0, 1).
+    public mutating func nextUnit() -> Double { Double(next() >> 11) * 0x1.0p-53 }
+}
+
+/// Picks tokens from logits with Qwen's (HF generate's) order of operations:
+/// repetition penalty over prompt + output ids, then temperature, top-k, top-p, draw.
+public struct Sampler: Sendable {
+    public var parameters: SamplingParameters
+    public var random: RandomSource
+
+    public init(parameters: SamplingParameters, seed: UInt64) {
+        self.parameters = parameters
+        random = RandomSource(seed: seed)
+    }
+
+    /// logits: [vocab] f32, modified in place. `history`: prompt + generated ids.
+    public mutating func sample(_ logits: UnsafeMutablePointer<Float>, vocab: Int, history: [Int32]) -> Int32 {
+        let p = parameters
+        if p.repetitionPenalty != 1 {
+            var seen = Set<Int32>()
+            for id in history where id >= 0 && Int(id) < vocab && seen.insert(id).inserted {
+                let l = logits[Int(id)]
+                logits[Int(id)] = l < 0 ? l * p.repetitionPenalty : l / p.repetitionPenalty
+            }
+        }
+        var best = 0
+        for i in 1..<vocab where logits[i] > logits[best] { best = i }
+        if p.temperature == 0 { return Int32(best) }
+
+        // Candidates: tokens within e^-40 of the best (the rest carry no probability
+        // mass at float precision), sorted by logit, best first.
+        let maximum = logits[best] / p.temperature
+        var candidates: [(id: Int32, logit: Float)] = []
+        for i in 0..<vocab {
+            let l = logits[i] / p.temperature
+            if l > maximum - 40 { candidates.append((Int32(i), l)) }
+        }
+        candidates.sort { $0.logit > $1.logit || ($0.logit == $1.logit && $0.id < $1.id) }
+        if p.topK > 0 && candidates.count > p.topK { candidates.removeSubrange(p.topK...) }
+
+        var probabilities = candidates.map { Double(expf($0.logit - maximum)) }
+        var total = probabilities.reduce(0, +)
+        if p.topP < 1 {
+            // HF TopP: drop the low tail whose cumulative mass is <= 1 - top_p, keep >= 1.
+            var cumulative = 0.0
+            var keep = probabilities.count
+            for i in stride(from: probabilities.count - 1, through: 1, by: -1) {
+                cumulative += probabilities[i] / total
+                if cumulative <= 1 - Double(p.topP) { keep = i } else { break }
+            }
+            probabilities.removeSubrange(keep...)
+            total = probabilities.reduce(0, +)
+        }
+        var target = random.nextUnit() * total
+        for (i, probability) in probabilities.enumerated() {
+            target -= probability
+            if target < 0 { return candidates[i].id }
+        }
+        return candidates[probabilities.count - 1].id
+    }
+}

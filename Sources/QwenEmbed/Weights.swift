@@ -1,0 +1,183 @@
+import Kernels
+
+/// Weights of one transformer block, read in place from the mapped file.
+/// Matrices are row-major [out, in]; vectors are copied to f32 at load (they are tiny).
+public struct LayerWeights: @unchecked Sendable {
+    public var attentionNorm: [Float]        // [hidden]
+    public var query: WeightMatrix           // [heads * headDim, hidden]
+    public var key: WeightMatrix             // [kvHeads * headDim, hidden]
+    public var value: WeightMatrix           // [kvHeads * headDim, hidden]
+    public var queryBias: [Float]            // [heads * headDim]
+    public var keyBias: [Float]              // [kvHeads * headDim]
+    public var valueBias: [Float]            // [kvHeads * headDim]
+    public var attentionOutput: WeightMatrix // [hidden, heads * headDim]
+    public var ffnNorm: [Float]              // [hidden]
+    public var gate: WeightMatrix            // [ffn, hidden], SiLU applied to its output
+    public var up: WeightMatrix              // [ffn, hidden]
+    public var down: WeightMatrix            // [hidden, ffn]
+}
+
+/// All weights of a model. Architecture differences (fused QKV, names, tied head) are
+/// resolved here, so the forward pass sees one layout.
+public struct TransformerWeights: @unchecked Sendable {
+    public var tokenEmbedding: WeightMatrix  // [vocab, hidden]
+    public var layers: [LayerWeights]
+    public var outputNorm: [Float]           // [hidden]
+    public var output: WeightMatrix          // [vocab, hidden] (the embedding when tied)
+}
+
+/// A tensor as the weight mapper sees it, whatever file it came from.
+struct RawTensor {
+    let name: String
+    /// Outermost first: a matrix is [rows, cols].
+    let shape: [Int]
+    let type: GGMLType
+    let data: UnsafeRawBufferPointer
+}
+
+/// Looks tensors up by checkpoint name and turns them into the engine's layout.
+struct WeightMapper {
+    let source: String
+    let lookup: (String) -> RawTensor?
+
+    func tensor(_ name: String) throws -> RawTensor {
+        guard let t = lookup(name) else { throw QwenError.badModel("\(source): missing tensor \(name)") }
+        return t
+    }
+
+    func matrix(_ name: String, rows: Int, cols: Int) throws -> WeightMatrix {
+        let t = try tensor(name)
+        guard t.shape == [rows, cols] else {
+            throw QwenError.badModel("\(source): tensor \(name) has shape \(t.shape), expected [\(rows), \(cols)]")
+        }
+        guard let base = t.data.baseAddress else { throw QwenError.badModel("\(source): tensor \(name) is empty") }
+        return try checked(name) { try WeightMatrix(type: t.type, rows: rows, cols: cols, data: base) }
+    }
+
+    /// Rows [first, first + count) of a [rows, cols] matrix (used to split a fused QKV).
+    func rowSlice(_ name: String, totalRows: Int, cols: Int, first: Int, count: Int) throws -> WeightMatrix {
+        let whole = try matrix(name, rows: totalRows, cols: cols)
+        return try checked(name) { try WeightMatrix(type: whole.type, rows: count, cols: cols, data: whole.data + first * whole.rowBytes) }
+    }
+
+    /// Reports a kernel shape error as a bad model naming the tensor.
+    func checked(_ name: String, _ body: () throws -> WeightMatrix) throws -> WeightMatrix {
+        do { return try body() } catch KernelError.invalidShape(let why) {
+            throw QwenError.badModel("\(source): tensor \(name): \(why)")
+        }
+    }
+
+    func vector(_ name: String, count: Int) throws -> [Float] {
+        let t = try tensor(name)
+        guard t.shape.reduce(1, *) == count else {
+            throw QwenError.badModel("\(source): tensor \(name) has shape \(t.shape), expected [\(count)]")
+        }
+        return try decodeFloats(t, name: name)
+    }
+
+    func decodeFloats(_ t: RawTensor, name: String) throws -> [Float] {
+        let count = t.shape.reduce(1, *)
+        switch t.type {
+        case .f32:
+            return (0..<count).map { t.data.loadUnaligned(fromByteOffset: $0 * 4, as: Float.self) }
+        case .f16:
+            return (0..<count).map { Float(Float16(bitPattern: t.data.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self))) }
+        case .bf16:
+            return (0..<count).map { Float(bitPattern: UInt32(t.data.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self)) << 16) }
+        default:
+            throw QwenError.unsupportedModel("\(source): vector \(name) is stored as \(t.type.name); f32, f16 or bf16 expected")
+        }
+    }
+
+    /// Maps GGUF names (llama.cpp's convention: token_embd, blk.N.attn_q, ...).
+    func ggufWeights(_ c: ModelConfig) throws -> TransformerWeights {
+        let h = c.hiddenSize, qDim = c.headCount * c.headDim, kvDim = c.kvHeadCount * c.headDim, ffn = c.intermediateSize
+        let embedding = try matrix("token_embd.weight", rows: c.vocabSize, cols: h)
+        var layers: [LayerWeights] = []
+        for i in 0..<c.layerCount {
+            let p = "blk.\(i)."
+            let q, k, v: WeightMatrix
+            let qb, kb, vb: [Float]
+            if c.architecture == .qwen {
+                let rows = qDim + 2 * kvDim
+                q = try rowSlice(p + "attn_qkv.weight", totalRows: rows, cols: h, first: 0, count: qDim)
+                k = try rowSlice(p + "attn_qkv.weight", totalRows: rows, cols: h, first: qDim, count: kvDim)
+                v = try rowSlice(p + "attn_qkv.weight", totalRows: rows, cols: h, first: qDim + kvDim, count: kvDim)
+                let bias = try vector(p + "attn_qkv.bias", count: rows)
+                qb = Array(bias[0..<qDim]); kb = Array(bias[qDim..<qDim + kvDim]); vb = Array(bias[(qDim + kvDim)...])
+            } else {
+                q = try matrix(p + "attn_q.weight", rows: qDim, cols: h)
+                k = try matrix(p + "attn_k.weight", rows: kvDim, cols: h)
+                v = try matrix(p + "attn_v.weight", rows: kvDim, cols: h)
+                qb = try vector(p + "attn_q.bias", count: qDim)
+                kb = try vector(p + "attn_k.bias", count: kvDim)
+                vb = try vector(p + "attn_v.bias", count: kvDim)
+            }
+            layers.append(LayerWeights(
+                attentionNorm: try vector(p + "attn_norm.weight", count: h),
+                query: q, key: k, value: v, queryBias: qb, keyBias: kb, valueBias: vb,
+                attentionOutput: try matrix(p + "attn_output.weight", rows: h, cols: qDim),
+                ffnNorm: try vector(p + "ffn_norm.weight", count: h),
+                gate: try matrix(p + "ffn_gate.weight", rows: ffn, cols: h),
+                up: try matrix(p + "ffn_up.weight", rows: ffn, cols: h),
+                down: try matrix(p + "ffn_down.weight", rows: h, cols: ffn)))
+        }
+        let output = lookup("output.weight") == nil ? embedding : try matrix("output.weight", rows: c.vocabSize, cols: h)
+        return TransformerWeights(tokenEmbedding: embedding, layers: layers,
+                                  outputNorm: try vector("output_norm.weight", count: h), output: output)
+    }
+
+    /// Maps Hugging Face names: Qwen v1 (transformer.h.N.attn.c_attn, mlp.w1/w2/c_proj)
+    /// or Qwen2 (model.layers.N.self_attn.q_proj, mlp.gate_proj/up_proj/down_proj).
+    func huggingFaceWeights(_ c: ModelConfig) throws -> TransformerWeights {
+        let h = c.hiddenSize, qDim = c.headCount * c.headDim, kvDim = c.kvHeadCount * c.headDim, ffn = c.intermediateSize
+        var layers: [LayerWeights] = []
+        switch c.architecture {
+        case .qwen:
+            let embedding = try matrix("transformer.wte.weight", rows: c.vocabSize, cols: h)
+            for i in 0..<c.layerCount {
+                let p = "transformer.h.\(i)."
+                let rows = qDim + 2 * kvDim
+                let bias = try vector(p + "attn.c_attn.bias", count: rows)
+                layers.append(LayerWeights(
+                    attentionNorm: try vector(p + "ln_1.weight", count: h),
+                    query: try rowSlice(p + "attn.c_attn.weight", totalRows: rows, cols: h, first: 0, count: qDim),
+                    key: try rowSlice(p + "attn.c_attn.weight", totalRows: rows, cols: h, first: qDim, count: kvDim),
+                    value: try rowSlice(p + "attn.c_attn.weight", totalRows: rows, cols: h, first: qDim + kvDim, count: kvDim),
+                    queryBias: Array(bias[0..<qDim]), keyBias: Array(bias[qDim..<qDim + kvDim]),
+                    valueBias: Array(bias[(qDim + kvDim)...]),
+                    attentionOutput: try matrix(p + "attn.c_proj.weight", rows: h, cols: qDim),
+                    ffnNorm: try vector(p + "ln_2.weight", count: h),
+                    // Qwen v1 computes w1(x) * silu(w2(x)): w2 is the gate, w1 the up branch.
+                    gate: try matrix(p + "mlp.w2.weight", rows: ffn, cols: h),
+                    up: try matrix(p + "mlp.w1.weight", rows: ffn, cols: h),
+                    down: try matrix(p + "mlp.c_proj.weight", rows: h, cols: ffn)))
+            }
+            let output = c.tiedEmbeddings ? embedding : try matrix("lm_head.weight", rows: c.vocabSize, cols: h)
+            return TransformerWeights(tokenEmbedding: embedding, layers: layers,
+                                      outputNorm: try vector("transformer.ln_f.weight", count: h), output: output)
+        case .qwen2:
+            let embedding = try matrix("model.embed_tokens.weight", rows: c.vocabSize, cols: h)
+            for i in 0..<c.layerCount {
+                let p = "model.layers.\(i)."
+                layers.append(LayerWeights(
+                    attentionNorm: try vector(p + "input_layernorm.weight", count: h),
+                    query: try matrix(p + "self_attn.q_proj.weight", rows: qDim, cols: h),
+                    key: try matrix(p + "self_attn.k_proj.weight", rows: kvDim, cols: h),
+                    value: try matrix(p + "self_attn.v_proj.weight", rows: kvDim, cols: h),
+                    queryBias: try vector(p + "self_attn.q_proj.bias", count: qDim),
+                    keyBias: try vector(p + "self_attn.k_proj.bias", count: kvDim),
+                    valueBias: try vector(p + "self_attn.v_proj.bias", count: kvDim),
+                    attentionOutput: try matrix(p + "self_attn.o_proj.weight", rows: h, cols: qDim),
+                    ffnNorm: try vector(p + "post_attention_layernorm.weight", count: h),
+                    gate: try matrix(p + "mlp.gate_proj.weight", rows: ffn, cols: h),
+                    up: try matrix(p + "mlp.up_proj.weight", rows: ffn, cols: h),
+                    down: try matrix(p + "mlp.down_proj.weight", rows: h, cols: ffn)))
+            }
+            let output = (c.tiedEmbeddings || lookup("lm_head.weight") == nil)
+                ? embedding : try matrix("lm_head.weight", rows: c.vocabSize, cols: h)
+            return TransformerWeights(tokenEmbedding: embedding, layers: layers,
+                                      outputNorm: try vector("model.norm.weight", count: h), output: output)
+        }
+    }
+}

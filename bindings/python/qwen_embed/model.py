@@ -1,0 +1,717 @@
+"""The Pythonic layer: Model and Session over the ctypes mirror in ``_lib``.
+
+Rules this module keeps (lessons from llama-cpp-python's issue tracker):
+
+- A ctypes callback object lives in a local/attribute for the whole C call that may
+  invoke it (a collected CFUNCTYPE called from C is a crash).
+- No Python exception ever leaves a C callback: it is caught, the C call is asked to
+  stop, and the exception is re-raised once the C call has returned.
+- Streamed bytes go through an incremental UTF-8 decoder, so a piece that ends in
+  the middle of a character can never raise or produce mojibake.
+- Each handle is freed exactly once (``weakref.finalize``), never while a call on it
+  is running, and not at interpreter shutdown (the process is ending anyway, and the
+  library may already be unusable then).
+- Every call on a session is serialised by a Python lock; a second overlapping call
+  gets ``BusyError`` right away, like the C API's QWEN_ERR_BUSY.
+"""
+from __future__ import annotations
+
+import codecs
+import ctypes
+import os
+import threading
+import weakref
+from contextlib import contextmanager
+from ctypes import POINTER, byref, c_bool, c_char, c_char_p, c_int32, c_size_t
+from typing import (Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple,
+                    Union)
+
+from . import _lib
+from .errors import (BusyError, InvalidArgumentError, QwenError, check, make_error)
+
+DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
+
+ROLES = {"system": _lib.QWEN_ROLE_SYSTEM, "user": _lib.QWEN_ROLE_USER,
+         "assistant": _lib.QWEN_ROLE_ASSISTANT}
+ROLE_NAMES = {v: k for k, v in ROLES.items()}
+FINISH_REASONS = {_lib.QWEN_FINISH_STOP: "stop", _lib.QWEN_FINISH_LENGTH: "length",
+                  _lib.QWEN_FINISH_CANCELLED: "cancelled", _lib.QWEN_FINISH_CALLBACK: "callback"}
+
+GEN_KEYS = ("max_tokens", "temperature", "top_k", "top_p", "repetition_penalty", "seed", "stop")
+
+Message = Union[Tuple[str, str], Dict[str, str]]
+
+
+def _closed(what: str) -> QwenError:
+    return InvalidArgumentError(_lib.QWEN_ERR_INVALID_ARGUMENT, f"the {what} is closed",
+                                "invalid argument")
+
+
+def _utf8(text: Union[str, bytes], name: str) -> bytes:
+    if isinstance(text, bytes):
+        return text
+    if not isinstance(text, str):
+        raise TypeError(f"{name} must be str, not {type(text).__name__}")
+    return text.encode("utf-8")
+
+
+def _c_string(text: Union[str, bytes], name: str) -> bytes:
+    """UTF-8 bytes for a NUL-terminated C string argument."""
+    data = _utf8(text, name)
+    if b"\0" in data:
+        raise ValueError(f"{name} contains a NUL character")
+    return data
+
+
+def _decode(data: Optional[bytes]) -> str:
+    return data.decode("utf-8", errors="replace") if data else ""
+
+
+# ---------------------------------------------------------------- params
+
+class _GenParams:
+    """qwen_gen_params built from keyword arguments, plus the memory it points at."""
+
+    __slots__ = ("struct", "_keep")
+
+    def __init__(self, max_tokens: Optional[int] = None, temperature: Optional[float] = None,
+                 top_k: Optional[int] = None, top_p: Optional[float] = None,
+                 repetition_penalty: Optional[float] = None, seed: Optional[int] = None,
+                 stop: Union[None, str, Sequence[str]] = None) -> None:
+        p = _lib.init_params(_lib.qwen_gen_params, _lib.qwen_gen_params_init)
+        if max_tokens is not None:
+            p.max_tokens = int(max_tokens)
+        if temperature is not None:
+            p.temperature = float(temperature)
+        if top_k is not None:
+            p.top_k = int(top_k)
+        if top_p is not None:
+            p.top_p = float(top_p)
+        if repetition_penalty is not None:
+            p.repetition_penalty = float(repetition_penalty)
+        if seed is not None:
+            if not 0 <= int(seed) < 2 ** 64:
+                raise ValueError(f"seed must be in [0, 2**64), got {seed}")
+            p.seed = int(seed)
+        self._keep: Any = None
+        if stop:
+            if isinstance(stop, (str, bytes)):
+                stop = [stop]
+            encoded = [_c_string(s, "stop string") for s in stop]
+            if any(not s for s in encoded):
+                raise ValueError("stop strings must not be empty")
+            array = (c_char_p * len(encoded))(*encoded)
+            self._keep = (encoded, array)
+            p.stop = ctypes.cast(array, POINTER(c_char_p))
+            p.n_stop = len(encoded)
+        self.struct = p
+
+    @classmethod
+    def from_kwargs(cls, kwargs: Dict[str, Any]) -> "_GenParams":
+        unknown = set(kwargs) - set(GEN_KEYS)
+        if unknown:
+            raise TypeError(f"unknown generation parameter(s): {', '.join(sorted(unknown))}; "
+                            f"expected some of {', '.join(GEN_KEYS)}")
+        return cls(**kwargs)
+
+
+def _role(role: Union[str, int]) -> int:
+    if isinstance(role, str):
+        try:
+            return ROLES[role]
+        except KeyError:
+            raise ValueError(f"unknown role {role!r}; expected system, user or assistant") from None
+    if role not in ROLE_NAMES:
+        raise ValueError(f"unknown role {role!r}")
+    return int(role)
+
+
+def _normalize_messages(messages: Union[str, Message, Iterable[Message]]) -> List[Tuple[int, str]]:
+    """A user string, a (role, content) pair, a {"role", "content"} dict or a list of those."""
+    if isinstance(messages, (str, bytes)):
+        return [(_lib.QWEN_ROLE_USER, messages.decode("utf-8") if isinstance(messages, bytes) else messages)]
+    if isinstance(messages, dict) or (isinstance(messages, tuple) and len(messages) == 2
+                                      and isinstance(messages[1], str)):
+        messages = [messages]  # type: ignore[list-item]
+    out = []
+    for m in messages:  # type: ignore[union-attr]
+        if isinstance(m, dict):
+            role, content = m["role"], m["content"]
+        else:
+            role, content = m
+        if not isinstance(content, str):
+            raise TypeError(f"message content must be str, not {type(content).__name__}")
+        out.append((_role(role), content))
+    if not out:
+        raise ValueError("no messages")
+    return out
+
+
+class _Messages:
+    """A qwen_message array and the bytes it points at."""
+
+    __slots__ = ("array", "count", "_keep")
+
+    def __init__(self, messages: Sequence[Tuple[int, str]]) -> None:
+        encoded = [(role, _c_string(content, "message content")) for role, content in messages]
+        self.count = len(encoded)
+        self.array = (_lib.qwen_message * max(1, self.count))()
+        for i, (role, content) in enumerate(encoded):
+            self.array[i].role = role
+            self.array[i].content = content
+        self._keep = encoded
+
+
+def _result_dict(r: _lib.qwen_result) -> Dict[str, Any]:
+    return {
+        "finish_reason": FINISH_REASONS.get(r.finish_reason, str(r.finish_reason)),
+        "n_prompt_tokens": r.n_prompt_tokens,
+        "n_generated_tokens": r.n_generated_tokens,
+        "n_cached_tokens": r.n_cached_tokens,
+        "prefill_ms": r.prefill_ms,
+        "decode_ms": r.decode_ms,
+        "text": _decode(r.text),
+    }
+
+
+class _PushStream:
+    """A qwen_stream_fn for one call: decodes pieces, forwards them, traps exceptions.
+
+    ``error`` holds an exception raised by ``on_text``; the C call is then cancelled
+    (so the history stays unchanged) and the caller re-raises it."""
+
+    def __init__(self, session: "Session", handle: Any, on_text: Optional[Callable[[str], Any]]):
+        self.session = session
+        self.handle = handle
+        self.on_text = on_text
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self.error: Optional[BaseException] = None
+        self.c_fn = _lib.qwen_stream_fn(self._call)  # kept alive by self during the call
+
+    def _call(self, piece: Any, length: int, _user_data: Any) -> bool:
+        try:
+            if self.error is not None:
+                return True  # already cancelling
+            if self.session._cancel_requested:
+                # cancel() raced with the start of the call (which clears the C flag): repeat it.
+                _lib.qwen_session_cancel(self.handle)
+                return True
+            text = self.decoder.decode(ctypes.string_at(piece, length) if length else b"")
+            if text and self.on_text is not None and self.on_text(text) is False:
+                return False
+            return True
+        except BaseException as e:  # noqa: BLE001 - anything, even KeyboardInterrupt
+            self.error = e
+            try:
+                _lib.qwen_session_cancel(self.handle)
+            except BaseException:  # noqa: BLE001
+                pass
+            return True
+
+    def flush(self) -> None:
+        tail = self.decoder.decode(b"", final=True)
+        if tail and self.on_text is not None and self.error is None:
+            self.on_text(tail)
+
+    def release(self) -> None:
+        self.c_fn = None  # break the cycle self -> c_fn -> bound method -> self
+        self.on_text = None
+
+
+# ------------------------------------------------------------------ model
+
+class Model:
+    """A loaded Qwen model (immutable, thread-safe). ``Model(path, n_threads=0)``.
+
+    ``path`` is a Hugging Face checkpoint directory or a .gguf file. ``progress`` is an
+    optional ``fn(fraction) -> bool | None``; returning False aborts the load
+    (``CancelledError``). Use as a context manager or call ``close()``; sessions
+    created from the model keep working after it is closed."""
+
+    def __init__(self, path: Union[str, "os.PathLike[str]"], n_threads: int = 0, *,
+                 use_mmap: bool = True, progress: Optional[Callable[[float], Any]] = None) -> None:
+        self.path = os.fspath(path)
+        self._handle: Any = None
+        self._users = 0
+        self._cond = threading.Condition()
+        self._info: Optional[Dict[str, Any]] = None
+        self._chat_session: Optional[Session] = None
+        self._chat_lock = threading.Lock()
+        lib = _lib.load_library()
+        params = _lib.init_params(_lib.qwen_model_params, _lib.qwen_model_params_init)
+        if n_threads < 0:
+            raise ValueError(f"n_threads must be >= 0, got {n_threads}")
+        params.n_threads = int(n_threads)
+        params.use_mmap = bool(use_mmap)
+        trapped: List[BaseException] = []
+        c_progress = None
+        if progress is not None:
+            def on_progress(fraction: float, _ud: Any) -> bool:
+                try:
+                    return progress(fraction) is not False
+                except BaseException as e:  # noqa: BLE001
+                    trapped.append(e)
+                    return False
+            c_progress = _lib.qwen_progress_fn(on_progress)
+            params.progress = c_progress
+        out = _lib.qwen_model_p()
+        status = lib.qwen_model_load(_c_string(self.path, "path"), byref(params), byref(out))
+        error = make_error(status, "qwen_model_load") if status != _lib.QWEN_OK else None
+        del c_progress  # only now may the callback be collected
+        if trapped:
+            if out:
+                lib.qwen_model_free(out)
+            raise trapped[0]
+        if error is not None:
+            raise error
+        self._handle = out
+        self._finalizer = weakref.finalize(self, lib.qwen_model_free, out)
+        self._finalizer.atexit = False
+
+    # -- handle management
+
+    @contextmanager
+    def _use(self) -> Iterator[Any]:
+        with self._cond:
+            handle = self._handle
+            if handle is None:
+                raise _closed("model")
+            self._users += 1
+        try:
+            yield handle
+        finally:
+            with self._cond:
+                self._users -= 1
+                if self._users == 0:
+                    self._cond.notify_all()
+
+    @property
+    def closed(self) -> bool:
+        return self._handle is None
+
+    def close(self) -> None:
+        """Release the model (and the session ``chat``/``chat_stream`` keep). Idempotent.
+        Sessions created by the user keep the underlying model alive."""
+        chat_session, self._chat_session = self._chat_session, None
+        if chat_session is not None:
+            chat_session.close()
+        with self._cond:
+            if self._handle is None:
+                return
+            self._handle = None
+            while self._users:
+                self._cond.wait()
+        self._finalizer()
+
+    def __enter__(self) -> "Model":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"<qwen_embed.Model {self.path!r} ({state})>"
+
+    # -- info and tokens
+
+    @property
+    def info(self) -> Dict[str, Any]:
+        """arch, name, n_vocab, n_ctx_train, n_layer, n_embd, n_head, n_head_kv,
+        n_params, weight_type, file_bytes."""
+        if self._info is None:
+            info = _lib.qwen_model_info()
+            info.struct_size = ctypes.sizeof(_lib.qwen_model_info)
+            with self._use() as h:
+                check(_lib.qwen_model_get_info(h, byref(info)), "qwen_model_get_info")
+                self._info = {
+                    "arch": _decode(info.arch),
+                    "name": _decode(info.name),
+                    "n_vocab": info.n_vocab,
+                    "n_ctx_train": info.n_ctx_train,
+                    "n_layer": info.n_layer,
+                    "n_embd": info.n_embd,
+                    "n_head": info.n_head,
+                    "n_head_kv": info.n_head_kv,
+                    "n_params": info.n_params,
+                    "weight_type": _decode(info.weight_type),
+                    "file_bytes": info.file_bytes,
+                }
+        return dict(self._info)
+
+    def tokenize(self, text: Union[str, bytes], special: bool = False) -> List[int]:
+        """Token ids of ``text`` (str, or UTF-8 bytes). With ``special=True``, special
+        token strings such as "<|im_start|>" become their ids; otherwise they are text."""
+        data = _utf8(text, "text")
+        capacity = len(data) + 1  # BPE: at most one token per byte
+        with self._use() as h:
+            while True:
+                tokens = (c_int32 * capacity)()
+                n = c_size_t(0)
+                status = _lib.qwen_tokenize(h, data, len(data), bool(special), tokens, capacity, byref(n))
+                if status == _lib.QWEN_ERR_BUFFER_TOO_SMALL and n.value > capacity:
+                    capacity = n.value
+                    continue
+                check(status, "qwen_tokenize")
+                return tokens[:n.value]
+
+    def detokenize_bytes(self, ids: Iterable[int], skip_special: bool = False) -> bytes:
+        """The raw UTF-8 bytes of ``ids`` (may end in part of a character)."""
+        ids = list(ids)
+        array = (c_int32 * max(1, len(ids)))(*ids)
+        capacity = 8 * len(ids) + 16
+        with self._use() as h:
+            while True:
+                buf = ctypes.create_string_buffer(capacity)
+                n = c_size_t(0)
+                status = _lib.qwen_detokenize(h, array, len(ids), bool(skip_special), buf, capacity, byref(n))
+                if status == _lib.QWEN_ERR_BUFFER_TOO_SMALL and n.value > capacity:
+                    capacity = n.value + 1
+                    continue
+                check(status, "qwen_detokenize")
+                return buf.raw[:n.value]
+
+    def detokenize(self, ids: Iterable[int], skip_special: bool = False) -> str:
+        """The text of ``ids``; bytes that are not valid UTF-8 on their own (half a
+        character) become U+FFFD."""
+        return self.detokenize_bytes(ids, skip_special).decode("utf-8", errors="replace")
+
+    # -- sessions
+
+    def session(self, system: Optional[str] = DEFAULT_SYSTEM_PROMPT, n_ctx: int = 0, seed: int = 0,
+                n_threads: int = 0, max_window_size: int = 0) -> "Session":
+        """A new conversation on this model (see Session)."""
+        return Session(self, system=system, n_ctx=n_ctx, seed=seed, n_threads=n_threads,
+                       max_window_size=max_window_size)
+
+    @contextmanager
+    def _borrow_chat_session(self) -> Iterator["Session"]:
+        """The model's reusable chat session (its KV cache serves the next turn of the
+        same conversation), or a temporary one when another thread is using it."""
+        if self._chat_lock.acquire(blocking=False):
+            try:
+                if self._chat_session is None or self._chat_session.closed:
+                    self._chat_session = self.session()
+                yield self._chat_session
+            finally:
+                self._chat_lock.release()
+        else:
+            with self.session() as temporary:
+                yield temporary
+
+    @staticmethod
+    def _conversation(query: str, history: Optional[Sequence[Tuple[str, str]]]) -> List[Tuple[int, str]]:
+        conversation: List[Tuple[int, str]] = []
+        for turn in history or ():
+            q, r = turn
+            conversation.append((_lib.QWEN_ROLE_USER, q))
+            conversation.append((_lib.QWEN_ROLE_ASSISTANT, r))
+        conversation.append((_lib.QWEN_ROLE_USER, query))
+        return conversation
+
+    def chat(self, query: str, history: Optional[Sequence[Tuple[str, str]]] = None,
+             system: str = DEFAULT_SYSTEM_PROMPT, **gen: Any) -> Tuple[str, List[Tuple[str, str]]]:
+        """``response, history = model.chat(query, history)``, as in Qwen's examples.
+        ``history`` is a list of (query, response) pairs; a new list is returned."""
+        params = _GenParams.from_kwargs(gen)
+        conversation = self._conversation(query, history)
+        with self._borrow_chat_session() as session:
+            todo = session.prepare(system, conversation)
+            response = session._chat_push(todo, params, None)
+        return response, [tuple(t) for t in (history or ())] + [(query, response)]  # type: ignore[misc]
+
+    def chat_stream(self, query: str, history: Optional[Sequence[Tuple[str, str]]] = None,
+                    system: str = DEFAULT_SYSTEM_PROMPT, **gen: Any) -> Iterator[str]:
+        """Yields the reply to ``query`` piece by piece (text deltas). Closing the
+        generator early stops the generation."""
+        params = _GenParams.from_kwargs(gen)  # bad arguments fail here, not at the first next()
+        conversation = self._conversation(query, history)
+        if self.closed:
+            raise _closed("model")
+
+        def deltas() -> Iterator[str]:
+            with self._borrow_chat_session() as session:
+                todo = session.prepare(system, conversation)
+                yield from session._chat_pull(todo, params)
+        return deltas()
+
+
+# ---------------------------------------------------------------- session
+
+class Session:
+    """One conversation: history, KV cache and sampler state, on one model.
+
+    Use it from one thread at a time (``cancel()`` excepted); a call that overlaps a
+    running one raises ``BusyError``. ``model.session(system=..., n_ctx=0, seed=0)``."""
+
+    def __init__(self, model: Model, system: Optional[str] = DEFAULT_SYSTEM_PROMPT, n_ctx: int = 0,
+                 seed: int = 0, n_threads: int = 0, max_window_size: int = 0) -> None:
+        self.model = model
+        self._handle: Any = None
+        self._lock = threading.Lock()
+        self._owner: Optional[int] = None
+        self._cancel_requested = False
+        self._pending_end = False
+        self.last_result: Optional[Dict[str, Any]] = None
+        lib = _lib.load_library()
+        params = _lib.init_params(_lib.qwen_session_params, _lib.qwen_session_params_init)
+        params.n_ctx = int(n_ctx)
+        params.n_threads = int(n_threads)
+        if not 0 <= int(seed) < 2 ** 64:
+            raise ValueError(f"seed must be in [0, 2**64), got {seed}")
+        params.seed = int(seed)
+        params.max_window_size = int(max_window_size)
+        self._system = DEFAULT_SYSTEM_PROMPT if system is None else system
+        system_bytes = None if system is None else _c_string(system, "system")
+        params.system_prompt = system_bytes
+        out = _lib.qwen_session_p()
+        with model._use() as h:
+            check(lib.qwen_session_create(h, byref(params), byref(out)), "qwen_session_create")
+        self._handle = out
+        self._finalizer = weakref.finalize(self, lib.qwen_session_free, out)
+        self._finalizer.atexit = False
+
+    # -- handle management
+
+    @contextmanager
+    def _locked(self, call: str) -> Iterator[Any]:
+        """The handle, held exclusively for one C call (or a few back to back)."""
+        if not self._lock.acquire(blocking=False):
+            raise BusyError(_lib.QWEN_ERR_BUSY, "the session is running another call", "session busy", call)
+        self._owner = threading.get_ident()
+        try:
+            handle = self._handle
+            if handle is None:
+                raise _closed("session")
+            if self._pending_end:  # a stream abandoned while the session was busy
+                self._pending_end = False
+                _lib.qwen_chat_end(handle, None)
+            yield handle
+        finally:
+            self._owner = None
+            self._lock.release()
+
+    @property
+    def closed(self) -> bool:
+        return self._handle is None
+
+    def close(self) -> None:
+        """Free the session: cancels a running call and waits for it to return. Idempotent."""
+        if self._handle is None:
+            return
+        if self._owner == threading.get_ident():
+            raise RuntimeError("a session cannot be closed from inside its own stream callback")
+        self.cancel()
+        with self._lock:
+            if self._handle is None:
+                return
+            self._handle = None
+        self._finalizer()
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else f"{len(self.history)} messages"
+        return f"<qwen_embed.Session ({state})>"
+
+    # -- state
+
+    def cancel(self) -> None:
+        """Stop the running call (from any thread): it raises CancelledError within one
+        token or prefill chunk and leaves the history unchanged. No-op when idle."""
+        handle = self._handle
+        if handle is not None:
+            self._cancel_requested = True
+            _lib.qwen_session_cancel(handle)
+
+    def reset(self) -> None:
+        """Forget the history and the KV cache; keeps the system prompt."""
+        with self._locked("qwen_session_reset") as h:
+            check(_lib.qwen_session_reset(h), "qwen_session_reset")
+
+    @property
+    def system_prompt(self) -> str:
+        return self._system
+
+    @system_prompt.setter
+    def system_prompt(self, value: Optional[str]) -> None:
+        data = None if value is None else _c_string(value, "system prompt")
+        with self._locked("qwen_session_set_system_prompt") as h:
+            check(_lib.qwen_session_set_system_prompt(h, data), "qwen_session_set_system_prompt")
+        self._system = DEFAULT_SYSTEM_PROMPT if value is None else value
+
+    def _raw_history(self) -> List[Tuple[int, str]]:
+        with self._locked("qwen_session_get_message") as h:
+            n = _lib.qwen_session_n_messages(h)
+            out = []
+            role = _lib.qwen_role()
+            content = c_char_p()
+            for i in range(n):
+                check(_lib.qwen_session_get_message(h, i, byref(role), byref(content)),
+                      "qwen_session_get_message")
+                out.append((role.value, _decode(content.value)))
+            return out
+
+    @property
+    def history(self) -> List[Tuple[str, str]]:
+        """The conversation as (role, content) pairs, system prompt not included."""
+        return [(ROLE_NAMES.get(r, str(r)), c) for r, c in self._raw_history()]
+
+    def prepare(self, system: str, conversation: Sequence[Tuple[int, str]]) -> List[Tuple[int, str]]:
+        """Make the session ready to continue ``conversation`` (roles user/assistant)
+        under ``system``; returns the messages still to send.
+
+        When the history is a prefix of ``conversation`` under the same system prompt,
+        only the rest is sent (the KV cache of the prefix is reused); otherwise the
+        session is reset and the whole conversation is sent."""
+        conversation = list(conversation)
+        history = self._raw_history()
+        if (system == self._system and len(history) < len(conversation)
+                and conversation[:len(history)] == history):
+            return conversation[len(history):]
+        self.reset()
+        if system != self._system:
+            self.system_prompt = system
+        return conversation
+
+    def _after_success(self, messages: Sequence[Tuple[int, str]]) -> None:
+        for role, content in messages:
+            if role == _lib.QWEN_ROLE_SYSTEM:  # a system message replaces the system prompt
+                self._system = content
+
+    # -- generation
+
+    def _chat_push(self, messages: Sequence[Tuple[int, str]], params: _GenParams,
+                   on_text: Optional[Callable[[str], Any]]) -> str:
+        msgs = _Messages(messages)
+        result = _lib.qwen_result()
+        self.last_result = None
+        with self._locked("qwen_chat") as h:
+            self._cancel_requested = False
+            stream = _PushStream(self, h, on_text)
+            try:
+                status = _lib.qwen_chat(h, msgs.array, msgs.count, byref(params.struct), stream.c_fn,
+                                        None, byref(result))
+                error = make_error(status, "qwen_chat") if status != _lib.QWEN_OK else None
+                if stream.error is not None:
+                    raise stream.error
+                if error is not None:
+                    raise error
+                self.last_result = _result_dict(result)
+                stream.flush()
+            finally:
+                stream.release()
+        self._after_success(messages)
+        return self.last_result["text"]
+
+    def _chat_pull(self, messages: Sequence[Tuple[int, str]], params: _GenParams) -> Iterator[str]:
+        msgs = _Messages(messages)
+        self.last_result = None
+        with self._locked("qwen_chat_begin") as h:
+            self._cancel_requested = False
+            check(_lib.qwen_chat_begin(h, msgs.array, msgs.count, byref(params.struct)), "qwen_chat_begin")
+        del msgs, params  # copied by the library
+        open_ = True
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        piece = POINTER(c_char)()
+        length = c_size_t(0)
+        done = c_bool(False)
+        try:
+            while True:
+                with self._locked("qwen_chat_next") as h:
+                    if self._cancel_requested:
+                        _lib.qwen_session_cancel(h)  # cancel() may have raced with begin
+                    status = _lib.qwen_chat_next(h, byref(piece), byref(length), byref(done))
+                    if status != _lib.QWEN_OK:
+                        open_ = False  # the library drops the reply on a failed next
+                        raise make_error(status, "qwen_chat_next")
+                    data = ctypes.string_at(piece, length.value) if length.value else b""
+                if done.value:
+                    break
+                text = decoder.decode(data)
+                if text:
+                    yield text
+            tail = decoder.decode(b"", final=True)
+            if tail:
+                yield tail
+            result = _lib.qwen_result()
+            open_ = False
+            with self._locked("qwen_chat_end") as h:
+                check(_lib.qwen_chat_end(h, byref(result)), "qwen_chat_end")
+                self.last_result = _result_dict(result)
+            self._after_success(messages)
+        finally:
+            if open_:
+                self._end_quietly()
+
+    def _end_quietly(self) -> None:
+        """End an abandoned pull (generator closed early or failed): the partial reply
+        is kept in the history (finish reason "callback"), as qwen_chat_end does."""
+        if self._handle is None:
+            return
+        if self._lock.acquire(blocking=False):
+            try:
+                if self._handle is not None:
+                    _lib.qwen_chat_end(self._handle, None)
+            finally:
+                self._lock.release()
+        else:  # busy (or collected inside one of our own calls): end it before the next call
+            self._pending_end = True
+
+    def chat(self, message: Union[str, Message, Iterable[Message]], stream: bool = False,
+             callback: Optional[Callable[[str], Any]] = None, **gen: Any) -> Any:
+        """Send ``message`` (a user string, or (role, content) pairs / dicts) and return
+        the reply text. With ``stream=True``, return a generator of text deltas instead
+        (built on qwen_chat_begin/next/end; closing it early ends the reply, keeping the
+        partial text in the history). ``callback(text)`` (non-streaming) sees each delta
+        and may return False to stop. ``**gen``: max_tokens, temperature, top_k, top_p,
+        repetition_penalty, seed, stop."""
+        messages = _normalize_messages(message)
+        params = _GenParams.from_kwargs(gen)
+        if stream:
+            if callback is not None:
+                raise TypeError("callback is for stream=False; iterate the stream instead")
+            return self._chat_pull(messages, params)
+        return self._chat_push(messages, params, callback)
+
+    def generate(self, prompt: str, callback: Optional[Callable[[str], Any]] = None, **gen: Any) -> str:
+        """Raw continuation of ``prompt`` without the chat template (base models).
+        The history is neither used nor changed."""
+        data = _c_string(prompt, "prompt")
+        params = _GenParams.from_kwargs(gen)
+        result = _lib.qwen_result()
+        self.last_result = None
+        with self._locked("qwen_generate") as h:
+            self._cancel_requested = False
+            stream = _PushStream(self, h, callback)
+            try:
+                status = _lib.qwen_generate(h, data, byref(params.struct), stream.c_fn, None, byref(result))
+                error = make_error(status, "qwen_generate") if status != _lib.QWEN_OK else None
+                if stream.error is not None:
+                    raise stream.error
+                if error is not None:
+                    raise error
+                self.last_result = _result_dict(result)
+                stream.flush()
+            finally:
+                stream.release()
+        return self.last_result["text"]
+
+    def render_prompt(self, message: Union[str, Message, Iterable[Message]]) -> List[int]:
+        """The prompt ids ``chat(message)`` would run, without running the model."""
+        msgs = _Messages(_normalize_messages(message))
+        capacity = 256
+        with self._locked("qwen_session_render_prompt") as h:
+            while True:
+                tokens = (c_int32 * capacity)()
+                n = c_size_t(0)
+                status = _lib.qwen_session_render_prompt(h, msgs.array, msgs.count, tokens, capacity, byref(n))
+                if status == _lib.QWEN_ERR_BUFFER_TOO_SMALL and n.value > capacity:
+                    capacity = n.value
+                    continue
+                check(status, "qwen_session_render_prompt")
+                return tokens[:n.value]

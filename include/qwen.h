@@ -1,0 +1,298 @@
+/*
+ * qwen.h — QwenEmbed: Qwen chat models inside your own process.
+ *
+ * One library (libqwen.so), one header, no Python, no GPU, no server. Loads Qwen
+ * (v1) Hugging Face checkpoints (bf16/fp16 safetensors, GPTQ Int4) and GGUF files
+ * (qwen2, qwen) directly.
+ *
+ * THREAD-SAFETY CONTRACT
+ *   - A qwen_model is immutable after qwen_model_load; any number of threads may
+ *     use it at once (info, tokenize, detokenize, creating sessions).
+ *   - A qwen_session is one conversation: use it from one thread at a time. A
+ *     second call that overlaps a running one returns QWEN_ERR_BUSY (never a crash).
+ *     qwen_session_cancel is the exception: it may be called from any thread.
+ *   - Different sessions on one model run in parallel.
+ *   - qwen_last_error() is per thread; qwen_log_set may be called from any thread.
+ *
+ * ERRORS
+ *   Every fallible call returns a qwen_status (QWEN_OK = 0, errors negative) and,
+ *   on failure, leaves a message for the calling thread in qwen_last_error().
+ *   Nothing in this library traps, exits or prints to stdout on bad input.
+ *
+ * OWNERSHIP
+ *   Objects come back through out-parameters and are released with their *_free
+ *   function; every *_free accepts NULL. Strings returned by the library (errors,
+ *   info fields, messages, result text) are owned by the library; their lifetime
+ *   is stated per function. Strings passed in are copied when kept.
+ *
+ * USAGE
+ *
+ *   #include <qwen.h>
+ *   #include <stdio.h>
+ *
+ *   static bool on_piece(const char *piece, size_t len, void *ud) {
+ *       fwrite(piece, 1, len, stdout); fflush(stdout); return true;
+ *   }
+ *
+ *   int main(void) {
+ *       qwen_model *model = NULL;
+ *       if (qwen_model_load("qwen2.5-coder-0.5b-instruct.gguf", NULL, &model) != QWEN_OK) {
+ *           fprintf(stderr, "load: %s\n", qwen_last_error()); return 1;
+ *       }
+ *       qwen_session *session = NULL;
+ *       qwen_session_create(model, NULL, &session);          // default system prompt
+ *       qwen_message msg = { QWEN_ROLE_USER, "Write hello world in C." };
+ *       qwen_result result;
+ *       if (qwen_chat(session, &msg, 1, NULL, on_piece, NULL, &result) != QWEN_OK)
+ *           fprintf(stderr, "chat: %s\n", qwen_last_error());
+ *       qwen_session_free(session);
+ *       qwen_model_free(model);
+ *       return 0;
+ *   }
+ *
+ * Parameter structs begin with `struct_size`, are filled by their *_params_init
+ * function and passed by pointer (NULL = defaults). Fields are only ever appended,
+ * so a program built against an older header keeps working.
+ */
+#ifndef QWEN_H
+#define QWEN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Bumped whenever a change breaks binary compatibility. */
+#define QWEN_ABI_VERSION 1
+
+/* ------------------------------------------------------------------ status */
+
+typedef int32_t qwen_status;
+#define QWEN_OK                      0
+#define QWEN_ERR_INVALID_ARGUMENT    (-1)  /* NULL pointer, bad id, invalid UTF-8, bad value */
+#define QWEN_ERR_IO                  (-2)  /* file missing, unreadable, mmap failed */
+#define QWEN_ERR_BAD_MODEL           (-3)  /* file is corrupt or inconsistent */
+#define QWEN_ERR_UNSUPPORTED_MODEL   (-4)  /* valid file, but an architecture/type we do not run */
+#define QWEN_ERR_OUT_OF_MEMORY       (-5)
+#define QWEN_ERR_CONTEXT_FULL        (-6)  /* prompt does not fit the context window */
+#define QWEN_ERR_BUFFER_TOO_SMALL    (-7)  /* the size needed is reported through the size out-param */
+#define QWEN_ERR_CANCELLED           (-8)  /* qwen_session_cancel or a progress callback stopped it */
+#define QWEN_ERR_BUSY                (-9)  /* the session is running another call */
+#define QWEN_ERR_INTERNAL            (-10) /* a bug in QwenEmbed: please report qwen_last_error() */
+#define QWEN_ERR_NOT_IMPLEMENTED     (-11) /* this build does not provide the call yet */
+
+/** Static, never-NULL text for a status code. */
+const char *qwen_status_string(qwen_status status);
+
+/** Detail of the last failure on the calling thread ("" if none). Valid until the
+ *  next failing call on this thread. Never NULL. */
+const char *qwen_last_error(void);
+
+/** QWEN_ABI_VERSION of the loaded library. */
+int32_t qwen_abi_version(void);
+
+/** Library version, e.g. "0.1.0". Static. */
+const char *qwen_version_string(void);
+
+/* ----------------------------------------------------------------- logging */
+
+typedef enum {
+    QWEN_LOG_DEBUG = 0,
+    QWEN_LOG_INFO = 1,
+    QWEN_LOG_WARN = 2,
+    QWEN_LOG_ERROR = 3
+} qwen_log_level;
+
+/** `msg` is valid only during the call. May be called from any library thread. */
+typedef void (*qwen_log_fn)(qwen_log_level level, const char *msg, void *user_data);
+
+/** Route log messages at or above `min` to `fn`. fn = NULL restores the default:
+ *  warnings and errors to stderr. Safe to call from any thread. */
+void qwen_log_set(qwen_log_fn fn, void *user_data, qwen_log_level min);
+
+/* ------------------------------------------------------------------- model */
+
+typedef struct qwen_model qwen_model;
+
+/** Load progress: fraction in [0, 1]. Return false to abort the load
+ *  (qwen_model_load then returns QWEN_ERR_CANCELLED). */
+typedef bool (*qwen_progress_fn)(float fraction, void *user_data);
+
+typedef struct {
+    uint32_t struct_size;        /* sizeof(qwen_model_params), set by init */
+    int32_t n_threads;           /* compute threads; 0 = all cores */
+    bool use_mmap;               /* map weights instead of reading them; default true */
+    qwen_progress_fn progress;   /* optional, NULL = none */
+    void *progress_user_data;
+} qwen_model_params;
+
+/** Fill `params` with the defaults. */
+void qwen_model_params_init(qwen_model_params *params);
+
+/** Load a model. `path` is a Hugging Face checkpoint directory (config.json,
+ *  *.safetensors with optional model.safetensors.index.json, qwen.tiktoken) or a
+ *  .gguf file. `params` may be NULL (defaults). On success *out owns the model;
+ *  on failure *out is set to NULL. */
+qwen_status qwen_model_load(const char *path, const qwen_model_params *params, qwen_model **out);
+
+/** Release the caller's reference. Sessions keep the model alive, so the order of
+ *  qwen_model_free and qwen_session_free does not matter. NULL is a no-op. */
+void qwen_model_free(qwen_model *model);
+
+typedef struct {
+    uint32_t struct_size;     /* set by the caller: sizeof(qwen_model_info) */
+    const char *arch;         /* "qwen" or "qwen2"; owned by the model */
+    int32_t n_vocab;          /* rows of the embedding / output head */
+    int32_t n_ctx_train;      /* context length the model was trained for */
+    int32_t n_layer;
+    int32_t n_embd;
+    int32_t n_head;
+    int32_t n_head_kv;
+    int64_t n_params;         /* parameters counted from tensor shapes */
+    const char *weight_type;  /* e.g. "bf16", "gptq-int4", "Q4_K_M"; owned by the model */
+    uint64_t file_bytes;      /* bytes of the model file(s) */
+    const char *name;         /* general.name or the directory name; owned by the model */
+} qwen_model_info;
+
+/** Fill `info` (whose struct_size the caller sets; 0 is read as the full size of
+ *  this header's struct). Strings stay valid while the model lives. */
+qwen_status qwen_model_get_info(const qwen_model *model, qwen_model_info *info);
+
+/* ------------------------------------------------------------------ tokens */
+
+/** Tokenize UTF-8 `text` (`text_len` bytes; need not be NUL-terminated) exactly as
+ *  Qwen's tiktoken tokenizer does (NFC first). With parse_special = false, special
+ *  token strings such as "<|im_start|>" are plain text (injection-safe).
+ *  Size-query contract: if `capacity` is too small (tokens may be NULL when
+ *  capacity is 0), returns QWEN_ERR_BUFFER_TOO_SMALL with *n_tokens = the count
+ *  needed. Invalid UTF-8 -> QWEN_ERR_INVALID_ARGUMENT. Thread-safe. */
+qwen_status qwen_tokenize(const qwen_model *model, const char *text, size_t text_len,
+                          bool parse_special, int32_t *tokens, size_t capacity,
+                          size_t *n_tokens);
+
+/** Turn ids back into UTF-8 bytes (written without a terminating NUL; a NUL is
+ *  added when room remains). skip_special drops special/control tokens. A byte
+ *  sequence that is not valid UTF-8 on its own (e.g. half a character) is written
+ *  as is. Same size-query contract as qwen_tokenize, counting bytes. An id outside
+ *  [0, n_vocab) -> QWEN_ERR_INVALID_ARGUMENT. Thread-safe. */
+qwen_status qwen_detokenize(const qwen_model *model, const int32_t *tokens, size_t n_tokens,
+                            bool skip_special, char *buf, size_t capacity, size_t *n_bytes);
+
+/* ----------------------------------------------------------------- session */
+
+typedef struct qwen_session qwen_session;
+
+typedef enum {
+    QWEN_ROLE_SYSTEM = 0,
+    QWEN_ROLE_USER = 1,
+    QWEN_ROLE_ASSISTANT = 2
+} qwen_role;
+
+typedef struct {
+    qwen_role role;
+    const char *content;      /* UTF-8, NUL-terminated; copied by the library */
+} qwen_message;
+
+typedef struct {
+    uint32_t struct_size;
+    int32_t n_ctx;             /* context window in tokens; 0 = model default, capped */
+    int32_t n_threads;         /* 0 = the model's */
+    uint64_t seed;             /* sampler seed; 0 = from the clock */
+    const char *system_prompt; /* NULL = "You are a helpful assistant."; copied */
+    int32_t max_window_size;   /* token budget for system + history (Qwen's max_window_size);
+                                  0 = the checkpoint's generation_config.json, else 6144 */
+} qwen_session_params;
+
+void qwen_session_params_init(qwen_session_params *params);
+
+/** Create a session (history, KV cache, sampler) on `model`; the session holds a
+ *  reference to the model. */
+qwen_status qwen_session_create(qwen_model *model, const qwen_session_params *params,
+                                qwen_session **out);
+/** NULL is a no-op. Must not overlap a running call on the same session. */
+void qwen_session_free(qwen_session *session);
+/** Forget the history and the KV cache; keeps the system prompt. */
+qwen_status qwen_session_reset(qwen_session *session);
+/** Replace the system prompt (NULL = the default). Copied. */
+qwen_status qwen_session_set_system_prompt(qwen_session *session, const char *system_prompt);
+/** Number of messages in the history (system prompt not counted). */
+size_t qwen_session_n_messages(const qwen_session *session);
+/** Message i of the history. *content stays valid until the session's next
+ *  mutating call (chat, generate, reset, free). */
+qwen_status qwen_session_get_message(const qwen_session *session, size_t i, qwen_role *role,
+                                     const char **content);
+/** Ask the running call on `session` to stop; any thread. The call returns
+ *  QWEN_ERR_CANCELLED within one token or one prefill chunk, history unchanged. */
+void qwen_session_cancel(qwen_session *session);
+
+/* -------------------------------------------------------------- generation */
+
+typedef struct {
+    uint32_t struct_size;
+    int32_t max_tokens;         /* most new tokens; default 512 */
+    float temperature;          /* default 1.0; 0 = greedy */
+    int32_t top_k;              /* default 0 = off */
+    float top_p;                /* default 0.8; 1.0 = off */
+    float repetition_penalty;   /* default 1.1; 1.0 = off; over prompt + output ids */
+    uint64_t seed;              /* 0 = use the session's sampler state */
+    const char *const *stop;    /* extra stop strings, not included in the reply */
+    size_t n_stop;
+} qwen_gen_params;
+
+void qwen_gen_params_init(qwen_gen_params *params);
+
+/** Receives pieces of the reply: whole UTF-8 characters, never (part of) a stop
+ *  string or a special token. `piece` is valid only during the call. Return true
+ *  to continue, false to stop (finish reason QWEN_FINISH_CALLBACK). */
+typedef bool (*qwen_stream_fn)(const char *piece, size_t len, void *user_data);
+
+typedef enum {
+    QWEN_FINISH_STOP = 0,       /* end-of-turn token or a stop string */
+    QWEN_FINISH_LENGTH = 1,     /* max_tokens or the context window */
+    QWEN_FINISH_CANCELLED = 2,
+    QWEN_FINISH_CALLBACK = 3
+} qwen_finish_reason;
+
+typedef struct {
+    qwen_finish_reason finish_reason;
+    int32_t n_prompt_tokens;
+    int32_t n_generated_tokens;
+    int32_t n_cached_tokens;    /* prompt tokens reused from the KV cache */
+    double prefill_ms;
+    double decode_ms;
+    const char *text;           /* whole reply; owned by the session, valid until its next call */
+} qwen_result;
+
+/** Append `messages` to the history, render ChatML, generate the assistant reply
+ *  (streamed through `cb`, may be NULL) and append it to the history. */
+qwen_status qwen_chat(qwen_session *session, const qwen_message *messages, size_t n_messages,
+                      const qwen_gen_params *params, qwen_stream_fn cb, void *user_data,
+                      qwen_result *out);
+
+/** Raw continuation of `prompt`, no chat template (for base models). */
+qwen_status qwen_generate(qwen_session *session, const char *prompt,
+                          const qwen_gen_params *params, qwen_stream_fn cb, void *user_data,
+                          qwen_result *out);
+
+/** The prompt token ids qwen_chat would send for `messages` appended to the history
+ *  (ChatML exactly as Qwen's make_context renders it, history truncated to fit),
+ *  without running the model. Same size-query contract as qwen_tokenize. */
+qwen_status qwen_session_render_prompt(qwen_session *session, const qwen_message *messages,
+                                       size_t n_messages, int32_t *tokens, size_t capacity,
+                                       size_t *n_tokens);
+
+/** Pull form: begin, then next until *done, then end. *piece is valid until the
+ *  next call on the session. */
+qwen_status qwen_chat_begin(qwen_session *session, const qwen_message *messages,
+                            size_t n_messages, const qwen_gen_params *params);
+qwen_status qwen_chat_next(qwen_session *session, const char **piece, size_t *len, bool *done);
+qwen_status qwen_chat_end(qwen_session *session, qwen_result *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* QWEN_H */

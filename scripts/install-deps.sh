@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what the build and the tests need, skipping what is already there:
+# Debian: libopenblas-dev, libjemalloc-dev; PyPI: pytest, tiktoken, gguf, numpy.
+set -euo pipefail
+PY="${PYTHON:-python3}"
+
+missing=()
+[ -f /usr/include/x86_64-linux-gnu/cblas.h ] || missing+=(libopenblas-dev)
+[ -f /usr/include/jemalloc/jemalloc.h ] || missing+=(libjemalloc-dev)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: apt-get install ${missing[*]}" >&2
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >&2
+fi
+
+pip_missing=()
+for mod in pytest tiktoken gguf numpy; do
+  "$PY" -c "import $mod" 2>/dev/null || pip_missing+=("$mod")
+done
+if [ ${#pip_missing[@]} -gt 0 ]; then
+  echo "install-deps: pip install ${pip_missing[*]}" >&2
+  "$PY" -m pip install -q "${pip_missing[@]}" >&2
+fi

@@ -1,0 +1,70 @@
+"""The engine on the real Qwen2.5-Coder-0.5B-Instruct GGUF, through the release CLI,
+against llama.cpp's figures (Tests/Fixtures, copied from the reference data)."""
+import json
+import re
+import subprocess
+
+from conftest import FIXTURES
+
+# llama.cpp's perplexity tool on Debian's GPL-3 text, 512-token windows (see
+# Tests/Fixtures/README.md).
+LLAMA_CPP_PPL_GPL3 = 5.3184
+GPL3 = "/usr/share/common-licenses/GPL-3"
+
+
+def run(cli, *args, timeout=900):
+    result = subprocess.run([cli, *args], capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, f"qwen {' '.join(args)} failed: {result.stderr}"
+    return result.stdout
+
+
+def test_perplexity_matches_llama_cpp(qwen_cli, model_path):
+    out = run(qwen_cli, "perplexity", "-m", model_path, "-f", GPL3, "-c", "512", "-t", "2")
+    ppl = float(re.search(r"ppl = ([0-9.]+)", out.strip().splitlines()[-1]).group(1))
+    assert abs(ppl - LLAMA_CPP_PPL_GPL3) / LLAMA_CPP_PPL_GPL3 < 0.01, f"ppl {ppl} vs llama.cpp {LLAMA_CPP_PPL_GPL3}"
+
+
+def first_sentence(text: str) -> str:
+    """Up to and including the first '.', '。' or ':' that ends a sentence, or the first newline."""
+    match = re.search(r"(\.|。|:)(\s|$)|\n", text)
+    return text[: match.end(1) if match and match.group(1) else (match.start() if match else len(text))]
+
+
+def test_greedy_replies_agree_with_llama_cpp(qwen_cli, model_path):
+    cases = [json.loads(line) for line in (FIXTURES / "greedy-qwen2.5-coder-0.5b.jsonl").read_text().splitlines()]
+    assert len(cases) == 6
+    for case in cases:
+        reply = run(qwen_cli, "chat", "-m", model_path, "-s", case["system"], "-p", case["user"],
+                    "--temp", "0", "--repeat-penalty", "1", "-n", str(case["n_tokens"]), "-t", "2")
+        expected = first_sentence(case["greedy_reply_prefix"])
+        assert len(expected) >= 10
+        assert reply.startswith(expected), f"{case['user']!r}:\n ours:      {reply!r}\n llama.cpp: {case['greedy_reply_prefix']!r}"
+
+
+def test_chat_cli_errors_are_one_line(qwen_cli, tmp_path):
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"GGUF\x03\x00\x00\x00" + b"\xff" * 16)
+    result = subprocess.run([qwen_cli, "chat", "-m", str(bad), "-p", "hi"], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    usage = subprocess.run([qwen_cli, "chat", "--no-such-flag"], capture_output=True, text=True)
+    assert usage.returncode == 2
+
+
+def top_logits(cli, model, ids, batch):
+    out = run(cli, "logits", "-m", model, "--ids", ",".join(map(str, ids)), "--top", "5", "--batch", str(batch), "-t", "2")
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def test_batched_prefill_equals_token_by_token(qwen_cli, model_path):
+    """The matrix-matrix prefill path and the matrix-vector decode path agree."""
+    ids = json.loads(run(qwen_cli, "tokenize", "-m", model_path, "--text",
+                         "def quicksort(xs):\n    if len(xs) <= 1:\n        return xs\n    pivot = xs[0]\n"))
+    batched = top_logits(qwen_cli, model_path, ids, 64)
+    single = top_logits(qwen_cli, model_path, ids, 1)
+    assert len(batched) == len(single) == len(ids)
+    for b, s in zip(batched, single):
+        assert b["top"][0][0] == s["top"][0][0], f"position {b['pos']}: argmax {b['top'][0]} vs {s['top'][0]}"
+        for (_, lb), (_, ls) in zip(b["top"], s["top"]):
+            assert abs(lb - ls) <= 0.02 * max(1.0, abs(ls)), f"position {b['pos']}: {b['top']} vs {s['top']}"
