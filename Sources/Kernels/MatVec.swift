@@ -47,29 +47,29 @@ func forEachChunk(_ type: GGMLType, _ row: UnsafeRawPointer, cols: Int,
         while i < cols { tail(i, Float(bitPattern: UInt32(row.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) << 16)); i += 1 }
     case .q8_0:
         for b in 0..<blocks {
-            let q = row + b * 34
+            let q = row + b &* 34
             let d = F16x(repeating: loadHalf(q, 0))
             let lo = q.loadUnaligned(fromByteOffset: 2, as: SIMD16<Int8>.self)
             let hi = q.loadUnaligned(fromByteOffset: 18, as: SIMD16<Int8>.self)
-            emit(b * 32, d * toFloat(widen(lo)))
-            emit(b * 32 + 16, d * toFloat(widen(hi)))
+            emit(b &* 32, d * toFloat(widen(lo)))
+            emit(b &* 32 &+ 16, d * toFloat(widen(hi)))
         }
     case .q4_0:
         let eight = F16x(repeating: 8)
         for b in 0..<blocks {
-            let q = row + b * 18
+            let q = row + b &* 18
             let d = F16x(repeating: loadHalf(q, 0))
             let v = load16(q, 2)
-            emit(b * 32, d * (toFloat(v & 0x0F) - eight))
-            emit(b * 32 + 16, d * (toFloat(v &>> 4) - eight))
+            emit(b &* 32, d * (toFloat(v & 0x0F) - eight))
+            emit(b &* 32 &+ 16, d * (toFloat(v &>> 4) - eight))
         }
     case .q4_1:
         for b in 0..<blocks {
-            let q = row + b * 20
+            let q = row + b &* 20
             let d = F16x(repeating: loadHalf(q, 0)), m = F16x(repeating: loadHalf(q, 2))
             let v = load16(q, 4)
-            emit(b * 32, d * toFloat(v & 0x0F) + m)
-            emit(b * 32 + 16, d * toFloat(v &>> 4) + m)
+            emit(b &* 32, d * toFloat(v & 0x0F) + m)
+            emit(b &* 32 &+ 16, d * toFloat(v &>> 4) + m)
         }
     case .q5_0, .q5_1:
         let hasMin = type == .q5_1
@@ -77,21 +77,21 @@ func forEachChunk(_ type: GGMLType, _ row: UnsafeRawPointer, cols: Int,
         let hOffset = hasMin ? 4 : 2
         let sixteen = F16x(repeating: 16)
         for b in 0..<blocks {
-            let q = row + b * bytes
+            let q = row + b &* bytes
             let d = F16x(repeating: loadHalf(q, 0))
             let m = hasMin ? F16x(repeating: loadHalf(q, 2)) : -d * sixteen
             let qh = SIMD16<Int32>(repeating: q.loadUnaligned(fromByteOffset: hOffset, as: Int32.self))
             let highLo = ((qh &>> laneIndex) & 1) &<< 4
             let highHi = ((qh &>> laneIndexHigh) & 1) &<< 4
-            let v = widen(load16(q, hOffset + 4))
-            emit(b * 32, d * toFloat((v & 0x0F) | highLo) + m)
-            emit(b * 32 + 16, d * toFloat((v &>> 4) | highHi) + m)
+            let v = widen(load16(q, hOffset &+ 4))
+            emit(b &* 32, d * toFloat((v & 0x0F) | highLo) + m)
+            emit(b &* 32 &+ 16, d * toFloat((v &>> 4) | highHi) + m)
         }
     case .q4_K, .q5_K:
         let isQ5 = type == .q5_K
         let bytes = type.blockBytes
         for b in 0..<blocks {
-            let q = row + b * bytes
+            let q = row + b &* bytes
             let d = loadHalf(q, 0), dmin = loadHalf(q, 2)
             let scales = q + 4
             let qh = q + 16
@@ -102,7 +102,7 @@ func forEachChunk(_ type: GGMLType, _ row: UnsafeRawPointer, cols: Int,
                 let (s2, m2) = Reference.scaleMinK4(2 * group + 1, scales)
                 let d1 = F16x(repeating: d * s1), min1 = F16x(repeating: dmin * m1)
                 let d2 = F16x(repeating: d * s2), min2 = F16x(repeating: dmin * m2)
-                let v0 = load16(ql, group * 32), v1 = load16(ql, group * 32 + 16)
+                let v0 = load16(ql, group &* 32), v1 = load16(ql, group &* 32 &+ 16)
                 var lo0 = v0 & 0x0F, lo1 = v1 & 0x0F, hi0 = v0 &>> 4, hi1 = v1 &>> 4
                 if isQ5 {
                     let bitLo = UInt8(2 * group), bitHi = UInt8(2 * group + 1)
@@ -111,35 +111,35 @@ func forEachChunk(_ type: GGMLType, _ row: UnsafeRawPointer, cols: Int,
                     hi0 |= ((h0 &>> bitHi) & 1) &<< 4
                     hi1 |= ((h1 &>> bitHi) & 1) &<< 4
                 }
-                let base = b * 256 + group * 64
+                let base = b &* 256 &+ group &* 64
                 emit(base, d1 * toFloat(lo0) - min1)
-                emit(base + 16, d1 * toFloat(lo1) - min1)
-                emit(base + 32, d2 * toFloat(hi0) - min2)
-                emit(base + 48, d2 * toFloat(hi1) - min2)
+                emit(base &+ 16, d1 * toFloat(lo1) - min1)
+                emit(base &+ 32, d2 * toFloat(hi0) - min2)
+                emit(base &+ 48, d2 * toFloat(hi1) - min2)
             }
         }
     case .q6_K:
         let thirtyTwo = SIMD16<Int32>(repeating: 32)
         for b in 0..<blocks {
-            let q = row + b * 210
+            let q = row + b &* 210
             let d = loadHalf(q, 208)
             for half in 0..<2 {
                 let ql = q + 64 * half, qh = q + 128 + 32 * half, sc = q + 192 + 8 * half
                 for part in 0..<2 {          // lanes l = 16 * part ..< 16 * part + 16, scale index = part
                     let l = 16 * part
                     let a = widen(load16(ql, l))
-                    let c = widen(load16(ql, l + 32))
+                    let c = widen(load16(ql, l &+ 32))
                     let h = widen(load16(qh, l))
                     let q1 = ((a & 0xF) | ((h & 3) &<< 4)) &- thirtyTwo
                     let q2 = ((c & 0xF) | (((h &>> 2) & 3) &<< 4)) &- thirtyTwo
                     let q3 = ((a &>> 4) | (((h &>> 4) & 3) &<< 4)) &- thirtyTwo
                     let q4 = ((c &>> 4) | (((h &>> 6) & 3) &<< 4)) &- thirtyTwo
                     func scale(_ i: Int) -> F16x { F16x(repeating: d * Float(sc.load(fromByteOffset: i, as: Int8.self))) }
-                    let base = b * 256 + 128 * half + l
+                    let base = b &* 256 &+ 128 * half + l
                     emit(base, scale(part) * toFloat(q1))
-                    emit(base + 32, scale(part + 2) * toFloat(q2))
-                    emit(base + 64, scale(part + 4) * toFloat(q3))
-                    emit(base + 96, scale(part + 6) * toFloat(q4))
+                    emit(base &+ 32, scale(part + 2) * toFloat(q2))
+                    emit(base &+ 64, scale(part + 4) * toFloat(q3))
+                    emit(base &+ 96, scale(part + 6) * toFloat(q4))
                 }
             }
         }

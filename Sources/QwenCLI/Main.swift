@@ -12,6 +12,7 @@ struct Qwen: ParsableCommand {
         subcommands: [
             ChatCommand.self, GenerateCommand.self, InfoCommand.self, TokenizeCommand.self, DetokenizeCommand.self,
             LogitsCommand.self, PerplexityCommand.self, BenchCommand.self, TokenizerBenchCommand.self,
+            KernelBenchCommand.self,
         ])
 }
 
