@@ -164,10 +164,17 @@ public func dequantizeRow(_ w: WeightMatrix, row r: Int, into out: UnsafeMutable
     }, tail: { i, value in out[i] = value })
 }
 
-/// y[rows] = W x[cols], output rows split over the pool.
+/// y[rows] = W x[cols], output rows split over the pool. Formats with an int8 path
+/// (`GGMLType.hasInt8Path`) quantize x once and use integer dot products.
 public func matvec(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, pool: ThreadPool) {
+    var activations: QuantizedActivations? = nil
+    if w.type.hasInt8Path {
+        let a = QuantizedActivations(capacity: w.cols)
+        a.quantize(x, count: w.cols)
+        activations = a
+    }
     pool.parallelRanges(w.rows, minimumChunk: 16) { range in
-        for r in range { y[r] = dot(w, row: r, x) }
+        for r in range { y[r] = fastDot(w, row: r, x, activations) }
     }
 }
 
