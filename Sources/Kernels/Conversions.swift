@@ -29,7 +29,25 @@ func toFloat(_ v: SIMD16<Int32>) -> SIMD16<Float> {
 func halfToFloat(_ v: SIMD16<UInt16>) -> SIMD16<Float> {
     _mm512_cvtph_ps(unsafeBitCast(v, to: __m256i.self))
 }
+
+/// Round to nearest (ties to even), as vcvtps2dq does under the default rounding mode.
+@inline(__always)
+func roundToInt32(_ v: SIMD16<Float>) -> SIMD16<Int32> {
+    unsafeBitCast(_mm512_cvtps_epi32(v), to: SIMD16<Int32>.self)
+}
+
+/// Keeps the low byte of each lane (values already in -127...127).
+@inline(__always)
+func narrowToInt8(_ v: SIMD16<Int32>) -> SIMD16<Int8> {
+    unsafeBitCast(_mm512_cvtepi32_epi8(unsafeBitCast(v, to: __m512i.self)), to: SIMD16<Int8>.self)
+}
 #else
+@inline(__always)
+func roundToInt32(_ v: SIMD16<Float>) -> SIMD16<Int32> { SIMD16<Int32>(v.rounded(.toNearestOrEven)) }
+
+@inline(__always)
+func narrowToInt8(_ v: SIMD16<Int32>) -> SIMD16<Int8> { SIMD16<Int8>(truncatingIfNeeded: v) }
+
 @inline(__always)
 func widen(_ v: SIMD16<UInt8>) -> SIMD16<Int32> { SIMD16<Int32>(truncatingIfNeeded: v) }
 

@@ -43,12 +43,12 @@ public final class QuantizedActivations {
             let scale = maximum / 127
             scales[b] = scale
             let inverse = F16x(repeating: maximum > 0 ? 1 / scale : 0)
-            let qlo = SIMD16<Int32>((lo * inverse).rounded(.toNearestOrEven))
-            let qhi = SIMD16<Int32>((hi * inverse).rounded(.toNearestOrEven))
+            let qlo = roundToInt32(lo * inverse)
+            let qhi = roundToInt32(hi * inverse)
             sums16[2 &* b] = qlo.wrappedSum()
             sums16[2 &* b &+ 1] = qhi.wrappedSum()
-            UnsafeMutableRawPointer(values + (b &* 32)).storeBytes(of: SIMD16<Int8>(truncatingIfNeeded: qlo), as: SIMD16<Int8>.self)
-            UnsafeMutableRawPointer(values + (b &* 32 &+ 16)).storeBytes(of: SIMD16<Int8>(truncatingIfNeeded: qhi), as: SIMD16<Int8>.self)
+            UnsafeMutableRawPointer(values + (b &* 32)).storeBytes(of: narrowToInt8(qlo), as: SIMD16<Int8>.self)
+            UnsafeMutableRawPointer(values + (b &* 32 &+ 16)).storeBytes(of: narrowToInt8(qhi), as: SIMD16<Int8>.self)
         }
     }
 }
@@ -110,14 +110,16 @@ func int8Dot(_ w: WeightMatrix, row r: Int, _ a: QuantizedActivations) -> Float 
             acc = _mm256_fmadd_ps(products, _mm256_set1_ps(loadHalf(q, 0) * a.scales[b]), acc)
         }
     case .q5_0:
-        let high = _mm256_set1_epi8(0x10)
+        // Signed codes q - 16 directly (llama.cpp's trick): nibble | 0xF0 where the
+        // fifth bit is clear, nibble where it is set; then the Q8_0 sign trick.
+        let clearHigh = _mm256_set1_epi8(-16)   // 0xF0
         for b in 0..<(w.cols / 32) {
             let q = row + b &* 22
             let bits = q.loadUnaligned(fromByteOffset: 2, as: UInt32.self)
-            let codes = _mm256_or_si256(unpackNibbles(q, 6), _mm256_and_si256(_mm256_movm_epi8(bits), high))
-            let scale = loadHalf(q, 0) * a.scales[b]
-            acc = _mm256_fmadd_ps(dotBytes(codes, load256(xq, b &* 32)), _mm256_set1_ps(scale), acc)
-            correction += scale * 16 * Float(a.sums16[2 &* b] &+ a.sums16[2 &* b &+ 1])
+            let codes = _mm256_or_si256(unpackNibbles(q, 6), _mm256_andnot_si256(_mm256_movm_epi8(bits), clearHigh))
+            let x = load256(xq, b &* 32)
+            let products = dotBytes(_mm256_abs_epi8(codes), _mm256_sign_epi8(x, codes))
+            acc = _mm256_fmadd_ps(products, _mm256_set1_ps(loadHalf(q, 0) * a.scales[b]), acc)
         }
     case .q4_K:
         let mask = _mm256_set1_epi8(0x0F)
