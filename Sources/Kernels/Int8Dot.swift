@@ -140,23 +140,24 @@ func int8Dot(_ w: WeightMatrix, row r: Int, _ a: QuantizedActivations) -> Float 
             }
         }
     case .q6_K:
-        let low4 = _mm256_set1_epi8(0x0F), low2 = _mm256_set1_epi8(0x03)
+        let low4 = _mm256_set1_epi8(0x0F), low2 = _mm256_set1_epi8(0x03), offset = _mm256_set1_epi8(32)
         for b in 0..<(w.cols / 256) {
             let q = row + b &* 210
             let d = loadHalf(q, 208)
             for half in 0..<2 {
                 let ql = q + 64 &* half, qh = q + (128 &+ 32 &* half), sc = q + (192 &+ 8 &* half)
                 let l0 = load256(ql, 0), l1 = load256(ql, 32), h = load256(qh, 0)
-                // Group g: 32 codes (0...63) at element offset 32 g, activation block
-                // b * 8 + half * 4 + g, scales sc[2g] (elements 0-15, lanes 0-3) and
-                // sc[2g + 1] (elements 16-31, lanes 4-7).
+                // Group g: 32 codes (0...63, minus 32 to make them signed) at element
+                // offset 32 g, activation block b * 8 + half * 4 + g, scales sc[2g]
+                // (elements 0-15, lanes 0-3) and sc[2g + 1] (elements 16-31, lanes 4-7).
                 @inline(__always) func accumulate(_ codes: __m256i, _ g: Int) {
                     let xb = b &* 8 &+ half &* 4 &+ g
                     let s0 = d * Float(sc.load(fromByteOffset: 2 &* g, as: Int8.self)) * a.scales[xb]
                     let s1 = d * Float(sc.load(fromByteOffset: 2 &* g &+ 1, as: Int8.self)) * a.scales[xb]
-                    let scales = _mm256_setr_ps(s0, s0, s0, s0, s1, s1, s1, s1)
-                    acc = _mm256_fmadd_ps(dotBytes(codes, load256(xq, xb &* 32)), scales, acc)
-                    correction += 32 * (s0 * Float(a.sums16[2 &* xb]) + s1 * Float(a.sums16[2 &* xb &+ 1]))
+                    let signed = _mm256_sub_epi8(codes, offset)
+                    let x = load256(xq, xb &* 32)
+                    let products = dotBytes(_mm256_abs_epi8(signed), _mm256_sign_epi8(x, signed))
+                    acc = _mm256_fmadd_ps(products, _mm256_setr_ps(s0, s0, s0, s0, s1, s1, s1, s1), acc)
                 }
                 accumulate(_mm256_or_si256(_mm256_and_si256(l0, low4), _mm256_slli_epi16(_mm256_and_si256(h, low2), 4)), 0)
                 accumulate(_mm256_or_si256(_mm256_and_si256(l1, low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), low2), 4)), 1)

@@ -167,14 +167,32 @@ public func dequantizeRow(_ w: WeightMatrix, row r: Int, into out: UnsafeMutable
 /// y[rows] = W x[cols], output rows split over the pool. Formats with an int8 path
 /// (`GGMLType.hasInt8Path`) quantize x once and use integer dot products.
 public func matvec(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, pool: ThreadPool) {
+    matvec([w], x, [y], pool: pool)
+}
+
+/// y_i = W_i x for several matrices sharing the input x (q/k/v, gate/up): one job on
+/// the pool and one quantization of x instead of one per matrix.
+public func matvec(_ ws: [WeightMatrix], _ x: UnsafePointer<Float>, _ ys: [UnsafeMutablePointer<Float>], pool: ThreadPool) {
+    guard let cols = ws.first?.cols else { return }
     var activations: QuantizedActivations? = nil
-    if w.type.hasInt8Path {
-        let a = QuantizedActivations(capacity: w.cols)
-        a.quantize(x, count: w.cols)
+    if ws.contains(where: { $0.type.hasInt8Path }) {
+        let a = QuantizedActivations(capacity: cols)
+        a.quantize(x, count: cols)
         activations = a
     }
-    pool.parallelRanges(w.rows, minimumChunk: 16) { range in
-        for r in range { y[r] = fastDot(w, row: r, x, activations) }
+    // Chunks of 16 rows over all matrices, as (matrix, first row) pairs.
+    let chunk = 16
+    var starts: [(Int, Int)] = []
+    for (i, w) in ws.enumerated() {
+        for first in stride(from: 0, to: w.rows, by: chunk) { starts.append((i, first)) }
+    }
+    starts.withUnsafeBufferPointer { starts in
+        pool.parallelFor(starts.count) { c in
+            let (i, first) = starts[c]
+            let w = ws[i], y = ys[i]
+            let a = w.type.hasInt8Path ? activations : nil
+            for r in first..<min(first &+ chunk, w.rows) { y[r] = fastDot(w, row: r, x, a) }
+        }
     }
 }
 

@@ -74,7 +74,13 @@ public final class ThreadPool: @unchecked Sendable {
                 pthread_cond_broadcast(&sleepCondition)
                 pthread_mutex_unlock(&sleepMutex)
                 runItems(body, n)
-                while busyWorkers.load(ordering: .acquiring) > 0 { spinPause() }
+                // Workers finish within microseconds unless the OS descheduled one (a
+                // busy host): then yield the core instead of spinning for a time slice.
+                var spins = 0
+                while busyWorkers.load(ordering: .acquiring) > 0 {
+                    spins += 1
+                    if spins < ThreadPool.spinLimit { spinPause() } else { sched_yield() }
+                }
                 jobBody = nil
             }
         }

@@ -112,7 +112,16 @@ public final class Transformer: @unchecked Sendable {
 
     /// y[n, rows] = x[n, cols] * W^T, by matvec for one token and matmul for a batch.
     private func linear(_ w: WeightMatrix, _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, n: Int) {
-        if n == 1 { matvec(w, input, output, pool: pool) } else { matmul(w, input, output, n: n, pool: pool) }
+        linear([w], input, [output], n: n)
+    }
+
+    /// Several matrices applied to the same input (one pool job per token for decode).
+    private func linear(_ ws: [WeightMatrix], _ input: UnsafePointer<Float>, _ outputs: [UnsafeMutablePointer<Float>], n: Int) {
+        if n == 1 {
+            matvec(ws, input, outputs, pool: pool)
+        } else {
+            for (w, output) in zip(ws, outputs) { matmul(w, input, output, n: n, pool: pool) }
+        }
     }
 
     private func addBias(_ y: UnsafeMutablePointer<Float>, _ bias: [Float], n: Int) {
@@ -165,9 +174,7 @@ public final class Transformer: @unchecked Sendable {
                     rmsNorm(x.pointer + t * hidden, w.baseAddress!, normed.pointer + t * hidden, n: hidden, eps: c.rmsNormEps)
                 }
             }
-            linear(layer.query, normed.pointer, q.pointer, n: n)
-            linear(layer.key, normed.pointer, k.pointer, n: n)
-            linear(layer.value, normed.pointer, v.pointer, n: n)
+            linear([layer.query, layer.key, layer.value], normed.pointer, [q.pointer, k.pointer, v.pointer], n: n)
             addBias(q.pointer, layer.queryBias, n: n)
             addBias(k.pointer, layer.keyBias, n: n)
             addBias(v.pointer, layer.valueBias, n: n)
@@ -208,8 +215,7 @@ public final class Transformer: @unchecked Sendable {
                     rmsNorm(x.pointer + t * hidden, w.baseAddress!, normed.pointer + t * hidden, n: hidden, eps: c.rmsNormEps)
                 }
             }
-            linear(layer.gate, normed.pointer, gate.pointer, n: n)
-            linear(layer.up, normed.pointer, up.pointer, n: n)
+            linear([layer.gate, layer.up], normed.pointer, [gate.pointer, up.pointer], n: n)
             siluMultiply(gate.pointer, up.pointer, n: n * ffn)
             linear(layer.down, gate.pointer, projected.pointer, n: n)
             addInPlace(x.pointer, projected.pointer, n: n * hidden)
