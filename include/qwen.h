@@ -214,7 +214,9 @@ qwen_status qwen_session_create(qwen_model *model, const qwen_session_params *pa
                                 qwen_session **out);
 /** NULL is a no-op. Must not overlap a running call on the same session. */
 void qwen_session_free(qwen_session *session);
-/** Forget the history and the KV cache; keeps the system prompt. */
+/** Forget the history; keeps the system prompt. The KV cache is kept for prefix
+ *  reuse (it only ever serves an identical token prefix), so re-sending a whole
+ *  conversation after a reset does not redo its prefill. */
 qwen_status qwen_session_reset(qwen_session *session);
 /** Replace the system prompt (NULL = the default). Copied. */
 qwen_status qwen_session_set_system_prompt(qwen_session *session, const char *system_prompt);
@@ -285,7 +287,11 @@ qwen_status qwen_session_render_prompt(qwen_session *session, const qwen_message
                                        size_t *n_tokens);
 
 /** Pull form: begin, then next until *done, then end. *piece is valid until the
- *  next call on the session. */
+ *  next call on the session. qwen_chat_end is required after a successful begin,
+ *  also to stop early (the partial reply then joins the history, finish reason
+ *  CALLBACK). A cancelled reply shows as *done = true and qwen_chat_end returns
+ *  QWEN_ERR_CANCELLED (history unchanged). If qwen_chat_next fails, the reply is
+ *  already dropped and qwen_chat_end is not needed. */
 qwen_status qwen_chat_begin(qwen_session *session, const qwen_message *messages,
                             size_t n_messages, const qwen_gen_params *params);
 qwen_status qwen_chat_next(qwen_session *session, const char **piece, size_t *len, bool *done);

@@ -150,12 +150,13 @@ public final class Session: @unchecked Sendable {
     /// Ask the running call to stop; safe from any thread.
     public func cancel() { cancelRequested.store(true, ordering: .relaxed) }
 
-    /// Forget history and cached keys/values; keeps the system prompt.
+    /// Forget the history; keeps the system prompt. Cached keys/values stay: they are
+    /// only ever reused for an identical prompt prefix, so a conversation re-sent after
+    /// a reset (OpenAI style) still skips the prefill it already did.
     public func reset() throws {
         try exclusive {
             pull = nil
             history.removeAll()
-            cache.truncate(to: 0)
         }
     }
 

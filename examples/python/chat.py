@@ -73,6 +73,30 @@ def stream_reply(session, text, gen, out=sys.stdout):
     out.flush()
 
 
+def handle_line(session, gen):
+    """Reads and handles one line; False when the user asked to quit."""
+    try:
+        line = input("> ")
+    except EOFError:
+        print()
+        return False
+    command = line.strip()
+    if not command:
+        return True
+    if command in ("/exit", "/quit"):
+        return False
+    if command == "/reset":
+        session.reset()
+        print("(conversation cleared)")
+    elif command == "/system" or command.startswith("/system "):
+        session.reset()
+        session.system_prompt = command[len("/system"):].strip() or None
+        print(f"(system prompt: {session.system_prompt!r}; conversation cleared)")
+    else:
+        stream_reply(session, line, gen)
+    return True
+
+
 def main(argv=None):
     args = parse_args(argv)
     gen = {k: v for k, v in {
@@ -93,28 +117,10 @@ def main(argv=None):
     with model, session:
         while True:
             try:
-                line = input("> ")
-            except EOFError:
-                print()
-                break
-            except KeyboardInterrupt:
+                if not handle_line(session, gen):
+                    break
+            except KeyboardInterrupt:  # Ctrl-C outside a reply never ends the program
                 print("\n(/exit or Ctrl-D to quit)")
-                continue
-            command = line.strip()
-            if not command:
-                continue
-            if command in ("/exit", "/quit"):
-                break
-            if command == "/reset":
-                session.reset()
-                print("(conversation cleared)")
-                continue
-            if command.startswith("/system"):
-                session.reset()
-                session.system_prompt = command[len("/system"):].strip() or None
-                print(f"(system prompt: {session.system_prompt!r}; conversation cleared)")
-                continue
-            stream_reply(session, line, gen)
     return 0
 
 

@@ -54,6 +54,7 @@ LOG_LEVELS = {"debug": _lib.QWEN_LOG_DEBUG, "info": _lib.QWEN_LOG_INFO,
               "warn": _lib.QWEN_LOG_WARN, "error": _lib.QWEN_LOG_ERROR}
 _log_lock = _threading.Lock()
 _log_callback = None  # the live CFUNCTYPE object: the library may call it at any time
+_retired_callbacks: list = []
 
 
 def set_log_callback(fn: Optional[Callable[[str, str], None]], level: str = "warn") -> None:
@@ -67,6 +68,7 @@ def set_log_callback(fn: Optional[Callable[[str, str], None]], level: str = "war
     with _log_lock:
         if fn is None:
             _lib.qwen_log_set(None, None, _lib.QWEN_LOG_WARN)
+            _retired_callbacks.append(_log_callback)
             _log_callback = None
             return
 
@@ -78,7 +80,10 @@ def set_log_callback(fn: Optional[Callable[[str, str], None]], level: str = "war
 
         c_fn = _lib.qwen_log_fn(on_log)
         _lib.qwen_log_set(c_fn, None, minimum)
-        _log_callback = c_fn  # the previous one may be collected only after the switch
+        # A library thread may still be inside the previous callback right after the
+        # switch; the header gives no point after which it is unused, so keep them all.
+        _retired_callbacks.append(_log_callback)
+        _log_callback = c_fn
 
 
 @_atexit.register
