@@ -44,13 +44,8 @@ func nfcFirstUnsafeOffset(_ p: UnsafePointer<UInt8>, _ n: Int) -> Int? {
     let ud = UnicodeData.shared
     var i = 0
     while i < n {
-        while i + 8 <= n {
-            let w = UnsafeRawPointer(p + i).loadUnaligned(as: UInt64.self)
-            if w & 0x8080_8080_8080_8080 != 0 { break }
-            i += 8
-        }
+        i = skipASCII(p, from: i, count: n)
         if i >= n { break }
-        if p[i] < 0x80 { i += 1; continue }
         let (cp, len) = decodeScalar(p, i)
         if ud.prop(cp) & propNFCUnsafe != 0 { return i }
         i += len

@@ -43,18 +43,8 @@ func completePrefixLength(_ b: [UInt8]) -> Int {
     // Find the last non-continuation byte among the last four.
     while k >= 0 && k >= n - 4 && b[k] & 0xC0 == 0x80 { k -= 1 }
     if k < 0 || k < n - 4 { return n }
-    let lead = b[k]
-    let need: Int
-    var lo: UInt8 = 0x80, hi: UInt8 = 0xBF
-    switch lead {
-    case 0xC2...0xDF: need = 2
-    case 0xE0: need = 3; lo = 0xA0
-    case 0xE1...0xEC, 0xEE...0xEF: need = 3
-    case 0xED: need = 3; hi = 0x9F
-    case 0xF0: need = 4; lo = 0x90
-    case 0xF1...0xF3: need = 4
-    case 0xF4: need = 4; hi = 0x8F
-    default: return n   // ASCII or a byte that never starts a sequence
+    guard let (need, lo, hi) = utf8Sequence(lead: b[k]) else {
+        return n   // ASCII or a byte that never starts a sequence
     }
     let have = n - k
     if have >= need { return n }

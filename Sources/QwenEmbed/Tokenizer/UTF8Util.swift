@@ -7,27 +7,11 @@
 func firstInvalidUTF8Offset(_ p: UnsafePointer<UInt8>, _ n: Int) -> Int? {
     var i = 0
     while i < n {
-        // ASCII, eight bytes at a time.
-        while i + 8 <= n {
-            let w = UnsafeRawPointer(p + i).loadUnaligned(as: UInt64.self)
-            if w & 0x8080_8080_8080_8080 != 0 { break }
-            i += 8
-        }
+        i = skipASCII(p, from: i, count: n)
         if i >= n { break }
         let b0 = p[i]
         if b0 < 0x80 { i += 1; continue }
-        var len = 0
-        var lo: UInt8 = 0x80, hi: UInt8 = 0xBF
-        switch b0 {
-        case 0xC2...0xDF: len = 2
-        case 0xE0: len = 3; lo = 0xA0
-        case 0xE1...0xEC, 0xEE...0xEF: len = 3
-        case 0xED: len = 3; hi = 0x9F
-        case 0xF0: len = 4; lo = 0x90
-        case 0xF1...0xF3: len = 4
-        case 0xF4: len = 4; hi = 0x8F
-        default: return i
-        }
+        guard let (len, lo, hi) = utf8Sequence(lead: b0) else { return i }
         if i + 1 >= n { return i }
         let b1 = p[i + 1]
         if b1 < lo || b1 > hi { return i }
@@ -38,6 +22,36 @@ func firstInvalidUTF8Offset(_ p: UnsafePointer<UInt8>, _ n: Int) -> Int? {
         i += len
     }
     return nil
+}
+
+/// Well-formed UTF-8 (RFC 3629) by lead byte: the sequence length and the range
+/// allowed for the second byte (which excludes overlongs, surrogates and scalars past
+/// U+10FFFF); nil for ASCII and for bytes that never start a sequence.
+@inline(__always)
+func utf8Sequence(lead: UInt8) -> (length: Int, low: UInt8, high: UInt8)? {
+    switch lead {
+    case 0xC2...0xDF: return (2, 0x80, 0xBF)
+    case 0xE0: return (3, 0xA0, 0xBF)
+    case 0xE1...0xEC, 0xEE...0xEF: return (3, 0x80, 0xBF)
+    case 0xED: return (3, 0x80, 0x9F)
+    case 0xF0: return (4, 0x90, 0xBF)
+    case 0xF1...0xF3: return (4, 0x80, 0xBF)
+    case 0xF4: return (4, 0x80, 0x8F)
+    default: return nil
+    }
+}
+
+/// The index of the first non-ASCII byte at or after `i` (or `count`), eight bytes at a time.
+@inline(__always)
+func skipASCII(_ p: UnsafePointer<UInt8>, from start: Int, count n: Int) -> Int {
+    var i = start
+    while i + 8 <= n {
+        let w = UnsafeRawPointer(p + i).loadUnaligned(as: UInt64.self)
+        if w & 0x8080_8080_8080_8080 != 0 { break }
+        i += 8
+    }
+    while i < n && p[i] < 0x80 { i += 1 }
+    return i
 }
 
 /// Decodes the scalar starting at `p[i]` of valid UTF-8; returns it and its length.
