@@ -8,34 +8,34 @@
 // path; the others, and builds without QWEN_AVX512, use the f32 SIMD path.
 
 /// x[cols] as int8 blocks of 32 (Q8_0-style): values, one f32 scale per block, and
-/// the sum of the int8 values per 16 elements (for the weight formats' offsets).
+/// per block scale x sum of its int8 values (for weight formats with a min, Q4_K).
 public final class QuantizedActivations {
     public private(set) var capacity: Int
     var values: UnsafeMutablePointer<Int8>     // [capacity]
     var scales: UnsafeMutablePointer<Float>    // [capacity / 32]
-    var sums16: UnsafeMutablePointer<Int32>    // [capacity / 16]
+    var scaledSums: UnsafeMutablePointer<Float> // [capacity / 32]
 
     public init(capacity: Int) {
         self.capacity = max(32, capacity)
         values = .allocate(capacity: self.capacity)
         scales = .allocate(capacity: self.capacity / 32)
-        sums16 = .allocate(capacity: self.capacity / 16)
+        scaledSums = .allocate(capacity: self.capacity / 32)
     }
 
     deinit {
         values.deallocate()
         scales.deallocate()
-        sums16.deallocate()
+        scaledSums.deallocate()
     }
 
     /// Quantizes x[count] (count a multiple of 32): scale = max|x| / 127, round to nearest.
     public func quantize(_ x: UnsafePointer<Float>, count: Int) {
         if count > capacity {
-            values.deallocate(); scales.deallocate(); sums16.deallocate()
+            values.deallocate(); scales.deallocate(); scaledSums.deallocate()
             capacity = count
             values = .allocate(capacity: count)
             scales = .allocate(capacity: count / 32)
-            sums16 = .allocate(capacity: count / 16)
+            scaledSums = .allocate(capacity: count / 32)
         }
         for b in 0..<(count / 32) {
             let lo = loadFloats(x, b &* 32), hi = loadFloats(x, b &* 32 &+ 16)
@@ -45,8 +45,7 @@ public final class QuantizedActivations {
             let inverse = F16x(repeating: maximum > 0 ? 1 / scale : 0)
             let qlo = roundToInt32(lo * inverse)
             let qhi = roundToInt32(hi * inverse)
-            sums16[2 &* b] = qlo.wrappedSum()
-            sums16[2 &* b &+ 1] = qhi.wrappedSum()
+            scaledSums[b] = scale * Float((qlo &+ qhi).wrappedSum())
             UnsafeMutableRawPointer(values + (b &* 32)).storeBytes(of: narrowToInt8(qlo), as: SIMD16<Int8>.self)
             UnsafeMutableRawPointer(values + (b &* 32 &+ 16)).storeBytes(of: narrowToInt8(qhi), as: SIMD16<Int8>.self)
         }
@@ -131,7 +130,7 @@ func int8Dot(_ w: WeightMatrix, row r: Int, _ a: QuantizedActivations) -> Float 
                 let xb = b &* 8 &+ sub
                 let (sc, m) = Reference.scaleMinK4(sub, q + 4)
                 acc = _mm256_fmadd_ps(dotBytes(codes, load256(xq, xb &* 32)), _mm256_set1_ps(d * sc * a.scales[xb]), acc)
-                correction += dmin * m * a.scales[xb] * Float(a.sums16[2 &* xb] &+ a.sums16[2 &* xb &+ 1])
+                correction += dmin * m * a.scaledSums[xb]
             }
             for group in 0..<4 {
                 let packed = load256(q, 16 &+ group &* 32)
