@@ -22,10 +22,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
-        // Debian's OpenBLAS (cblas_sgemm for prefill) and jemalloc (large buffers).
+        // Debian's OpenBLAS: cblas_sgemm for prefill.
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
-        .systemLibrary(name: "CJemalloc", path: "Sources/CJemalloc"),
-        .target(name: "Kernels", dependencies: ["COpenBLAS", "CJemalloc"]),
+        .target(name: "Kernels", dependencies: ["COpenBLAS"]),
         .target(name: "QwenEmbed", dependencies: ["Kernels"]),
         // The public header include/qwen.h, as a C module so Swift implements exactly
         // the declared types (Sources/CQwenHeader/include/qwen.h is a symlink to it).

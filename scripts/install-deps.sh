@@ -1,12 +1,11 @@
 #!/usr/bin/env bash
 # Installs what the build and the tests need, skipping what is already there:
-# Debian: libopenblas-dev, libjemalloc-dev; PyPI: pytest, tiktoken, gguf, numpy.
+# Debian: libopenblas-dev; PyPI: pytest, tiktoken, gguf, numpy.
 set -euo pipefail
 PY="${PYTHON:-python3}"
 
 missing=()
 [ -f /usr/include/x86_64-linux-gnu/cblas.h ] || missing+=(libopenblas-dev)
-[ -f /usr/include/jemalloc/jemalloc.h ] || missing+=(libjemalloc-dev)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "install-deps: apt-get install ${missing[*]}" >&2
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
