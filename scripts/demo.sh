@@ -10,7 +10,7 @@ echo "== qwen info" >&2
 echo "== qwen tokenize --text 'Hello, Qwen! 你好'" >&2
 "$QWEN" tokenize -m "$MODEL" --text 'Hello, Qwen! 你好'
 echo "== qwen chat -p (streamed)" >&2
-"$QWEN" chat -m "$MODEL" --temp 0 -n 200 -p "Write a Python function that checks whether a number is prime, then explain it in one sentence."
+"$QWEN" chat -m "$MODEL" -n 300 -p "Write a Python function that checks whether a number is prime."
 if [ -t 0 ]; then
   echo "== interactive chat (/reset, /exit; Ctrl-C stops a reply)" >&2
   exec "$QWEN" chat -m "$MODEL"
