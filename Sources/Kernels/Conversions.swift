@@ -36,6 +36,18 @@ func roundToInt32(_ v: SIMD16<Float>) -> SIMD16<Int32> {
     unsafeBitCast(_mm512_cvtps_epi32(v), to: SIMD16<Int32>.self)
 }
 
+/// max |v_i| over both vectors.
+@inline(__always)
+func absMax(_ a: SIMD16<Float>, _ b: SIMD16<Float>) -> Float {
+    _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(a), _mm512_abs_ps(b)))
+}
+
+/// Sum of the lanes.
+@inline(__always)
+func laneSum(_ v: SIMD16<Int32>) -> Int32 {
+    _mm512_reduce_add_epi32(unsafeBitCast(v, to: __m512i.self))
+}
+
 /// Keeps the low byte of each lane (values already in -127...127).
 @inline(__always)
 func narrowToInt8(_ v: SIMD16<Int32>) -> SIMD16<Int8> {
@@ -47,6 +59,12 @@ func roundToInt32(_ v: SIMD16<Float>) -> SIMD16<Int32> { SIMD16<Int32>(v.rounded
 
 @inline(__always)
 func narrowToInt8(_ v: SIMD16<Int32>) -> SIMD16<Int8> { SIMD16<Int8>(truncatingIfNeeded: v) }
+
+@inline(__always)
+func absMax(_ a: SIMD16<Float>, _ b: SIMD16<Float>) -> Float { max(pointwiseMax(a, -a).max(), pointwiseMax(b, -b).max()) }
+
+@inline(__always)
+func laneSum(_ v: SIMD16<Int32>) -> Int32 { v.wrappedSum() }
 
 @inline(__always)
 func widen(_ v: SIMD16<UInt8>) -> SIMD16<Int32> { SIMD16<Int32>(truncatingIfNeeded: v) }

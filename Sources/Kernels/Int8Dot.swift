@@ -4,8 +4,8 @@
 // products summed into 8 int32 lanes per instruction) instead of widening every
 // weight to f32. This costs ~8-bit activation precision (as in llama.cpp) and is
 // about twice as fast; KernelsTests hold it to the f32 reference within that bound.
-// Only Q8_0, Q5_0, Q4_K and Q6_K (the formats of the default model) have this
-// path; the others, and builds without QWEN_AVX512, use the f32 SIMD path.
+// Every quantized format has this path; f32/f16/bf16, and builds without
+// QWEN_AVX512, use the f32 SIMD path.
 
 /// x[cols] as int8 blocks of 32 (Q8_0-style): values, one f32 scale per block, and
 /// per block scale x sum of its int8 values (for weight formats with a min, Q4_K).
@@ -28,6 +28,9 @@ public final class QuantizedActivations {
         scaledSums.deallocate()
     }
 
+    /// The buffers as a plain value, for the workers (no reference counting in the loop).
+    var view: QuantizedView { QuantizedView(values: values, scales: scales, scaledSums: scaledSums) }
+
     /// Quantizes x[count] (count a multiple of 32): scale = max|x| / 127, round to nearest.
     public func quantize(_ x: UnsafePointer<Float>, count: Int) {
         if count > capacity {
@@ -39,17 +42,24 @@ public final class QuantizedActivations {
         }
         for b in 0..<(count / 32) {
             let lo = loadFloats(x, b &* 32), hi = loadFloats(x, b &* 32 &+ 16)
-            let maximum = max(pointwiseMax(lo, -lo).max(), pointwiseMax(hi, -hi).max())
+            let maximum = absMax(lo, hi)
             let scale = maximum / 127
             scales[b] = scale
             let inverse = F16x(repeating: maximum > 0 ? 1 / scale : 0)
             let qlo = roundToInt32(lo * inverse)
             let qhi = roundToInt32(hi * inverse)
-            scaledSums[b] = scale * Float((qlo &+ qhi).wrappedSum())
+            scaledSums[b] = scale * Float(laneSum(qlo &+ qhi))
             UnsafeMutableRawPointer(values + (b &* 32)).storeBytes(of: narrowToInt8(qlo), as: SIMD16<Int8>.self)
             UnsafeMutableRawPointer(values + (b &* 32 &+ 16)).storeBytes(of: narrowToInt8(qhi), as: SIMD16<Int8>.self)
         }
     }
+}
+
+/// Pointers into a `QuantizedActivations` (valid while it lives).
+struct QuantizedView {
+    let values: UnsafeMutablePointer<Int8>
+    let scales: UnsafeMutablePointer<Float>
+    let scaledSums: UnsafeMutablePointer<Float>
 }
 
 extension GGMLType {
@@ -57,8 +67,8 @@ extension GGMLType {
     public var hasInt8Path: Bool {
         #if QWEN_AVX512
         switch self {
-        case .q8_0, .q5_0, .q4_K, .q6_K: return true
-        default: return false
+        case .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q4_K, .q5_K, .q6_K: return true
+        case .f32, .f16, .bf16: return false
         }
         #else
         return false
@@ -93,7 +103,7 @@ func unpackNibbles(_ p: UnsafeRawPointer, _ offset: Int) -> __m256i {
 
 /// Dot product of row `r` of `w` with activations quantized by `QuantizedActivations`.
 @inline(__always)
-func int8Dot(_ w: WeightMatrix, row r: Int, _ a: QuantizedActivations) -> Float {
+func int8Dot(_ w: WeightMatrix, row r: Int, _ a: QuantizedView) -> Float {
     let row = w.row(r)
     let xq = UnsafeRawPointer(a.values)
     var acc = _mm256_setzero_ps()
@@ -119,6 +129,52 @@ func int8Dot(_ w: WeightMatrix, row r: Int, _ a: QuantizedActivations) -> Float 
             let x = load256(xq, b &* 32)
             let products = dotBytes(_mm256_abs_epi8(codes), _mm256_sign_epi8(x, codes))
             acc = _mm256_fmadd_ps(products, _mm256_set1_ps(loadHalf(q, 0) * a.scales[b]), acc)
+        }
+    case .q4_0:
+        let eight = _mm256_set1_epi8(8)
+        for b in 0..<(w.cols / 32) {
+            let q = row + b &* 18
+            let codes = _mm256_sub_epi8(unpackNibbles(q, 2), eight)     // -8...7
+            let x = load256(xq, b &* 32)
+            let products = dotBytes(_mm256_abs_epi8(codes), _mm256_sign_epi8(x, codes))
+            acc = _mm256_fmadd_ps(products, _mm256_set1_ps(loadHalf(q, 0) * a.scales[b]), acc)
+        }
+    case .q4_1, .q5_1:
+        // Unsigned codes (0...15, or 0...31 with the fifth bit) times d, plus the min m:
+        // the min contributes m * sum(x), which the activations carry per block.
+        let isQ5 = w.type == .q5_1
+        let bytes = isQ5 ? 24 : 20
+        let high = _mm256_set1_epi8(0x10)
+        for b in 0..<(w.cols / 32) {
+            let q = row + b &* bytes
+            var codes = unpackNibbles(q, isQ5 ? 8 : 4)
+            if isQ5 {
+                let bits = q.loadUnaligned(fromByteOffset: 4, as: UInt32.self)
+                codes = _mm256_or_si256(codes, _mm256_and_si256(_mm256_movm_epi8(bits), high))
+            }
+            acc = _mm256_fmadd_ps(dotBytes(codes, load256(xq, b &* 32)), _mm256_set1_ps(loadHalf(q, 0) * a.scales[b]), acc)
+            correction -= loadHalf(q, 2) * a.scaledSums[b]
+        }
+    case .q5_K:
+        let mask = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1)
+        for b in 0..<(w.cols / 256) {
+            let q = row + b &* 176
+            let d = loadHalf(q, 0), dmin = loadHalf(q, 2)
+            let highBits = load256(q, 16)      // bit j of byte l: fifth bit of element 32 j + l
+            // Sub-block `sub` (32 codes 0...31) against activation block b * 8 + sub.
+            @inline(__always) func accumulate(_ nibbles: __m256i, _ sub: Int) {
+                let xb = b &* 8 &+ sub
+                let fifth = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(highBits, Int32(sub)), one), 4)
+                let codes = _mm256_or_si256(nibbles, fifth)
+                let (sc, m) = Reference.scaleMinK4(sub, q + 4)
+                acc = _mm256_fmadd_ps(dotBytes(codes, load256(xq, xb &* 32)), _mm256_set1_ps(d * sc * a.scales[xb]), acc)
+                correction += dmin * m * a.scaledSums[xb]
+            }
+            for group in 0..<4 {
+                let packed = load256(q, 48 &+ group &* 32)
+                accumulate(_mm256_and_si256(packed, mask), 2 &* group)
+                accumulate(_mm256_and_si256(_mm256_srli_epi16(packed, 4), mask), 2 &* group &+ 1)
+            }
         }
     case .q4_K:
         let mask = _mm256_set1_epi8(0x0F)
@@ -164,8 +220,8 @@ func int8Dot(_ w: WeightMatrix, row r: Int, _ a: QuantizedActivations) -> Float 
                 accumulate(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), low2), 4)), 3)
             }
         }
-    default:
-        return 0
+    case .f32, .f16, .bf16:
+        return 0     // no int8 path (hasInt8Path is false); fastDot never gets here
     }
     return acc.sum() - correction
 }
@@ -173,7 +229,7 @@ func int8Dot(_ w: WeightMatrix, row r: Int, _ a: QuantizedActivations) -> Float 
 
 /// Dot product through the int8 path when the format has one in this build, else f32.
 @inline(__always)
-func fastDot(_ w: WeightMatrix, row r: Int, _ x: UnsafePointer<Float>, _ a: QuantizedActivations?) -> Float {
+func fastDot(_ w: WeightMatrix, row r: Int, _ x: UnsafePointer<Float>, _ a: QuantizedView?) -> Float {
     #if QWEN_AVX512
     if let a { return int8Dot(w, row: r, a) }
     #endif

@@ -174,26 +174,36 @@ public func matvec(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ y: UnsafeMuta
 /// the pool and one quantization of x instead of one per matrix.
 public func matvec(_ ws: [WeightMatrix], _ x: UnsafePointer<Float>, _ ys: [UnsafeMutablePointer<Float>], pool: ThreadPool) {
     guard let cols = ws.first?.cols else { return }
-    var activations: QuantizedActivations? = nil
+    var quantized: QuantizedActivations? = nil
     if ws.contains(where: { $0.type.hasInt8Path }) {
         let a = QuantizedActivations(capacity: cols)
         a.quantize(x, count: cols)
-        activations = a
+        quantized = a
     }
-    // Chunks of 16 rows over all matrices, as (matrix, first row) pairs.
-    let chunk = 16
+    let activations = quantized?.view
+    // About 8 chunks per thread (multiples of 16 rows) over all matrices, as (matrix,
+    // first row) pairs: enough to balance, few enough that the shared work counter is
+    // not a point of contention. The workers read plain buffers: touching the Swift
+    // arrays from both threads would make them contend on the arrays' reference counts.
+    let totalRows = ws.reduce(0) { $0 + $1.rows }
+    let chunk = max(16, (totalRows / (pool.threads * 8) + 15) / 16 * 16)
     var starts: [(Int, Int)] = []
     for (i, w) in ws.enumerated() {
         for first in stride(from: 0, to: w.rows, by: chunk) { starts.append((i, first)) }
     }
     starts.withUnsafeBufferPointer { starts in
-        pool.parallelFor(starts.count) { c in
-            let (i, first) = starts[c]
-            let w = ws[i], y = ys[i]
-            let a = w.type.hasInt8Path ? activations : nil
-            for r in first..<min(first &+ chunk, w.rows) { y[r] = fastDot(w, row: r, x, a) }
+        ws.withUnsafeBufferPointer { ws in
+            ys.withUnsafeBufferPointer { ys in
+                pool.parallelFor(starts.count) { c in
+                    let (i, first) = starts[c]
+                    let w = ws[i], y = ys[i]
+                    let a = w.type.hasInt8Path ? activations : nil
+                    for r in first..<min(first &+ chunk, w.rows) { y[r] = fastDot(w, row: r, x, a) }
+                }
+            }
         }
     }
+    withExtendedLifetime(quantized) {}
 }
 
 /// Rows of W dequantized per sgemm call in `matmul`.
