@@ -8,11 +8,14 @@ final class KernelsTests: XCTestCase {
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("Fixtures")
 
-    /// A fixture written by scripts/gen-quant-fixtures.py: the matrix and gguf-py's values.
+    /// A fixture written by scripts/gen-quant-fixtures.py: the matrix, gguf-py's values,
+    /// an x vector and the f64 dot products of the values with it.
     struct Fixture {
         let storage: [UInt8]
         let matrix: WeightMatrix
         let expected: [Float]    // [rows, cols]
+        let x: [Float]           // [cols]
+        let dots: [Double]       // [rows]
     }
 
     func fixture(_ type: GGMLType) throws -> Fixture {
@@ -22,15 +25,16 @@ final class KernelsTests: XCTestCase {
         XCTAssertEqual(u32(0), Int(type.rawValue))
         let rows = u32(4), cols = u32(8)
         let rowBytes = try XCTUnwrap(type.rowSize(cols))
-        let blockData = Array(bytes[12..<(12 + rows * rowBytes)])
-        let valueBytes = bytes[(12 + rows * rowBytes)...]
-        let expected = stride(from: valueBytes.startIndex, to: valueBytes.endIndex, by: 4).map { i in
-            Float(bitPattern: UInt32(bytes[i]) | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2]) << 16 | UInt32(bytes[i + 3]) << 24)
-        }
-        XCTAssertEqual(expected.count, rows * cols)
-        let storage = blockData
+        let valuesAt = 12 + rows * rowBytes, xAt = valuesAt + 4 * rows * cols, dotsAt = xAt + 4 * cols
+        XCTAssertEqual(bytes.count, dotsAt + 8 * rows)
+        func f32(_ at: Int) -> Float { Float(bitPattern: UInt32(u32(at))) }
+        func f64(_ at: Int) -> Double { Double(bitPattern: UInt64(u32(at)) | UInt64(u32(at + 4)) << 32) }
+        let storage = Array(bytes[12..<valuesAt])
         let matrix = try storage.withUnsafeBytes { try WeightMatrix(type: type, rows: rows, cols: cols, data: $0.baseAddress!) }
-        return Fixture(storage: storage, matrix: matrix, expected: expected)
+        return Fixture(storage: storage, matrix: matrix,
+                       expected: (0..<(rows * cols)).map { f32(valuesAt + 4 * $0) },
+                       x: (0..<cols).map { f32(xAt + 4 * $0) },
+                       dots: (0..<rows).map { f64(dotsAt + 8 * $0) })
     }
 
     static let quantized: [GGMLType] = [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K, .f16, .bf16]
@@ -45,8 +49,42 @@ final class KernelsTests: XCTestCase {
                     out.withUnsafeMutableBufferPointer { Reference.dequantizeRow(m, row: r, into: $0.baseAddress!) }
                     for c in 0..<m.cols {
                         let want = f.expected[r * m.cols + c]
-                        // gguf-py computes in f32 as ggml does; allow one rounding step.
-                        XCTAssertEqual(out[c], want, accuracy: abs(want) * 1e-6 + 1e-7, "\(type.name) row \(r) col \(c)")
+                        // gguf-py computes in f32 with ggml's operations in ggml's order: exactly
+                        // equal (bitwise but for the sign of zero: ours adds a zero min to d * 0).
+                        XCTAssertEqual(out[c], want, "\(type.name) row \(r) col \(c)")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Dot products with gguf-py's x against gguf-py's f64 dots: the f64 reference to
+    /// 1e-12, the f32 SIMD `dot` to 1e-5 and the int8 path (where this build has one)
+    /// to the activation quantization bound, all relative to sum |w x|.
+    func testDotsEqualGGUFPy() throws {
+        for type in Self.quantized {
+            let f = try fixture(type)
+            try f.storage.withUnsafeBytes { raw in
+                let m = try WeightMatrix(type: type, rows: f.matrix.rows, cols: f.matrix.cols, data: raw.baseAddress!)
+                let activations = QuantizedActivations(capacity: m.cols)
+                f.x.withUnsafeBufferPointer { activations.quantize($0.baseAddress!, count: m.cols) }
+                for r in 0..<m.rows {
+                    let values = f.expected[(r * m.cols)..<((r + 1) * m.cols)]
+                    let magnitude = zip(values, f.x).reduce(0.0) { $0 + Double(abs($1.0 * $1.1)) }
+                    // x_i moves by at most max|x in its 32-block| / 254 when quantized to int8.
+                    var quantizationBound = 0.0
+                    for (c, v) in values.enumerated() {
+                        let block = f.x[(c / 32 * 32)..<(c / 32 * 32 + 32)]
+                        quantizationBound += Double(abs(v) * (block.map(abs).max() ?? 0) / 254)
+                    }
+                    f.x.withUnsafeBufferPointer { xp in
+                        let x = xp.baseAddress!
+                        XCTAssertEqual(Reference.dot(m, row: r, x), f.dots[r], accuracy: magnitude * 1e-12, "\(type.name) reference row \(r)")
+                        XCTAssertEqual(Double(dot(m, row: r, x)), f.dots[r], accuracy: magnitude * 1e-5, "\(type.name) f32 row \(r)")
+                        if type.hasInt8Path {
+                            XCTAssertEqual(Double(fastDot(m, row: r, x, activations.view)), f.dots[r],
+                                           accuracy: quantizationBound * 1.01 + magnitude * 1e-5, "\(type.name) int8 row \(r)")
+                        }
                     }
                 }
             }
