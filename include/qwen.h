@@ -209,7 +209,9 @@ typedef struct {
 void qwen_session_params_init(qwen_session_params *params);
 
 /** Create a session (history, KV cache, sampler) on `model`; the session holds a
- *  reference to the model. */
+ *  reference to the model. The KV cache (n_ctx positions, f16) is allocated here.
+ *  Errors: INVALID_ARGUMENT (NULL, negative fields, invalid UTF-8 system prompt),
+ *  OUT_OF_MEMORY, NOT_IMPLEMENTED (a checkpoint this build loads but cannot run). */
 qwen_status qwen_session_create(qwen_model *model, const qwen_session_params *params,
                                 qwen_session **out);
 /** NULL is a no-op. Must not overlap a running call on the same session. */
@@ -220,7 +222,7 @@ void qwen_session_free(qwen_session *session);
 qwen_status qwen_session_reset(qwen_session *session);
 /** Replace the system prompt (NULL = the default). Copied. */
 qwen_status qwen_session_set_system_prompt(qwen_session *session, const char *system_prompt);
-/** Number of messages in the history (system prompt not counted). */
+/** Number of messages in the history (system prompt not counted); 0 for NULL. */
 size_t qwen_session_n_messages(const qwen_session *session);
 /** Message i of the history. *content stays valid until the session's next
  *  mutating call (chat, generate, reset, free). */
@@ -269,12 +271,18 @@ typedef struct {
 } qwen_result;
 
 /** Append `messages` to the history, render ChatML, generate the assistant reply
- *  (streamed through `cb`, may be NULL) and append it to the history. */
+ *  (streamed through `cb`, may be NULL) and append it to the history. The last
+ *  message must be the user's; a QWEN_ROLE_SYSTEM message replaces the system prompt.
+ *  `cb` runs on the calling thread and must not call into this session.
+ *  On any error the history is as before the call. Errors: INVALID_ARGUMENT,
+ *  CONTEXT_FULL (the query cannot fit n_ctx), CANCELLED (qwen_session_cancel),
+ *  BUSY (another call is running on the session). `out` may be NULL. */
 qwen_status qwen_chat(qwen_session *session, const qwen_message *messages, size_t n_messages,
                       const qwen_gen_params *params, qwen_stream_fn cb, void *user_data,
                       qwen_result *out);
 
-/** Raw continuation of `prompt`, no chat template (for base models). */
+/** Raw continuation of `prompt`, no chat template (for base models). The history
+ *  is neither used nor changed. Same callback, result and error contract as qwen_chat. */
 qwen_status qwen_generate(qwen_session *session, const char *prompt,
                           const qwen_gen_params *params, qwen_stream_fn cb, void *user_data,
                           qwen_result *out);
