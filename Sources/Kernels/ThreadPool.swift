@@ -11,8 +11,47 @@ import Glibc
 public final class ThreadPool: @unchecked Sendable {
     /// Threads that compute, the caller included.
     public let threads: Int
+    private let core: PoolCore
     private var workers: [pthread_t] = []
 
+    public init(threads: Int) {
+        self.threads = max(1, threads)
+        core = PoolCore(workerCount: self.threads - 1)
+        for _ in 1..<self.threads {
+            var thread = pthread_t()
+            // Each worker owns a reference to the shared state, never to the pool, so
+            // dropping the last reference to the pool runs deinit, which stops them.
+            let context = Unmanaged.passRetained(core).toOpaque()
+            let created = pthread_create(&thread, nil, { raw in
+                guard let raw else { return nil }
+                let core = Unmanaged<PoolCore>.fromOpaque(raw).takeRetainedValue()
+                core.workerLoop()
+                return nil
+            }, context)
+            if created == 0 {
+                workers.append(thread)
+            } else {
+                Unmanaged<PoolCore>.fromOpaque(context).release()
+            }
+        }
+        core.workerCount = workers.count
+    }
+
+    deinit {
+        core.stop()
+        for worker in workers { pthread_join(worker, nil) }
+    }
+
+    /// Calls `body(i)` for every i in 0..<n, spread over the pool; returns when all are done.
+    public func parallelFor(_ n: Int, _ body: (Int) -> Void) {
+        core.parallelFor(n, body)
+    }
+
+}
+
+/// The state the pool's caller and workers share: the current job, the counters and the
+/// sleep/wake machinery.
+final class PoolCore: @unchecked Sendable {
     private let submitLock = Mutex(())
     private var sleepMutex = pthread_mutex_t()
     private var sleepCondition = pthread_cond_t()
@@ -26,40 +65,34 @@ public final class ThreadPool: @unchecked Sendable {
     private var jobBody: ((Int) -> Void)? = nil
     private var jobCount = 0
 
+    /// Worker threads running `workerLoop` (set once, before any job).
+    var workerCount: Int
     /// Spin iterations before a worker sleeps (~50 µs).
-    private static let spinLimit = 20_000
+    static let spinLimit = 20_000
 
-    public init(threads: Int) {
-        self.threads = max(1, threads)
+    init(workerCount: Int) {
+        self.workerCount = workerCount
         pthread_mutex_init(&sleepMutex, nil)
         pthread_cond_init(&sleepCondition, nil)
-        for _ in 1..<self.threads {
-            var thread = pthread_t()
-            let context = Unmanaged.passUnretained(self).toOpaque()
-            let created = pthread_create(&thread, nil, { raw in
-                guard let raw else { return nil }
-                Unmanaged<ThreadPool>.fromOpaque(raw).takeUnretainedValue().workerLoop()
-                return nil
-            }, context)
-            if created == 0 { workers.append(thread) }
-        }
     }
 
     deinit {
+        pthread_mutex_destroy(&sleepMutex)
+        pthread_cond_destroy(&sleepCondition)
+    }
+
+    /// Makes every worker return from `workerLoop`.
+    func stop() {
         stopping.store(true, ordering: .sequentiallyConsistent)
         pthread_mutex_lock(&sleepMutex)
         generation.add(1, ordering: .sequentiallyConsistent)
         pthread_cond_broadcast(&sleepCondition)
         pthread_mutex_unlock(&sleepMutex)
-        for worker in workers { pthread_join(worker, nil) }
-        pthread_mutex_destroy(&sleepMutex)
-        pthread_cond_destroy(&sleepCondition)
     }
 
-    /// Calls `body(i)` for every i in 0..<n, spread over the pool; returns when all are done.
-    public func parallelFor(_ n: Int, _ body: (Int) -> Void) {
+    func parallelFor(_ n: Int, _ body: (Int) -> Void) {
         guard n > 0 else { return }
-        if workers.isEmpty || n == 1 {
+        if workerCount == 0 || n == 1 {
             for i in 0..<n { body(i) }
             return
         }
@@ -68,7 +101,7 @@ public final class ThreadPool: @unchecked Sendable {
                 jobBody = body
                 jobCount = n
                 nextItem.store(0, ordering: .relaxed)
-                busyWorkers.store(workers.count, ordering: .relaxed)
+                busyWorkers.store(workerCount, ordering: .relaxed)
                 pthread_mutex_lock(&sleepMutex)
                 generation.add(1, ordering: .sequentiallyConsistent)
                 pthread_cond_broadcast(&sleepCondition)
@@ -79,21 +112,10 @@ public final class ThreadPool: @unchecked Sendable {
                 var spins = 0
                 while busyWorkers.load(ordering: .acquiring) > 0 {
                     spins += 1
-                    if spins < ThreadPool.spinLimit { spinPause() } else { sched_yield() }
+                    if spins < PoolCore.spinLimit { spinPause() } else { sched_yield() }
                 }
                 jobBody = nil
             }
-        }
-    }
-
-    /// Splits 0..<count into about `threads * 4` contiguous chunks and calls
-    /// `body(range)` for each.
-    public func parallelRanges(_ count: Int, minimumChunk: Int = 1, _ body: (Range<Int>) -> Void) {
-        guard count > 0 else { return }
-        let chunks = max(1, min(count / max(minimumChunk, 1), threads * 4))
-        let size = (count + chunks - 1) / chunks
-        parallelFor((count + size - 1) / size) { c in
-            body((c * size)..<min(count, (c + 1) * size))
         }
     }
 
@@ -106,13 +128,13 @@ public final class ThreadPool: @unchecked Sendable {
         }
     }
 
-    private func workerLoop() {
+    func workerLoop() {
         var seen = 0
         while true {
             var spins = 0
             while generation.load(ordering: .acquiring) == seen {
                 spins += 1
-                if spins < ThreadPool.spinLimit {
+                if spins < PoolCore.spinLimit {
                     spinPause()
                     continue
                 }

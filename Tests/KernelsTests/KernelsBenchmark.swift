@@ -103,8 +103,9 @@ final class KernelsBenchmark: XCTestCase {
                                     if int8 {
                                         matvec(w, xp.baseAddress!, yp.baseAddress!, pool: pool)
                                     } else {
-                                        pool.parallelRanges(w.rows, minimumChunk: 16) { range in
-                                            for r in range { yp[r] = dot(w, row: r, xp.baseAddress!) }
+                                        let chunk = 64
+                                        pool.parallelFor((w.rows + chunk - 1) / chunk) { c in
+                                            for r in (c * chunk)..<min(w.rows, (c + 1) * chunk) { yp[r] = dot(w, row: r, xp.baseAddress!) }
                                         }
                                     }
                                 }

@@ -204,6 +204,16 @@ final class KernelsTests: XCTestCase {
         totals.deallocate()
     }
 
+    func testDroppingAPoolStopsItsWorkers() throws {
+        func threadCount() throws -> Int { try FileManager.default.contentsOfDirectory(atPath: "/proc/self/task").count }
+        let before = try threadCount()
+        for _ in 0..<20 {
+            let pool = ThreadPool(threads: 3)
+            pool.parallelFor(8) { _ in }
+        }
+        XCTAssertEqual(try threadCount(), before, "worker threads outlived their pools")
+    }
+
     func testTransformerElementwiseKernels() {
         // RMSNorm: unit weights give rms 1.
         var x: [Float] = (0..<37).map { Float($0) - 18 }
