@@ -155,41 +155,27 @@ func int8Dot(_ w: WeightMatrix, row r: Int, _ a: QuantizedView) -> Float {
             acc = _mm256_fmadd_ps(dotBytes(codes, load256(xq, b &* 32)), _mm256_set1_ps(loadHalf(q, 0) * a.scales[b]), acc)
             correction -= loadHalf(q, 2) * a.scaledSums[b]
         }
-    case .q5_K:
+    case .q4_K, .q5_K:
+        let isQ5 = w.type == .q5_K
+        let bytes = w.type.blockBytes
         let mask = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1)
         for b in 0..<(w.cols / 256) {
-            let q = row + b &* 176
+            let q = row + b &* bytes
             let d = loadHalf(q, 0), dmin = loadHalf(q, 2)
-            let highBits = load256(q, 16)      // bit j of byte l: fifth bit of element 32 j + l
-            // Sub-block `sub` (32 codes 0...31) against activation block b * 8 + sub.
+            let highBits = isQ5 ? load256(q, 16) : _mm256_setzero_si256()  // Q5_K: bit j of byte l is the fifth bit of element 32 j + l
+            let ql = isQ5 ? 48 : 16
+            // Sub-block `sub` (32 codes, 0...15 or 0...31) against activation block b * 8 + sub.
             @inline(__always) func accumulate(_ nibbles: __m256i, _ sub: Int) {
                 let xb = b &* 8 &+ sub
-                let fifth = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(highBits, Int32(sub)), one), 4)
-                let codes = _mm256_or_si256(nibbles, fifth)
+                let codes = isQ5
+                    ? _mm256_or_si256(nibbles, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(highBits, Int32(sub)), one), 4))
+                    : nibbles
                 let (sc, m) = Reference.scaleMinK4(sub, q + 4)
                 acc = _mm256_fmadd_ps(dotBytes(codes, load256(xq, xb &* 32)), _mm256_set1_ps(d * sc * a.scales[xb]), acc)
                 correction += dmin * m * a.scaledSums[xb]
             }
             for group in 0..<4 {
-                let packed = load256(q, 48 &+ group &* 32)
-                accumulate(_mm256_and_si256(packed, mask), 2 &* group)
-                accumulate(_mm256_and_si256(_mm256_srli_epi16(packed, 4), mask), 2 &* group &+ 1)
-            }
-        }
-    case .q4_K:
-        let mask = _mm256_set1_epi8(0x0F)
-        for b in 0..<(w.cols / 256) {
-            let q = row + b &* 144
-            let d = loadHalf(q, 0), dmin = loadHalf(q, 2)
-            // Sub-block `sub` (32 codes 0...15) against activation block b * 8 + sub.
-            @inline(__always) func accumulate(_ codes: __m256i, _ sub: Int) {
-                let xb = b &* 8 &+ sub
-                let (sc, m) = Reference.scaleMinK4(sub, q + 4)
-                acc = _mm256_fmadd_ps(dotBytes(codes, load256(xq, xb &* 32)), _mm256_set1_ps(d * sc * a.scales[xb]), acc)
-                correction += dmin * m * a.scaledSums[xb]
-            }
-            for group in 0..<4 {
-                let packed = load256(q, 16 &+ group &* 32)
+                let packed = load256(q, ql &+ group &* 32)
                 accumulate(_mm256_and_si256(packed, mask), 2 &* group)
                 accumulate(_mm256_and_si256(_mm256_srli_epi16(packed, 4), mask), 2 &* group &+ 1)
             }
