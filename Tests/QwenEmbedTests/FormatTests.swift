@@ -317,3 +317,32 @@ final class FormatTests: XCTestCase {
         }
     }
 }
+
+/// The Qwen (v1) path of the forward pass (fused QKV split at load, bf16 weights read
+/// in place) on the generated tiny checkpoint: batched prefill equals token by token.
+final class QwenV1ForwardTests: XCTestCase {
+    func testBatchedEqualsTokenByToken() throws {
+        let dir = try TestPaths.temporaryDirectory()
+        try FormatTests.writeTinyQwenV1(to: dir, sharded: false)
+        let model = try Model.load(path: dir.path, options: { var o = ModelLoadOptions(); o.threads = 2; return o }())
+        let tokens: [Int32] = model.tokenizer.encode("def add(a, b):\n    return a + b")
+        XCTAssertGreaterThan(tokens.count, 8)
+        func logits(batch: Int) throws -> [[Float]] {
+            var rows: [[Float]] = []
+            let scorer = try SequenceScorer(model: model, threads: 2, contextSize: tokens.count, batch: batch)
+            try scorer.run(tokens) { _, l in rows.append(Array(UnsafeBufferPointer(start: l, count: model.config.vocabSize))) }
+            return rows
+        }
+        let batched = try logits(batch: 8), single = try logits(batch: 1)
+        XCTAssertEqual(batched.count, tokens.count)
+        for (b, s) in zip(batched, single) {
+            XCTAssertTrue(b.allSatisfy(\.isFinite))
+            let scale = s.map(abs).max() ?? 1
+            // Decode quantizes activations to int8 for quantized formats only; bf16 stays
+            // f32, so both paths agree to f32 rounding.
+            for i in stride(from: 0, to: b.count, by: 97) {
+                XCTAssertEqual(b[i], s[i], accuracy: scale * 1e-4 + 1e-5)
+            }
+        }
+    }
+}
