@@ -8,14 +8,12 @@ PYTHON ?= python3
 QWEN_CACHE ?= $(HOME)/.cache/qwen-embed
 export QWEN_CACHE
 
-# CPU tuning: AVX-512 kernels when this CPU has them (the intrinsics code is compiled
-# only under QWEN_AVX512; elsewhere the generic SIMD code runs).
-HAVE_AVX512 := $(shell grep -q avx512_vnni /proc/cpuinfo 2>/dev/null && grep -q avx512bw /proc/cpuinfo && echo 1)
-CPU_FLAGS := $(if $(HAVE_AVX512),-Xswiftc -target-cpu -Xswiftc native -Xswiftc -DQWEN_AVX512,)
+# No CPU flags: the build is the same on every machine. The kernels for each x86
+# instruction set are compiled by their own targets (Package.swift) and chosen at run
+# time from CPUID (override: QWEN_ISA=generic|avx2|avxvnni|avx512).
 # Release: Swift runtime linked in, only qwen_* exported from libqwen.so.
-RELEASE_FLAGS := -c release -Xswiftc -static-stdlib $(CPU_FLAGS) \
+RELEASE_FLAGS := -c release -Xswiftc -static-stdlib \
 	-Xlinker --version-script=$(CURDIR)/scripts/libqwen.map
-TEST_FLAGS := $(CPU_FLAGS)
 
 CC ?= cc
 CFLAGS ?= -std=c11 -O2 -Wall -Wextra -Werror
@@ -62,7 +60,7 @@ test: build model examples
 	$(MAKE) --no-print-directory test-swift test-c test-python
 
 test-swift:
-	swift test $(TEST_FLAGS)
+	swift test
 
 test-c:
 	@mkdir -p build/tests

@@ -5,7 +5,7 @@
 # Prints the bin directory on the last line of stdout. Skips everything when built.
 # CPU only, native, Release; ~10 minutes on 2 cores (run niced).
 set -euo pipefail
-VERSION=0.3.16
+VERSION=${LLAMA_CPP_PYTHON_VERSION:-0.3.36}
 CACHE="${QWEN_CACHE:-$HOME/.cache/qwen-embed}"
 DIR="$CACHE/llama.cpp-$VERSION"
 BIN="$DIR/bin"
@@ -31,8 +31,8 @@ SRC="$DIR/src/vendor/llama.cpp"
 say "configuring $SRC"
 cmake -S "$SRC" -B "$DIR/build" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DLLAMA_CURL=OFF \
   -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF -DBUILD_SHARED_LIBS=OFF >&2
-say "building llama-bench llama-perplexity llama-cli (takes a while)"
-nice -n 19 cmake --build "$DIR/build" -j 2 --target llama-bench llama-perplexity llama-cli >&2
+say "building llama-bench llama-perplexity (takes a while)"
+nice -n 19 cmake --build "$DIR/build" -j 2 --target llama-bench llama-perplexity >&2
 mkdir -p "$BIN"
-for t in llama-bench llama-perplexity llama-cli; do cp "$DIR/build/bin/$t" "$BIN/"; done
+for t in llama-bench llama-perplexity; do cp "$DIR/build/bin/$t" "$BIN/"; done
 echo "$BIN"

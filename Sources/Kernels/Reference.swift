@@ -1,5 +1,7 @@
-/// Scalar reference kernels, written from ggml's `dequantize_row_*` (ggml-quants.c).
-/// The fast paths are tested against these; nothing on the hot path calls them.
+import KernelABI
+
+/// Scalar references: the definitions every fast path (generic and per instruction set)
+/// is tested against. Nothing on the hot path calls them.
 public enum Reference {
     /// Dequantizes row `r` of `w` into out[cols].
     public static func dequantizeRow(_ w: WeightMatrix, row r: Int, into out: UnsafeMutablePointer<Float>) {
@@ -8,113 +10,28 @@ public enum Reference {
 
     /// Dequantizes `count` elements (whole blocks) of `type` starting at `p`.
     public static func dequantize(_ type: GGMLType, _ p: UnsafeRawPointer, count: Int, into y: UnsafeMutablePointer<Float>) {
-        let blocks = count / type.blockSize
-        func byte(_ q: UnsafeRawPointer, _ i: Int) -> Int { Int(q.load(fromByteOffset: i, as: UInt8.self)) }
+        func blocks32<F: Block32Format>(_: F.Type) {
+            for b in 0..<(count / 32) { F.reference(p + b * F.blockBytes, y + b * 32) }
+        }
+        func blocks256<F: Block256Format>(_: F.Type) {
+            for b in 0..<(count / 256) { F.reference(p + b * F.blockBytes, y + b * 256) }
+        }
         switch type {
-        case .f32:
-            for i in 0..<count { y[i] = p.loadUnaligned(fromByteOffset: 4 * i, as: Float.self) }
-        case .f16:
-            for i in 0..<count { y[i] = loadHalf(p, 2 * i) }
-        case .bf16:
-            for i in 0..<count { y[i] = Float(bitPattern: UInt32(p.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) << 16) }
-        case .q8_0:
-            for b in 0..<blocks {
-                let q = p + b * 34
-                let d = loadHalf(q, 0)
-                for j in 0..<32 { y[b * 32 + j] = d * Float(q.load(fromByteOffset: 2 + j, as: Int8.self)) }
-            }
-        case .q4_0, .q4_1:
-            let bytes = type.blockBytes
-            for b in 0..<blocks {
-                let q = p + b * bytes
-                let d = loadHalf(q, 0)
-                let m: Float = type == .q4_1 ? loadHalf(q, 2) : 0
-                let qs = type == .q4_1 ? 4 : 2
-                let offset = type == .q4_1 ? 0 : 8
-                for j in 0..<16 {
-                    let v = byte(q, qs + j)
-                    y[b * 32 + j] = Float((v & 0xF) - offset) * d + m
-                    y[b * 32 + j + 16] = Float((v >> 4) - offset) * d + m
-                }
-            }
-        case .q5_0, .q5_1:
-            let bytes = type.blockBytes
-            for b in 0..<blocks {
-                let q = p + b * bytes
-                let d = loadHalf(q, 0)
-                let m: Float = type == .q5_1 ? loadHalf(q, 2) : 0
-                let hOffset = type == .q5_1 ? 4 : 2
-                let qh = Int(q.loadUnaligned(fromByteOffset: hOffset, as: UInt32.self))
-                let offset = type == .q5_1 ? 0 : 16
-                for j in 0..<16 {
-                    let v = byte(q, hOffset + 4 + j)
-                    let h0 = ((qh >> j) << 4) & 0x10
-                    let h1 = (qh >> (j + 12)) & 0x10
-                    y[b * 32 + j] = Float(((v & 0xF) | h0) - offset) * d + m
-                    y[b * 32 + j + 16] = Float(((v >> 4) | h1) - offset) * d + m
-                }
-            }
-        case .q4_K, .q5_K:
-            let bytes = type.blockBytes
-            for b in 0..<blocks {
-                let q = p + b * bytes
-                let d = loadHalf(q, 0), dmin = loadHalf(q, 2)
-                let scales = q + 4
-                let qh = q + 16                           // Q5_K only
-                let ql = q + (type == .q5_K ? 48 : 16)
-                var out = y + b * 256
-                for group in 0..<4 {                      // 64 elements per group
-                    let (s1, m1) = scaleMinK4(2 * group, scales)
-                    let (s2, m2) = scaleMinK4(2 * group + 1, scales)
-                    for l in 0..<32 {
-                        let v = byte(ql, group * 32 + l)
-                        var lo = v & 0xF, hi = v >> 4
-                        if type == .q5_K {
-                            let h = byte(qh, l)
-                            lo += (h >> (2 * group)) & 1 == 1 ? 16 : 0
-                            hi += (h >> (2 * group + 1)) & 1 == 1 ? 16 : 0
-                        }
-                        out[l] = d * s1 * Float(lo) - dmin * m1
-                        out[32 + l] = d * s2 * Float(hi) - dmin * m2
-                    }
-                    out += 64
-                }
-            }
-        case .q6_K:
-            for b in 0..<blocks {
-                let q = p + b * 210
-                let d = loadHalf(q, 208)
-                var out = y + b * 256
-                for half in 0..<2 {                        // 128 elements per half
-                    let ql = q + 64 * half, qh = q + 128 + 32 * half, sc = q + 192 + 8 * half
-                    func scale(_ i: Int) -> Float { Float(sc.load(fromByteOffset: i, as: Int8.self)) }
-                    for l in 0..<32 {
-                        let s = l / 16
-                        let h = byte(qh, l)
-                        let q1 = ((byte(ql, l) & 0xF) | ((h & 3) << 4)) - 32
-                        let q2 = ((byte(ql, l + 32) & 0xF) | (((h >> 2) & 3) << 4)) - 32
-                        let q3 = ((byte(ql, l) >> 4) | (((h >> 4) & 3) << 4)) - 32
-                        let q4 = ((byte(ql, l + 32) >> 4) | (((h >> 6) & 3) << 4)) - 32
-                        out[l] = d * scale(s) * Float(q1)
-                        out[l + 32] = d * scale(s + 2) * Float(q2)
-                        out[l + 64] = d * scale(s + 4) * Float(q3)
-                        out[l + 96] = d * scale(s + 6) * Float(q4)
-                    }
-                    out += 128
-                }
-            }
+        case .f32: for i in 0..<count { y[i] = F32Format.value(p, i) }
+        case .f16: for i in 0..<count { y[i] = F16Format.value(p, i) }
+        case .bf16: for i in 0..<count { y[i] = BF16Format.value(p, i) }
+        case .q8_0: blocks32(Q8_0Format.self)
+        case .q4_0: blocks32(Q4_0Format.self)
+        case .q4_1: blocks32(Q4_1Format.self)
+        case .q5_0: blocks32(Q5_0Format.self)
+        case .q5_1: blocks32(Q5_1Format.self)
+        case .q4_K: blocks256(Q4_KFormat.self)
+        case .q5_K: blocks256(Q5_KFormat.self)
+        case .q6_K: blocks256(Q6_KFormat.self)
         }
     }
 
-    /// ggml's get_scale_min_k4: the 6-bit scale and min of sub-block j of a K block.
-    @inline(__always)
-    static func scaleMinK4(_ j: Int, _ q: UnsafeRawPointer) -> (Float, Float) {
-        func b(_ i: Int) -> Int { Int(q.load(fromByteOffset: i, as: UInt8.self)) }
-        if j < 4 { return (Float(b(j) & 63), Float(b(j + 4) & 63)) }
-        return (Float((b(j + 4) & 0xF) | ((b(j - 4) >> 6) << 4)), Float((b(j + 4) >> 4) | ((b(j) >> 6) << 4)))
-    }
-
-    /// Dot product of row r of `w` with x[cols], in f64 to serve as the reference.
+    /// Dot product of row r of `w` with x[cols], in f64.
     public static func dot(_ w: WeightMatrix, row r: Int, _ x: UnsafePointer<Float>) -> Double {
         let values = UnsafeMutablePointer<Float>.allocate(capacity: w.cols)
         defer { values.deallocate() }
@@ -127,5 +44,34 @@ public enum Reference {
     /// y[rows] = W x, one row at a time.
     public static func matvec(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) {
         for r in 0..<w.rows { y[r] = Float(dot(w, row: r, x)) }
+    }
+
+    /// The int8 activations every kernel's quantizer must produce, per `blockSize` values
+    /// (32 for q8, 256 for qk): d = max|x| / 127, q = x * (1 / d) rounded to nearest even
+    /// (0 where d is 0), and the int sum of every 16 values.
+    public static func quantize(_ x: [Float], blockSize: Int) -> (q: [Int8], d: [Float], sums16: [Int32]) {
+        var q = [Int8](repeating: 0, count: x.count), d = [Float](), sums = [Int32]()
+        for b in 0..<(x.count / blockSize) {
+            let block = x[(b * blockSize)..<((b + 1) * blockSize)]
+            let scale = block.map { abs($0) }.max()! / 127
+            let inverse: Float = scale > 0 ? 1 / scale : 0
+            d.append(scale)
+            for i in block.indices { q[i] = Int8((x[i] * inverse).rounded(.toNearestOrEven)) }
+        }
+        for g in 0..<(x.count / 16) { sums.append(q[(g * 16)..<(g * 16 + 16)].reduce(Int32(0)) { $0 + Int32($1) }) }
+        return (q, d, sums)
+    }
+
+    /// The vector a kernel's int8 path multiplies with when given x: x quantized and
+    /// dequantized again (d * q per block). Fast paths equal Reference.dot(w, row, this)
+    /// up to f32 rounding.
+    public static func activationsAsSeenByKernels(_ x: [Float], type: GGMLType) -> [Float] {
+        switch type.activationForm {
+        case .float: return x
+        case .q8, .qk:
+            let blockSize = type.activationForm == .q8 ? 32 : 256
+            let (q, d, _) = quantize(x, blockSize: blockSize)
+            return q.indices.map { d[$0 / blockSize] * Float(q[$0]) }
+        }
     }
 }

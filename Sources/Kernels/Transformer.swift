@@ -1,7 +1,11 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 // Elementwise and attention kernels of the transformer block: RMSNorm, RoPE,
 // softmax, SiLU-gated FFN activation, and causal attention over an f16 KV cache.
-// Each has a straightforward scalar form; the hot loops use Swift SIMD types,
-// which compile to AVX-512 with -target-cpu native.
+// The cheap ones are portable Swift here; attention and SwiGLU, which convert f16 and
+// call exp per element, go through the kernel table.
 
 /// y = x / sqrt(mean(x^2) + eps) * weight, for one row of n values. x and y may alias.
 @inlinable
@@ -65,13 +69,10 @@ public func softmax(_ x: UnsafeMutablePointer<Float>, n: Int) {
     for i in 0..<n { x[i] *= inverse }
 }
 
-/// gate[i] = silu(gate[i]) * up[i] over n values (SwiGLU).
+/// gate[i] = silu(gate[i]) * up[i] over n values (SwiGLU), by the active kernels.
 @inlinable
 public func siluMultiply(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, n: Int) {
-    for i in 0..<n {
-        let g = gate[i]
-        gate[i] = g / (1 + expf(-g)) * up[i]
-    }
+    KernelTable.active.swiGLU(gate, up, n)
 }
 
 /// y[i] += x[i]
@@ -87,38 +88,7 @@ public func addInPlace(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Floa
     while i < n { y[i] += x[i]; i += 1 }
 }
 
-/// Dot product of an f32 vector with an f16 vector of n values.
-@inlinable
-public func dotF16(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float16>, n: Int) -> Float {
-    var acc = SIMD16<Float>()
-    var i = 0
-    while i + 16 <= n {
-        let va = UnsafeRawPointer(a + i).loadUnaligned(as: SIMD16<Float>.self)
-        let vb = SIMD16<Float>(UnsafeRawPointer(b + i).loadUnaligned(as: SIMD16<Float16>.self))
-        acc.addProduct(va, vb)
-        i += 16
-    }
-    var total = acc.sum()
-    while i < n { total += a[i] * Float(b[i]); i += 1 }
-    return total
-}
-
-/// y += w * x for n values, x in f16.
-@inlinable
-public func axpyF16(_ y: UnsafeMutablePointer<Float>, _ w: Float, _ x: UnsafePointer<Float16>, n: Int) {
-    var i = 0
-    let vw = SIMD16<Float>(repeating: w)
-    while i + 16 <= n {
-        var vy = UnsafeRawPointer(y + i).loadUnaligned(as: SIMD16<Float>.self)
-        let vx = SIMD16<Float>(UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float16>.self))
-        vy.addProduct(vw, vx)
-        UnsafeMutableRawPointer(y + i).storeBytes(of: vy, as: SIMD16<Float>.self)
-        i += 16
-    }
-    while i < n { y[i] += w * Float(x[i]); i += 1 }
-}
-
-/// Causal attention of one query head over `length` cached positions.
+/// Causal attention of one query head over `length` cached positions, by the active kernels.
 ///   q:      [headDim] f32 (already rotated and scaled)
 ///   keys:   [length, kvStride] f16, this head's slice starts at keys[0]
 ///   values: [length, kvStride] f16, likewise
@@ -128,12 +98,5 @@ public func axpyF16(_ y: UnsafeMutablePointer<Float>, _ w: Float, _ x: UnsafePoi
 public func attendHead(q: UnsafePointer<Float>, keys: UnsafePointer<Float16>, values: UnsafePointer<Float16>,
                        kvStride: Int, length: Int, headDim: Int,
                        scores: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>) {
-    for t in 0..<length { scores[t] = dotF16(q, keys + t * kvStride, n: headDim) }
-    softmax(scores, n: length)
-    out.initialize(repeating: 0, count: headDim)
-    for t in 0..<length { axpyF16(out, scores[t], values + t * kvStride, n: headDim) }
+    KernelTable.active.attend(q, keys, values, kvStride, length, headDim, scores, out)
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif

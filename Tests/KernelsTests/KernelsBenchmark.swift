@@ -8,8 +8,7 @@ import XCTest
 
 /// Throughput of matvec (decode) and matmul (prefill) per weight format, against the
 /// machine's read bandwidth. Skipped unless QWEN_BENCH=1, e.g.
-///   QWEN_BENCH=1 swift test -c release -Xswiftc -enable-testing \
-///     -Xswiftc -target-cpu -Xswiftc native -Xswiftc -DQWEN_AVX512 --filter KernelsBenchmark
+///   QWEN_BENCH=1 swift test -c release -Xswiftc -enable-testing --filter KernelsBenchmark
 final class KernelsBenchmark: XCTestCase {
     /// A fast seeded generator (SystemRandomNumberGenerator makes a syscall per value).
     struct SplitMix64: RandomNumberGenerator {
@@ -92,28 +91,20 @@ final class KernelsBenchmark: XCTestCase {
                 let (raw, matrices) = try Self.randomMatrices(type, rows: rows, cols: cols, copies: copies)
                 defer { raw.deallocate() }
                 var line = "bench matvec \(type.name) \(rows)x\(cols):"
-                for int8 in type.hasInt8Path ? [true, false] : [false] {
+                for table in KernelsTests.tables {
                     for hot in [false, true] {
                         let calls = hot ? 1000 : copies * 2
                         let start = Self.seconds()
                         x.withUnsafeBufferPointer { xp in
                             y.withUnsafeMutableBufferPointer { yp in
                                 for i in 0..<calls {
-                                    let w = matrices[hot ? 0 : i % copies]
-                                    if int8 {
-                                        matvec(w, xp.baseAddress!, yp.baseAddress!, pool: pool)
-                                    } else {
-                                        let chunk = 64
-                                        pool.parallelFor((w.rows + chunk - 1) / chunk) { c in
-                                            for r in (c * chunk)..<min(w.rows, (c + 1) * chunk) { yp[r] = dot(w, row: r, xp.baseAddress!) }
-                                        }
-                                    }
+                                    matvec(matrices[hot ? 0 : i % copies], xp.baseAddress!, yp.baseAddress!, pool: pool, kernels: table)
                                 }
                             }
                         }
                         let elapsed = Self.seconds() - start
-                        line += String(format: "  %@ %@ %5.1f GB/s (%4.0f us)", int8 ? "int8" : "f32 ", hot ? "hot " : "cold",
-                                       Double(matrixBytes * calls) / elapsed / 1e9, elapsed / Double(calls) * 1e6)
+                        line += String(format: "  %@ %@ %5.1f GB/s", table.isa.rawValue, hot ? "hot " : "cold",
+                                       Double(matrixBytes * calls) / elapsed / 1e9)
                     }
                 }
                 print(line)

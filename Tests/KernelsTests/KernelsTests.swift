@@ -58,59 +58,112 @@ final class KernelsTests: XCTestCase {
         }
     }
 
-    /// Dot products with gguf-py's x against gguf-py's f64 dots: the f64 reference to
-    /// 1e-12, the f32 SIMD `dot` to 1e-5 and the int8 path (where this build has one)
-    /// to the activation quantization bound, all relative to sum |w x|.
+    /// Every instruction set this build has and this CPU runs (an AVX-512 machine tests
+    /// its AVX2 and AVX-VNNI paths too), with its table.
+    static var tables: [KernelTable] { KernelTable.available.compactMap { KernelTable.forInstructionSet($0) } }
+
+    /// Bound on |Σ w x - Σ w x̃| where x̃ is x quantized to int8 per `blockSize` values:
+    /// each x_i moves by at most max|x in its block| / 254.
+    static func quantizationBound(_ values: ArraySlice<Float>, _ x: [Float], blockSize: Int) -> Double {
+        var bound = 0.0
+        for (c, v) in zip(0..., values) {
+            let block = x[(c / blockSize * blockSize)..<(c / blockSize * blockSize + blockSize)]
+            bound += Double(abs(v) * (block.map(abs).max() ?? 0) / 254)
+        }
+        return bound
+    }
+
+    /// Runs the decode kernel of `table` for all rows of m with input x.
+    static func kernelRows(_ table: KernelTable, _ m: WeightMatrix, _ x: [Float]) -> [Float] {
+        let activations = QuantizedActivations(capacity: m.cols)
+        var y = [Float](repeating: .nan, count: m.rows)
+        x.withUnsafeBufferPointer { xp in
+            activations.prepare(xp.baseAddress!, cols: m.cols, forms: [m.type.activationForm], kernels: table)
+            var v = activations.vector
+            y.withUnsafeMutableBufferPointer { table.rows(m.type)(m.data, m.rowBytes, m.cols, m.rows, &v, $0.baseAddress!) }
+        }
+        return y
+    }
+
+    /// gguf-py's dots: the f64 reference to 1e-12; the reference on the kernels' int8
+    /// activations to the quantization bound; every instruction set's kernel to the
+    /// reference on those activations (f32 rounding only: 1e-5 of sum |w x|).
     func testDotsEqualGGUFPy() throws {
         for type in Self.quantized {
             let f = try fixture(type)
             try f.storage.withUnsafeBytes { raw in
                 let m = try WeightMatrix(type: type, rows: f.matrix.rows, cols: f.matrix.cols, data: raw.baseAddress!)
-                let activations = QuantizedActivations(capacity: m.cols)
-                f.x.withUnsafeBufferPointer { activations.quantize($0.baseAddress!, count: m.cols) }
+                let seen = Reference.activationsAsSeenByKernels(f.x, type: type)
+                let blockSize = type.activationForm == .qk ? 256 : 32
+                let perISA = Self.tables.map { ($0.isa, Self.kernelRows($0, m, f.x)) }
                 for r in 0..<m.rows {
                     let values = f.expected[(r * m.cols)..<((r + 1) * m.cols)]
                     let magnitude = zip(values, f.x).reduce(0.0) { $0 + Double(abs($1.0 * $1.1)) }
-                    // x_i moves by at most max|x in its 32-block| / 254 when quantized to int8.
-                    var quantizationBound = 0.0
-                    for (c, v) in values.enumerated() {
-                        let block = f.x[(c / 32 * 32)..<(c / 32 * 32 + 32)]
-                        quantizationBound += Double(abs(v) * (block.map(abs).max() ?? 0) / 254)
-                    }
+                    let bound = type.activationForm == .float ? 0 : Self.quantizationBound(values, f.x, blockSize: blockSize)
+                    let onSeen = seen.withUnsafeBufferPointer { Reference.dot(m, row: r, $0.baseAddress!) }
                     f.x.withUnsafeBufferPointer { xp in
-                        let x = xp.baseAddress!
-                        XCTAssertEqual(Reference.dot(m, row: r, x), f.dots[r], accuracy: magnitude * 1e-12, "\(type.name) reference row \(r)")
-                        XCTAssertEqual(Double(dot(m, row: r, x)), f.dots[r], accuracy: magnitude * 1e-5, "\(type.name) f32 row \(r)")
-                        if type.hasInt8Path {
-                            XCTAssertEqual(Double(fastDot(m, row: r, x, activations.view)), f.dots[r],
-                                           accuracy: quantizationBound * 1.01 + magnitude * 1e-5, "\(type.name) int8 row \(r)")
-                        }
+                        XCTAssertEqual(Reference.dot(m, row: r, xp.baseAddress!), f.dots[r], accuracy: magnitude * 1e-12, "\(type.name) reference row \(r)")
+                    }
+                    XCTAssertEqual(onSeen, f.dots[r], accuracy: bound * 1.001 + magnitude * 1e-12, "\(type.name) int8 activations row \(r)")
+                    for (isa, y) in perISA {
+                        XCTAssertEqual(Double(y[r]), onSeen, accuracy: magnitude * 1e-5 + 1e-6, "\(type.name) \(isa) row \(r)")
                     }
                 }
             }
         }
     }
 
+    /// Each instruction set's quantizers give exactly `Reference.quantize`'s int8 values,
+    /// scales and sums, on random vectors with an all-zero block and a few outliers.
+    func testActivationQuantizersEqualReference() {
+        var random = SystemRandomNumberGenerator()
+        let cols = 1024
+        var x = (0..<cols).map { _ in Float.random(in: -2...2, using: &random) }
+        for i in 256..<512 { x[i] = 0 }
+        x[700] = 40; x[33] = -17
+        let q8 = Reference.quantize(x, blockSize: 32), qk = Reference.quantize(x, blockSize: 256)
+        for table in Self.tables {
+            let a = QuantizedActivations(capacity: cols)
+            x.withUnsafeBufferPointer { a.prepare($0.baseAddress!, cols: cols, forms: [.q8, .qk], kernels: table) }
+            let v = a.vector
+            XCTAssertEqual(Array(UnsafeBufferPointer(start: v.q8, count: cols)), q8.q, "\(table.isa) q8")
+            XCTAssertEqual(Array(UnsafeBufferPointer(start: v.d8, count: cols / 32)), q8.d, "\(table.isa) d8")
+            let s8 = (0..<(cols / 32)).map { q8.d[$0] * Float(q8.sums16[2 * $0] + q8.sums16[2 * $0 + 1]) }
+            XCTAssertEqual(Array(UnsafeBufferPointer(start: v.s8, count: cols / 32)), s8, "\(table.isa) s8")
+            XCTAssertEqual(Array(UnsafeBufferPointer(start: v.qk, count: cols)), qk.q, "\(table.isa) qk")
+            XCTAssertEqual(Array(UnsafeBufferPointer(start: v.dk, count: cols / 256)), qk.d, "\(table.isa) dk")
+            XCTAssertEqual(Array(UnsafeBufferPointer(start: v.bsums, count: cols / 16)).map(Int32.init), qk.sums16, "\(table.isa) bsums")
+        }
+    }
+
+    /// Each instruction set's dequantizer against the reference, and its decode kernel on
+    /// random x against the reference dot on the kernels' activations.
     func testFastDequantizationAndDotEqualReference() throws {
         var random = SystemRandomNumberGenerator()
-        for type in Self.quantized {
-            let f = try fixture(type)
-            try f.storage.withUnsafeBytes { raw in
+        for type in Self.quantized + [.f32] {
+            let f = try fixture(type == .f32 ? .f16 : type)
+            var storage = f.storage
+            if type == .f32 {
+                storage = f.expected.flatMap { v in withUnsafeBytes(of: v) { Array($0) } }
+            }
+            try storage.withUnsafeBytes { raw in
                 let m = try WeightMatrix(type: type, rows: f.matrix.rows, cols: f.matrix.cols, data: raw.baseAddress!)
                 let x = (0..<m.cols).map { _ in Float.random(in: -1...1, using: &random) }
+                let seen = Reference.activationsAsSeenByKernels(x, type: type)
                 var fast = [Float](repeating: .nan, count: m.cols)
                 var reference = [Float](repeating: .nan, count: m.cols)
-                for r in 0..<m.rows {
-                    fast.withUnsafeMutableBufferPointer { dequantizeRow(m, row: r, into: $0.baseAddress!) }
-                    reference.withUnsafeMutableBufferPointer { Reference.dequantizeRow(m, row: r, into: $0.baseAddress!) }
-                    for c in 0..<m.cols {
-                        XCTAssertEqual(fast[c], reference[c], accuracy: abs(reference[c]) * 1e-6 + 1e-7, "\(type.name) [\(r), \(c)]")
+                for table in Self.tables {
+                    let y = Self.kernelRows(table, m, x)
+                    for r in 0..<m.rows {
+                        fast.withUnsafeMutableBufferPointer { dequantizeRow(m, row: r, into: $0.baseAddress!, kernels: table) }
+                        reference.withUnsafeMutableBufferPointer { Reference.dequantizeRow(m, row: r, into: $0.baseAddress!) }
+                        for c in 0..<m.cols {
+                            XCTAssertEqual(fast[c], reference[c], accuracy: abs(reference[c]) * 1e-6 + 1e-7, "\(type.name) \(table.isa) [\(r), \(c)]")
+                        }
+                        let magnitude = (0..<m.cols).reduce(0.0) { $0 + Double(abs(reference[$1] * seen[$1])) }
+                        let want = seen.withUnsafeBufferPointer { Reference.dot(m, row: r, $0.baseAddress!) }
+                        XCTAssertEqual(Double(y[r]), want, accuracy: magnitude * 1e-5 + 1e-6, "\(type.name) \(table.isa) dot row \(r)")
                     }
-                    let magnitude = (0..<m.cols).reduce(0.0) { $0 + Double(abs(reference[$1] * x[$1])) }
-                    let want = x.withUnsafeBufferPointer { Reference.dot(m, row: r, $0.baseAddress!) }
-                    let got = x.withUnsafeBufferPointer { dot(m, row: r, $0.baseAddress!) }
-                    // f32 accumulation in a different order: relative to sum |w x|.
-                    XCTAssertEqual(Double(got), want, accuracy: magnitude * 1e-5 + 1e-6, "\(type.name) dot row \(r)")
                 }
             }
         }
@@ -133,35 +186,71 @@ final class KernelsTests: XCTestCase {
                 let m = try WeightMatrix(type: type, rows: rows, cols: cols, data: raw.baseAddress!)
                 let n = 5
                 let x = (0..<(n * cols)).map { _ in Float.random(in: -1...1, using: &random) }  // [n, cols]
-                var expected = [Float](repeating: 0, count: n * rows)                            // [n, rows]
-                var viaMatvec = [Float](repeating: .nan, count: n * rows)
-                var viaMatmul = [Float](repeating: .nan, count: n * rows)
-                x.withUnsafeBufferPointer { xp in
+                for table in Self.tables {
+                    var expected = [Float](repeating: 0, count: n * rows)                        // [n, rows] on the kernels' activations
+                    var exact = [Float](repeating: 0, count: n * rows)                           // [n, rows] on x
+                    var viaMatvec = [Float](repeating: .nan, count: n * rows)
+                    var viaMatmul = [Float](repeating: .nan, count: n * rows)
                     for t in 0..<n {
-                        expected.withUnsafeMutableBufferPointer { Reference.matvec(m, xp.baseAddress! + t * cols, $0.baseAddress! + t * rows) }
-                        viaMatvec.withUnsafeMutableBufferPointer { matvec(m, xp.baseAddress! + t * cols, $0.baseAddress! + t * rows, pool: pool) }
-                    }
-                    viaMatmul.withUnsafeMutableBufferPointer { matmul(m, xp.baseAddress!, $0.baseAddress!, n: n, pool: pool) }
-                }
-                // The int8 path quantizes x to 8 bits per 32-block: each x_i moves by at most
-                // blockmax/254, so |error| <= sum |w_i| blockmax_i / 254 (plus f32 rounding).
-                var row = [Float](repeating: 0, count: cols)
-                for i in 0..<(n * rows) {
-                    let (t, r) = i.quotientAndRemainder(dividingBy: rows)
-                    row.withUnsafeMutableBufferPointer { Reference.dequantizeRow(m, row: r, into: $0.baseAddress!) }
-                    var quantizationBound: Float = 0
-                    if type.hasInt8Path {
-                        for c in 0..<cols {
-                            let block = x[(t * cols + c / 32 * 32)..<(t * cols + c / 32 * 32 + 32)]
-                            quantizationBound += abs(row[c]) * (block.map(abs).max() ?? 0) / 254
+                        let seen = Reference.activationsAsSeenByKernels(Array(x[(t * cols)..<((t + 1) * cols)]), type: type)
+                        seen.withUnsafeBufferPointer { s in
+                            expected.withUnsafeMutableBufferPointer { Reference.matvec(m, s.baseAddress!, $0.baseAddress! + t * rows) }
+                        }
+                        x.withUnsafeBufferPointer { xp in
+                            exact.withUnsafeMutableBufferPointer { Reference.matvec(m, xp.baseAddress! + t * cols, $0.baseAddress! + t * rows) }
+                            viaMatvec.withUnsafeMutableBufferPointer { matvec(m, xp.baseAddress! + t * cols, $0.baseAddress! + t * rows, pool: pool, kernels: table) }
                         }
                     }
-                    let tolerance = max(1e-4, abs(expected[i]) * 1e-4) + quantizationBound * 1.01
-                    XCTAssertEqual(viaMatvec[i], expected[i], accuracy: tolerance, "\(type.name) matvec \(i)")
-                    XCTAssertEqual(viaMatmul[i], expected[i], accuracy: max(1e-4, abs(expected[i]) * 1e-4), "\(type.name) matmul \(i)")
+                    x.withUnsafeBufferPointer { xp in
+                        viaMatmul.withUnsafeMutableBufferPointer { matmul(m, xp.baseAddress!, $0.baseAddress!, n: n, pool: pool, kernels: table) }
+                    }
+                    for i in 0..<(n * rows) {
+                        XCTAssertEqual(viaMatvec[i], expected[i], accuracy: max(1e-4, abs(expected[i]) * 1e-4), "\(type.name) \(table.isa) matvec \(i)")
+                        XCTAssertEqual(viaMatmul[i], exact[i], accuracy: max(1e-4, abs(exact[i]) * 1e-4), "\(type.name) \(table.isa) matmul \(i)")
+                    }
                 }
             }
         }
+    }
+
+    /// Attention and SwiGLU of every instruction set against plain scalar formulas.
+    func testAttentionAndSwiGLUEqualScalar() {
+        var random = SystemRandomNumberGenerator()
+        let headDim = 72, length = 37, kvStride = 2 * headDim
+        let q = (0..<headDim).map { _ in Float.random(in: -1...1, using: &random) }
+        let keys = (0..<(length * kvStride)).map { _ in Float16(Float.random(in: -2...2, using: &random)) }
+        let values = (0..<(length * kvStride)).map { _ in Float16(Float.random(in: -2...2, using: &random)) }
+        var weights = (0..<length).map { t in (0..<headDim).reduce(0.0) { $0 + Double(q[$1]) * Double(Float(keys[t * kvStride + $1])) } }
+        let top = weights.max()!
+        weights = weights.map { Foundation.exp($0 - top) }
+        let total = weights.reduce(0, +)
+        let want = (0..<headDim).map { i in (0..<length).reduce(0.0) { $0 + weights[$1] / total * Double(Float(values[$1 * kvStride + i])) } }
+        let gate = (0..<37).map { _ in Float.random(in: -30...30, using: &random) }
+        let up = (0..<37).map { _ in Float.random(in: -2...2, using: &random) }
+        for table in Self.tables {
+            var scores = [Float](repeating: 0, count: length), out = [Float](repeating: .nan, count: headDim)
+            table.attend(q, keys, values, kvStride, length, headDim, &scores, &out)
+            for i in 0..<headDim { XCTAssertEqual(Double(out[i]), want[i], accuracy: 1e-5, "\(table.isa) attention \(i)") }
+            var g = gate
+            table.swiGLU(&g, up, g.count)
+            for i in 0..<g.count {
+                let expected = Double(gate[i]) / (1 + Foundation.exp(-Double(gate[i]))) * Double(up[i])
+                XCTAssertEqual(Double(g[i]), expected, accuracy: abs(expected) * 1e-5 + 1e-6, "\(table.isa) swiGLU \(i)")
+            }
+        }
+    }
+
+    /// The override picks a lower path, never one this CPU lacks; the best one otherwise.
+    func testInstructionSetSelection() {
+        XCTAssertEqual(KernelTable.preferred(override: "generic"), .generic)
+        XCTAssertEqual(KernelTable.preferred(override: nil), KernelTable.available.last)
+        XCTAssertEqual(KernelTable.preferred(override: "nonsense"), KernelTable.available.last)
+        for isa in InstructionSet.allCases {
+            let chosen = KernelTable.preferred(override: isa.rawValue)
+            XCTAssertTrue(KernelTable.available.contains(chosen))
+            if KernelTable.available.contains(isa) { XCTAssertEqual(chosen, isa) }
+        }
+        print("kernel instruction sets on this CPU: \(KernelTable.available.map(\.rawValue)), active: \(KernelTable.active.isa)")
     }
 
     func testWeightMatrixRejectsPartialBlocks() throws {

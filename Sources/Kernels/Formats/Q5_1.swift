@@ -1,0 +1,29 @@
+/// Q5_1: 32 values in 24 bytes: f16 d, f16 m, u32 fifth bits, 16 bytes of nibbles (as
+/// Q5_0). value = d * (nibble | fifth bit << 4) + m.
+enum Q5_1Format: Block32Format {
+    static var blockBytes: Int { 24 }
+
+    static func reference(_ q: UnsafeRawPointer, _ y: UnsafeMutablePointer<Float>) {
+        let d = loadHalf(q, 0), m = loadHalf(q, 2)
+        let qh = Int(q.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
+        for j in 0..<16 {
+            let v = byte(q, 8 + j)
+            let h0 = ((qh >> j) << 4) & 0x10
+            let h1 = (qh >> (j + 12)) & 0x10
+            y[j] = Float((v & 0xF) | h0) * d + m
+            y[j + 16] = Float((v >> 4) | h1) * d + m
+        }
+    }
+
+    static func decode(_ q: UnsafeRawPointer, _ codes: UnsafeMutablePointer<Int8>) -> (d: Float, m: Float) {
+        let qh = q.loadUnaligned(fromByteOffset: 4, as: UInt32.self)
+        for j in 0..<16 {
+            let v = q.load(fromByteOffset: 8 &+ j, as: UInt8.self)
+            let h0 = UInt8(truncatingIfNeeded: (qh >> UInt32(j)) & 1) << 4
+            let h1 = UInt8(truncatingIfNeeded: (qh >> UInt32(j &+ 16)) & 1) << 4
+            codes[j] = Int8(truncatingIfNeeded: (v & 0xF) | h0)
+            codes[j &+ 16] = Int8(truncatingIfNeeded: (v >> 4) | h1)
+        }
+        return (loadHalf(q, 0), loadHalf(q, 2))
+    }
+}

@@ -1,0 +1,15 @@
+/// Q5_K: 256 values in 176 bytes: f16 d, f16 dmin, 12 bytes of scales and mins (as Q4_K),
+/// 32 bytes of fifth bits (bit j of byte l belongs to value 32 j + l), 128 bytes of
+/// nibbles (as Q4_K). value = d * scale_s * (nibble | fifth bit << 4) - dmin * min_s.
+enum Q5_KFormat: Block256Format {
+    static var blockBytes: Int { 176 }
+
+    static func reference(_ q: UnsafeRawPointer, _ y: UnsafeMutablePointer<Float>) {
+        referenceK4(q, y, isQ5: true)
+    }
+
+    static func decode(_ q: UnsafeRawPointer, _ codes: UnsafeMutablePointer<Int8>,
+                       _ scales: UnsafeMutablePointer<Int32>, _ mins: UnsafeMutablePointer<Int32>) -> (d: Float, dmin: Float) {
+        decodeK4(q, codes, scales, mins, isQ5: true)
+    }
+}

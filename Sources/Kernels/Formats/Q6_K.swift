@@ -1,0 +1,51 @@
+/// Q6_K: 256 values in 210 bytes: 128 bytes of low nibbles, 64 bytes of high 2-bit pairs,
+/// 16 int8 scales (one per 16 values), f16 d. Per half of 128 values (ql = 64 bytes,
+/// qh = 32 bytes, sc = 8 scales), for l in 0..<32: value l from ql[l] low nibble and qh[l]
+/// bits 0-1, value 32 + l from ql[32 + l] low and bits 2-3, value 64 + l from ql[l] high
+/// and bits 4-5, value 96 + l from ql[32 + l] high and bits 6-7.
+/// value = d * scale * (q - 32), q in 0...63.
+enum Q6_KFormat: Block256Format {
+    static var blockBytes: Int { 210 }
+
+    static func reference(_ q: UnsafeRawPointer, _ y: UnsafeMutablePointer<Float>) {
+        let d = loadHalf(q, 208)
+        for half in 0..<2 {
+            let ql = q + 64 * half, qh = q + 128 + 32 * half, sc = q + 192 + 8 * half
+            func scale(_ i: Int) -> Float { Float(sc.load(fromByteOffset: i, as: Int8.self)) }
+            let out = y + 128 * half
+            for l in 0..<32 {
+                let s = l / 16
+                let h = byte(qh, l)
+                let q1 = ((byte(ql, l) & 0xF) | ((h & 3) << 4)) - 32
+                let q2 = ((byte(ql, l + 32) & 0xF) | (((h >> 2) & 3) << 4)) - 32
+                let q3 = ((byte(ql, l) >> 4) | (((h >> 4) & 3) << 4)) - 32
+                let q4 = ((byte(ql, l + 32) >> 4) | (((h >> 6) & 3) << 4)) - 32
+                out[l] = d * scale(s) * Float(q1)
+                out[l + 32] = d * scale(s + 2) * Float(q2)
+                out[l + 64] = d * scale(s + 4) * Float(q3)
+                out[l + 96] = d * scale(s + 6) * Float(q4)
+            }
+        }
+    }
+
+    static func decode(_ q: UnsafeRawPointer, _ codes: UnsafeMutablePointer<Int8>,
+                       _ scales: UnsafeMutablePointer<Int32>, _ mins: UnsafeMutablePointer<Int32>) -> (d: Float, dmin: Float) {
+        for g in 0..<16 {
+            scales[g] = Int32(q.load(fromByteOffset: 192 &+ g, as: Int8.self))
+            mins[g] = 0
+        }
+        for half in 0..<2 {
+            let ql = 64 &* half, qh = 128 &+ 32 &* half
+            for l in 0..<32 {
+                let a = q.load(fromByteOffset: ql &+ l, as: UInt8.self), c = q.load(fromByteOffset: ql &+ 32 &+ l, as: UInt8.self)
+                let h = q.load(fromByteOffset: qh &+ l, as: UInt8.self)
+                let out = codes + (128 &* half &+ l)
+                out[0] = Int8(truncatingIfNeeded: (a & 0xF) | ((h & 3) << 4)) &- 32
+                out[32] = Int8(truncatingIfNeeded: (c & 0xF) | (((h >> 2) & 3) << 4)) &- 32
+                out[64] = Int8(truncatingIfNeeded: (a >> 4) | (((h >> 4) & 3) << 4)) &- 32
+                out[96] = Int8(truncatingIfNeeded: (c >> 4) | (((h >> 6) & 3) << 4)) &- 32
+            }
+        }
+        return (loadHalf(q, 208), 0)
+    }
+}

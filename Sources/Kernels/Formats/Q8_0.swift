@@ -1,0 +1,14 @@
+/// Q8_0: 32 values in 34 bytes: f16 d, then 32 int8 q. value = d * q.
+enum Q8_0Format: Block32Format {
+    static var blockBytes: Int { 34 }
+
+    static func reference(_ q: UnsafeRawPointer, _ y: UnsafeMutablePointer<Float>) {
+        let d = loadHalf(q, 0)
+        for j in 0..<32 { y[j] = d * Float(q.load(fromByteOffset: 2 + j, as: Int8.self)) }
+    }
+
+    static func decode(_ q: UnsafeRawPointer, _ codes: UnsafeMutablePointer<Int8>) -> (d: Float, m: Float) {
+        for j in 0..<32 { codes[j] = q.load(fromByteOffset: 2 &+ j, as: Int8.self) }
+        return (loadHalf(q, 0), 0)
+    }
+}

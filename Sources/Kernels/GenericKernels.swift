@@ -1,0 +1,194 @@
+import KernelABI
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// The portable kernels: Swift SIMD types and loops the compiler vectorises, no
+// architecture-specific import, so they compile for every Swift target (aarch64
+// included). They compute what the x86 kernels compute (the same int8 activations and
+// integer dot products), from the per-format decoders in Formats/.
+
+enum GenericKernels {
+    static let table = KernelTable(
+        isa: .generic, rowKernels: GGMLType.allCases.map(rows), dequantizeKernels: GGMLType.allCases.map(dequantize),
+        quantizeQ8: quantizeQ8, quantizeQK: quantizeQK, attend: attendHead, swiGLU: swiGLU)
+
+    static func rows(_ type: GGMLType) -> RowsKernel {
+        switch type {
+        case .f32: return { rowsFloat($0, $1, $2, $3, $4, $5, F32Format.value) }
+        case .f16: return { rowsFloat($0, $1, $2, $3, $4, $5, F16Format.value) }
+        case .bf16: return { rowsFloat($0, $1, $2, $3, $4, $5, BF16Format.value) }
+        case .q8_0: return { rows32(Q8_0Format.self, $0, $1, $2, $3, $4, $5) }
+        case .q4_0: return { rows32(Q4_0Format.self, $0, $1, $2, $3, $4, $5) }
+        case .q4_1: return { rows32(Q4_1Format.self, $0, $1, $2, $3, $4, $5) }
+        case .q5_0: return { rows32(Q5_0Format.self, $0, $1, $2, $3, $4, $5) }
+        case .q5_1: return { rows32(Q5_1Format.self, $0, $1, $2, $3, $4, $5) }
+        case .q4_K: return { rows256(Q4_KFormat.self, $0, $1, $2, $3, $4, $5) }
+        case .q5_K: return { rows256(Q5_KFormat.self, $0, $1, $2, $3, $4, $5) }
+        case .q6_K: return { rows256(Q6_KFormat.self, $0, $1, $2, $3, $4, $5) }
+        }
+    }
+
+    static func dequantize(_ type: GGMLType) -> DequantizeKernel {
+        switch type {
+        case .f32: return { row, cols, out in for i in 0..<cols { out[i] = F32Format.value(row, i) } }
+        case .f16: return { row, cols, out in for i in 0..<cols { out[i] = F16Format.value(row, i) } }
+        case .bf16: return { row, cols, out in for i in 0..<cols { out[i] = BF16Format.value(row, i) } }
+        case .q8_0: return { dequantize32(Q8_0Format.self, $0, $1, $2) }
+        case .q4_0: return { dequantize32(Q4_0Format.self, $0, $1, $2) }
+        case .q4_1: return { dequantize32(Q4_1Format.self, $0, $1, $2) }
+        case .q5_0: return { dequantize32(Q5_0Format.self, $0, $1, $2) }
+        case .q5_1: return { dequantize32(Q5_1Format.self, $0, $1, $2) }
+        case .q4_K: return { dequantize256(Q4_KFormat.self, $0, $1, $2) }
+        case .q5_K: return { dequantize256(Q5_KFormat.self, $0, $1, $2) }
+        case .q6_K: return { dequantize256(Q6_KFormat.self, $0, $1, $2) }
+        }
+    }
+
+    static func rowsFloat(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>,
+                          _ y: UnsafeMutablePointer<Float>, _ value: (UnsafeRawPointer, Int) -> Float) {
+        let x = v.pointee.x!
+        for r in 0..<rows {
+            let row = w + r &* rowBytes
+            var acc = SIMD8<Float>()
+            var i = 0
+            while i &+ 8 <= cols {
+                var lane = SIMD8<Float>()
+                for k in 0..<8 { lane[k] = value(row, i &+ k) }
+                acc.addProduct(lane, UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self))
+                i &+= 8
+            }
+            var total = acc.sum()
+            while i < cols { total += value(row, i) * x[i]; i &+= 1 }
+            y[r] = total
+        }
+    }
+
+    static func rows32<F: Block32Format>(_: F.Type, _ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int,
+                                         _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>) {
+        let q8 = v.pointee.q8!, d8 = v.pointee.d8!, s8 = v.pointee.s8!
+        withUnsafeTemporaryAllocation(of: Int8.self, capacity: 32) { codes in
+            let c = codes.baseAddress!
+            for r in 0..<rows {
+                let row = w + r &* rowBytes
+                var total: Float = 0
+                for b in 0..<(cols / 32) {
+                    let (d, m) = F.decode(row + b &* F.blockBytes, c)
+                    var sum: Int32 = 0
+                    for i in 0..<32 { sum &+= Int32(c[i]) &* Int32(q8[b &* 32 &+ i]) }
+                    total += d * d8[b] * Float(sum) + m * s8[b]
+                }
+                y[r] = total
+            }
+        }
+    }
+
+    static func rows256<F: Block256Format>(_: F.Type, _ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int,
+                                           _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>) {
+        let qk = v.pointee.qk!, dk = v.pointee.dk!, bsums = v.pointee.bsums!
+        withUnsafeTemporaryAllocation(of: Int8.self, capacity: 256) { codes in
+            withUnsafeTemporaryAllocation(of: Int32.self, capacity: 32) { params in
+                let c = codes.baseAddress!, scales = params.baseAddress!, mins = scales + 16
+                for r in 0..<rows {
+                    let row = w + r &* rowBytes
+                    var total: Float = 0
+                    for b in 0..<(cols / 256) {
+                        let (d, dmin) = F.decode(row + b &* F.blockBytes, c, scales, mins)
+                        var sum: Int32 = 0, minSum: Int32 = 0
+                        for g in 0..<16 {
+                            var groupSum: Int32 = 0
+                            for i in 0..<16 { groupSum &+= Int32(c[g &* 16 &+ i]) &* Int32(qk[b &* 256 &+ g &* 16 &+ i]) }
+                            sum &+= scales[g] &* groupSum
+                            minSum &+= mins[g] &* Int32(bsums[b &* 16 &+ g])
+                        }
+                        total += dk[b] * (d * Float(sum) - dmin * Float(minSum))
+                    }
+                    y[r] = total
+                }
+            }
+        }
+    }
+
+    static func dequantize32<F: Block32Format>(_: F.Type, _ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>) {
+        withUnsafeTemporaryAllocation(of: Int8.self, capacity: 32) { codes in
+            let c = codes.baseAddress!
+            for b in 0..<(cols / 32) {
+                let (d, m) = F.decode(row + b &* F.blockBytes, c)
+                for i in 0..<32 { out[b &* 32 &+ i] = d * Float(c[i]) + m }
+            }
+        }
+    }
+
+    static func dequantize256<F: Block256Format>(_: F.Type, _ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>) {
+        withUnsafeTemporaryAllocation(of: Int8.self, capacity: 256) { codes in
+            withUnsafeTemporaryAllocation(of: Int32.self, capacity: 32) { params in
+                let c = codes.baseAddress!, scales = params.baseAddress!, mins = scales + 16
+                for b in 0..<(cols / 256) {
+                    let (d, dmin) = F.decode(row + b &* F.blockBytes, c, scales, mins)
+                    for i in 0..<256 {
+                        out[b &* 256 &+ i] = d * Float(scales[i / 16]) * Float(c[i]) - dmin * Float(mins[i / 16])
+                    }
+                }
+            }
+        }
+    }
+
+    /// Per `blockSize` values: d = max|x| / 127, q = round(x / d); hands the int sum of
+    /// every 16 values to `sum16(group index, sum)`.
+    @inline(__always)
+    static func quantize(_ x: UnsafePointer<Float>, _ cols: Int, blockSize: Int, _ q: UnsafeMutablePointer<Int8>,
+                         _ d: UnsafeMutablePointer<Float>, _ sum16: (Int, Int32) -> Void) {
+        for b in 0..<(cols / blockSize) {
+            var maximum: Float = 0
+            for i in 0..<blockSize { maximum = max(maximum, abs(x[b &* blockSize &+ i])) }
+            let scale = maximum / 127
+            let inverse: Float = scale > 0 ? 1 / scale : 0
+            d[b] = scale
+            for g in 0..<(blockSize / 16) {
+                var sum: Int32 = 0
+                for i in 0..<16 {
+                    let k = b &* blockSize &+ g &* 16 &+ i
+                    let value = Int8((x[k] * inverse).rounded(.toNearestOrEven))
+                    q[k] = value
+                    sum &+= Int32(value)
+                }
+                sum16((b &* blockSize &+ g &* 16) / 16, sum)
+            }
+        }
+    }
+
+    static func quantizeQ8(_ x: UnsafePointer<Float>, _ cols: Int, _ q8: UnsafeMutablePointer<Int8>,
+                           _ d8: UnsafeMutablePointer<Float>, _ s8: UnsafeMutablePointer<Float>) {
+        for b in 0..<(cols / 32) { s8[b] = 0 }
+        quantize(x, cols, blockSize: 32, q8, d8) { group, sum in s8[group / 2] += Float(sum) }   // exact: |sum| < 2^13
+        for b in 0..<(cols / 32) { s8[b] *= d8[b] }
+    }
+
+    static func quantizeQK(_ x: UnsafePointer<Float>, _ cols: Int, _ qk: UnsafeMutablePointer<Int8>,
+                           _ dk: UnsafeMutablePointer<Float>, _ bsums: UnsafeMutablePointer<Int16>) {
+        quantize(x, cols, blockSize: 256, qk, dk) { group, sum in bsums[group] = Int16(truncatingIfNeeded: sum) }
+    }
+
+    static func attendHead(_ q: UnsafePointer<Float>, _ keys: UnsafePointer<Float16>, _ values: UnsafePointer<Float16>,
+                           _ kvStride: Int, _ length: Int, _ headDim: Int,
+                           _ scores: UnsafeMutablePointer<Float>, _ out: UnsafeMutablePointer<Float>) {
+        for t in 0..<length {
+            var sum: Float = 0
+            for i in 0..<headDim { sum += q[i] * Float(keys[t &* kvStride &+ i]) }
+            scores[t] = sum
+        }
+        softmax(scores, n: length)
+        out.initialize(repeating: 0, count: headDim)
+        for t in 0..<length {
+            let weight = scores[t]
+            for i in 0..<headDim { out[i] += weight * Float(values[t &* kvStride &+ i]) }
+        }
+    }
+
+    static func swiGLU(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, _ n: Int) {
+        for i in 0..<n {
+            let g = gate[i]
+            gate[i] = g / (1 + expf(-g)) * up[i]
+        }
+    }
+}

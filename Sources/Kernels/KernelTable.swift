@@ -1,0 +1,198 @@
+import KernelABI
+#if canImport(Glibc)
+import Glibc
+#endif
+#if canImport(KernelsAVX2)
+import KernelsAVX2
+import KernelsAVXVNNI
+import KernelsAVX512
+#endif
+
+// The kernel table: the analogue of ggml's `type_traits_cpu`, and the only code that
+// knows which instruction set runs. For each (format, instruction set) it names the
+// decode kernel (rows of a matrix times one int8 or f32 vector), the row dequantizer
+// (embeddings, prefill tiles) and, per instruction set, the activation quantizers and
+// the attention and SwiGLU kernels. Everything above it (matvec, matmul, the forward
+// pass) calls through `KernelTable.active`.
+
+/// y[r] = dot(row r, x) for r in 0..<rows: (first row, rowBytes, cols, rows, x, y).
+public typealias RowsKernel = (UnsafeRawPointer, Int, Int, Int, UnsafePointer<qe_vector>, UnsafeMutablePointer<Float>) -> Void
+/// out[cols] = one dequantized row: (row, cols, out).
+public typealias DequantizeKernel = (UnsafeRawPointer, Int, UnsafeMutablePointer<Float>) -> Void
+/// x[cols] -> (q8[cols], d8[cols / 32], s8[cols / 32]); see `Reference.quantize`.
+public typealias QuantizeQ8Kernel = (UnsafePointer<Float>, Int, UnsafeMutablePointer<Int8>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) -> Void
+/// x[cols] -> (qk[cols], dk[cols / 256], bsums[cols / 16]); see `Reference.quantize`.
+public typealias QuantizeQKKernel = (UnsafePointer<Float>, Int, UnsafeMutablePointer<Int8>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Int16>) -> Void
+/// Causal attention of one query head: (q, keys, values, kvStride, length, headDim, scores, out); see `attendHead`.
+public typealias AttendKernel = (UnsafePointer<Float>, UnsafePointer<Float16>, UnsafePointer<Float16>, Int, Int, Int,
+                                 UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) -> Void
+/// gate[i] = silu(gate[i]) * up[i]: (gate, up, n).
+public typealias SwiGLUKernel = (UnsafeMutablePointer<Float>, UnsafePointer<Float>, Int) -> Void
+
+/// The instruction sets kernels are compiled for, lowest first.
+public enum InstructionSet: String, CaseIterable, Sendable, Comparable {
+    /// Portable Swift SIMD: every Swift target.
+    case generic
+    /// x86-64 AVX2 + FMA + F16C (Haswell, Zen 1 and later).
+    case avx2
+    /// AVX2 with AVX-VNNI vpdpbusd (Alder Lake, Sapphire Rapids, Zen 5 and later).
+    case avxvnni
+    /// AVX-512 F/CD/BW/DQ/VL + VNNI (Cascade Lake, Ice Lake, Zen 4 and later).
+    case avx512
+
+    public static func < (a: Self, b: Self) -> Bool {
+        allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
+    }
+}
+
+/// How a format's decode kernel wants its input vector.
+public enum ActivationForm: Sendable {
+    /// f32 x (F32, F16, BF16 weights).
+    case float
+    /// int8 with one scale per 32 values (Q8_0-style).
+    case q8
+    /// int8 with one scale per 256 values and int16 sums per 16 (Q8_K-style).
+    case qk
+}
+
+extension GGMLType {
+    /// The activation form this format's decode kernels read, on every instruction set.
+    public var activationForm: ActivationForm {
+        switch self {
+        case .f32, .f16, .bf16: return .float
+        case .q8_0, .q4_0, .q4_1, .q5_0, .q5_1: return .q8
+        case .q4_K, .q5_K, .q6_K: return .qk
+        }
+    }
+
+    /// Dense index for the table's arrays.
+    var tableIndex: Int { GGMLType.allCases.firstIndex(of: self)! }
+}
+
+/// The kernels of one instruction set for every format.
+public struct KernelTable: @unchecked Sendable {
+    public let isa: InstructionSet
+    let rowKernels: [RowsKernel]               // [GGMLType.allCases.count]
+    let dequantizeKernels: [DequantizeKernel]  // [GGMLType.allCases.count]
+    public let quantizeQ8: QuantizeQ8Kernel
+    public let quantizeQK: QuantizeQKKernel
+    public let attend: AttendKernel
+    public let swiGLU: SwiGLUKernel
+
+    @inline(__always) public func rows(_ type: GGMLType) -> RowsKernel { rowKernels[type.tableIndex] }
+    @inline(__always) public func dequantize(_ type: GGMLType) -> DequantizeKernel { dequantizeKernels[type.tableIndex] }
+
+    /// The table for `isa`, or nil when this build lacks it or this CPU cannot run it.
+    public static func forInstructionSet(_ isa: InstructionSet) -> KernelTable? {
+        available.contains(isa) ? build(isa) : nil
+    }
+
+    /// Instruction sets this build has and this CPU runs, lowest first.
+    public static let available: [InstructionSet] = {
+        var sets: [InstructionSet] = [.generic]
+        #if canImport(KernelsAVX2)
+        let features = qe_cpu_features()
+        if features & UInt32(QE_CPU_AVX2) != 0 { sets.append(.avx2) }
+        if features & UInt32(QE_CPU_AVXVNNI) != 0 { sets.append(.avxvnni) }
+        if features & UInt32(QE_CPU_AVX512) != 0 { sets.append(.avx512) }
+        #endif
+        return sets
+    }()
+
+    /// The table every kernel call goes through: the best available instruction set, or
+    /// the one QWEN_ISA (generic|avx2|avxvnni|avx512) names if it is available (a set
+    /// this CPU cannot run is never chosen; an unknown name is ignored).
+    public static let active: KernelTable = build(preferred(override: getenv("QWEN_ISA").map { String(cString: $0) }))
+
+    /// The instruction set `active` uses for a given QWEN_ISA value.
+    public static func preferred(override: String?) -> InstructionSet {
+        if let name = override, let isa = InstructionSet(rawValue: name.lowercased()), available.contains(isa) { return isa }
+        return available.last!
+    }
+
+    private static func build(_ isa: InstructionSet) -> KernelTable {
+        switch isa {
+        case .generic: return GenericKernels.table
+        #if canImport(KernelsAVX2)
+        case .avx2: return x86Table(.avx2, KernelsAVX2.X86Kernels.self)
+        case .avxvnni: return x86Table(.avxvnni, KernelsAVXVNNI.X86Kernels.self)
+        case .avx512: return x86Table(.avx512, KernelsAVX512.X86Kernels.self)
+        #else
+        default: return GenericKernels.table
+        #endif
+        }
+    }
+}
+
+#if canImport(KernelsAVX2)
+/// The three x86 kernel targets compile one source, so their entry points have the same
+/// names; this protocol lets one function build the table for each.
+protocol X86KernelSet {
+    static func rowsF32(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>)
+    static func rowsF16(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>)
+    static func rowsBF16(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>)
+    static func rowsQ8_0(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>)
+    static func rowsQ4_0(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>)
+    static func rowsQ4_1(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>)
+    static func rowsQ5_0(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>)
+    static func rowsQ5_1(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>)
+    static func rowsQ4_K(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>)
+    static func rowsQ5_K(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>)
+    static func rowsQ6_K(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>)
+    static func dequantizeF32(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
+    static func dequantizeF16(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
+    static func dequantizeBF16(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
+    static func dequantizeQ8_0(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
+    static func dequantizeQ4_0(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
+    static func dequantizeQ4_1(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
+    static func dequantizeQ5_0(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
+    static func dequantizeQ5_1(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
+    static func dequantizeQ4_K(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
+    static func dequantizeQ5_K(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
+    static func dequantizeQ6_K(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
+    static func quantizeQ8(_ x: UnsafePointer<Float>, _ cols: Int, _ q8: UnsafeMutablePointer<Int8>, _ d8: UnsafeMutablePointer<Float>, _ s8: UnsafeMutablePointer<Float>)
+    static func quantizeQK(_ x: UnsafePointer<Float>, _ cols: Int, _ qk: UnsafeMutablePointer<Int8>, _ dk: UnsafeMutablePointer<Float>, _ bsums: UnsafeMutablePointer<Int16>)
+    static func attendHead(_ q: UnsafePointer<Float>, _ keys: UnsafePointer<Float16>, _ values: UnsafePointer<Float16>, _ kvStride: Int,
+                           _ length: Int, _ headDim: Int, _ scores: UnsafeMutablePointer<Float>, _ out: UnsafeMutablePointer<Float>)
+    static func swiGLU(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, _ n: Int)
+}
+
+extension KernelsAVX2.X86Kernels: X86KernelSet {}
+extension KernelsAVXVNNI.X86Kernels: X86KernelSet {}
+extension KernelsAVX512.X86Kernels: X86KernelSet {}
+
+private func x86Table<K: X86KernelSet>(_ isa: InstructionSet, _: K.Type) -> KernelTable {
+    func rows(_ type: GGMLType) -> RowsKernel {
+        switch type {
+        case .f32: return K.rowsF32
+        case .f16: return K.rowsF16
+        case .bf16: return K.rowsBF16
+        case .q8_0: return K.rowsQ8_0
+        case .q4_0: return K.rowsQ4_0
+        case .q4_1: return K.rowsQ4_1
+        case .q5_0: return K.rowsQ5_0
+        case .q5_1: return K.rowsQ5_1
+        case .q4_K: return K.rowsQ4_K
+        case .q5_K: return K.rowsQ5_K
+        case .q6_K: return K.rowsQ6_K
+        }
+    }
+    func dequantize(_ type: GGMLType) -> DequantizeKernel {
+        switch type {
+        case .f32: return K.dequantizeF32
+        case .f16: return K.dequantizeF16
+        case .bf16: return K.dequantizeBF16
+        case .q8_0: return K.dequantizeQ8_0
+        case .q4_0: return K.dequantizeQ4_0
+        case .q4_1: return K.dequantizeQ4_1
+        case .q5_0: return K.dequantizeQ5_0
+        case .q5_1: return K.dequantizeQ5_1
+        case .q4_K: return K.dequantizeQ4_K
+        case .q5_K: return K.dequantizeQ5_K
+        case .q6_K: return K.dequantizeQ6_K
+        }
+    }
+    return KernelTable(isa: isa, rowKernels: GGMLType.allCases.map(rows), dequantizeKernels: GGMLType.allCases.map(dequantize),
+                       quantizeQ8: K.quantizeQ8, quantizeQK: K.quantizeQK, attend: K.attendHead, swiGLU: K.swiGLU)
+}
+#endif
