@@ -1,30 +1,64 @@
 #!/usr/bin/env bash
-# Runs our engine and llama.cpp side by side on the same GGUF, in one invocation, and
-# prints a markdown row for BENCHMARKS.md (figures and ratios; only ratios from one
-# run are comparable on a shared machine).
-#   scripts/bench.sh [-m MODEL] [-t THREADS] [-r REPS]
+# Our engine and llama.cpp side by side on the same GGUF, in one invocation: for each
+# round, each thread count and each kernel path this CPU runs (the selected one and every
+# lower one, generic included), `qwen bench` then `llama-bench` (pp512, tg128), alternating.
+# Also the machine's read bandwidth per thread count and decode as a fraction of the
+# bandwidth limit (weight bytes read per token x tok/s / bandwidth). Prints one markdown
+# row per (path, threads, round) for BENCHMARKS.md; only ratios from one run compare.
+#   scripts/bench.sh [-m MODEL] [-t "1 2"] [-r ROUNDS] [-i "avx512 avx2"] [-p 512] [-n 128]
+# On a machine with AVX-512, AVX2/AVX-VNNI rows are also compared with llama.cpp built for
+# AVX2 only (scripts/build-llama-cpp.sh --avx2): the same instruction set on both sides.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-MODEL="" THREADS=2 REPS=3
-while getopts "m:t:r:" opt; do
-  case $opt in m) MODEL=$OPTARG ;; t) THREADS=$OPTARG ;; r) REPS=$OPTARG ;; *) exit 2 ;; esac
+MODEL="" THREADS="1 2" ROUNDS=2 ISAS="" PROMPT=512 GEN=128
+while getopts "m:t:r:i:p:n:" opt; do
+  case $opt in m) MODEL=$OPTARG ;; t) THREADS=$OPTARG ;; r) ROUNDS=$OPTARG ;; i) ISAS=$OPTARG ;;
+               p) PROMPT=$OPTARG ;; n) GEN=$OPTARG ;; *) exit 2 ;; esac
 done
 [ -n "$MODEL" ] || MODEL=$(bash scripts/fetch-model.sh | tail -1)
-LLAMA_BIN=$(bash scripts/build-llama-cpp.sh | tail -1)
 QWEN=.build/release/qwen
 [ -x "$QWEN" ] || { echo "bench: $QWEN missing; run make build" >&2; exit 1; }
+LLAMA=$(bash scripts/build-llama-cpp.sh | tail -1)
+LLAMA_AVX2=""
+grep -q avx512_vnni /proc/cpuinfo && LLAMA_AVX2=$(bash scripts/build-llama-cpp.sh --avx2 | tail -1)
+[ -n "$ISAS" ] || ISAS=$("$QWEN" info -m "$MODEL" | python3 -c 'import json,sys; print(" ".join(reversed(json.load(sys.stdin)["isa_available"])))')
+BW=$(mktemp); cc -O2 -pthread scripts/bandwidth.c -o "$BW"
+declare -A bandwidth
+for t in $THREADS; do bandwidth[$t]=$("$BW" "$t"); done
+rm -f "$BW"
+CPU=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
 
-ours=$("$QWEN" bench -m "$MODEL" -p 512 -n 128 -t "$THREADS" -r "$REPS" --json)
-theirs=$("$LLAMA_BIN/llama-bench" -m "$MODEL" -p 512 -n 128 -t "$THREADS" -r "$REPS" -o json 2>/dev/null)
-python3 - "$ours" "$theirs" "$THREADS" <<'PY'
-import datetime, json, platform, subprocess, sys
-ours = json.loads(sys.argv[1]); theirs = json.loads(sys.argv[2]); threads = sys.argv[3]
-pp = next(t["avg_ts"] for t in theirs if t["n_prompt"] > 0 and t["n_gen"] == 0)
-tg = next(t["avg_ts"] for t in theirs if t["n_gen"] > 0 and t["n_prompt"] == 0)
-cpu = next((l.split(":", 1)[1].strip() for l in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
-            if l.startswith("Model name")), platform.processor())
+llama() { # bin threads -> "pp tg"
+  "$1/llama-bench" -m "$MODEL" -p "$PROMPT" -n "$GEN" -t "$2" -r 2 -o json 2>/dev/null | python3 -c '
+import json, sys
+rows = json.load(sys.stdin)
+pp = next(r["avg_ts"] for r in rows if r["n_prompt"] > 0 and r["n_gen"] == 0)
+tg = next(r["avg_ts"] for r in rows if r["n_gen"] > 0 and r["n_prompt"] == 0)
+print(pp, tg)'
+}
+
+echo "| date | CPU, 1-min load | path | threads | ours pp$PROMPT | llama.cpp pp$PROMPT | ratio | ours tg$GEN | llama.cpp tg$GEN | ratio | decode GB/s | of bandwidth |"
+echo "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+for round in $(seq 1 "$ROUNDS"); do
+  for t in $THREADS; do
+    for isa in $ISAS; do
+      n=$GEN; [ "$isa" = generic ] && n=32   # the portable path decodes ~10x slower
+      ours=$("$QWEN" bench -m "$MODEL" -p "$PROMPT" -n "$n" -t "$t" -r 2 --isa "$isa" --json)
+      refs=("llama.cpp native:$LLAMA")
+      if [ -n "$LLAMA_AVX2" ] && { [ "$isa" = avx2 ] || [ "$isa" = avxvnni ]; }; then refs+=("llama.cpp AVX2 build:$LLAMA_AVX2"); fi
+      for ref in "${refs[@]}"; do
+        theirs=$(llama "${ref#*:}" "$t")
+        python3 - "$ours" "$theirs" "$t" "$isa" "${ref%%:*}" "${bandwidth[$t]}" "$CPU" <<'PY'
+import datetime, json, sys
+ours = json.loads(sys.argv[1]); pp, tg = map(float, sys.argv[2].split())
+threads, isa, ref, bw, cpu = sys.argv[3], sys.argv[4], sys.argv[5], float(sys.argv[6]), sys.argv[7]
 load = open("/proc/loadavg").read().split()[0]
-print(f"| {datetime.date.today()} | {cpu}, load {load} | {threads} | {ours['prefill_tok_s']:.1f} | {pp:.1f} | "
+gbs = ours["decode_bytes_per_token"] * ours["decode_tok_s"] / 1e9
+print(f"| {datetime.date.today()} | {cpu}, load {load} | {isa} vs {ref} | {threads} | {ours['prefill_tok_s']:.1f} | {pp:.1f} | "
       f"**{ours['prefill_tok_s'] / pp:.2f}x** | {ours['decode_tok_s']:.1f} | {tg:.1f} | **{ours['decode_tok_s'] / tg:.2f}x** | "
-      f"{ours['load_ms']:.0f} ms | {ours['peak_rss_mb']:.0f} MB |")
+      f"{gbs:.1f} | {gbs / bw:.0%} of {bw:.0f} |")
 PY
+      done
+    done
+  done
+done

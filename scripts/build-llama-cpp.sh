@@ -1,16 +1,27 @@
 #!/usr/bin/env bash
 # Builds llama.cpp, the comparison engine of our benchmarks, from the source vendored
 # in the llama-cpp-python sdist on PyPI (pinned), into the cache:
-#   ${QWEN_CACHE:-~/.cache/qwen-embed}/llama.cpp-<version>/bin
+#   ${QWEN_CACHE:-~/.cache/qwen-embed}/llama.cpp-<version>/bin        native (-march=native)
+#   ${QWEN_CACHE:-~/.cache/qwen-embed}/llama.cpp-<version>/bin-avx2   with --avx2: AVX2 + FMA +
+#       F16C only, for comparing our AVX2 path with llama.cpp's on an AVX-512 machine
 # Prints the bin directory on the last line of stdout. Skips everything when built.
-# CPU only, native, Release; ~10 minutes on 2 cores (run niced).
+# CPU only, Release; ~10 minutes on 2 cores (run niced).
 set -euo pipefail
 VERSION=${LLAMA_CPP_PYTHON_VERSION:-0.3.36}
 CACHE="${QWEN_CACHE:-$HOME/.cache/qwen-embed}"
 DIR="$CACHE/llama.cpp-$VERSION"
-BIN="$DIR/bin"
 PY="${PYTHON:-python3}"
 say() { echo "build-llama-cpp: $*" >&2; }
+
+VARIANT=native
+CPU_FLAGS=(-DGGML_NATIVE=ON)
+if [ "${1:-}" = "--avx2" ]; then
+  VARIANT=avx2
+  CPU_FLAGS=(-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
+             -DGGML_AVX512=OFF -DGGML_AVX512_VNNI=OFF -DGGML_AVX512_VBMI=OFF -DGGML_AVX512_BF16=OFF -DGGML_AVX_VNNI=OFF)
+fi
+BIN="$DIR/bin$([ $VARIANT = native ] || echo "-$VARIANT")"
+BUILD="$DIR/build$([ $VARIANT = native ] || echo "-$VARIANT")"
 
 if [ -x "$BIN/llama-bench" ] && [ -x "$BIN/llama-perplexity" ]; then
   echo "$BIN"; exit 0
@@ -28,11 +39,11 @@ if [ ! -d "$DIR/src" ]; then
   tar -xzf "$DIR"/dl/llama_cpp_python-$VERSION.tar.gz -C "$DIR/src" --strip-components=1
 fi
 SRC="$DIR/src/vendor/llama.cpp"
-say "configuring $SRC"
-cmake -S "$SRC" -B "$DIR/build" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DLLAMA_CURL=OFF \
+say "configuring $SRC ($VARIANT)"
+cmake -S "$SRC" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release "${CPU_FLAGS[@]}" -DLLAMA_CURL=OFF \
   -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF -DBUILD_SHARED_LIBS=OFF >&2
 say "building llama-bench llama-perplexity (takes a while)"
-nice -n 19 cmake --build "$DIR/build" -j 2 --target llama-bench llama-perplexity >&2
+nice -n 19 cmake --build "$BUILD" -j 2 --target llama-bench llama-perplexity >&2
 mkdir -p "$BIN"
-for t in llama-bench llama-perplexity; do cp "$DIR/build/bin/$t" "$BIN/"; done
+for t in llama-bench llama-perplexity; do cp "$BUILD/bin/$t" "$BIN/"; done
 echo "$BIN"

@@ -11,7 +11,7 @@ import Glibc
 enum GenericKernels {
     static let table = KernelTable(
         isa: .generic, rowKernels: GGMLType.allCases.map(rows), dequantizeKernels: GGMLType.allCases.map(dequantize),
-        quantizeQ8: quantizeQ8, quantizeQK: quantizeQK, attend: attendHead, swiGLU: swiGLU)
+        quantizeQ8: quantizeQ8, quantizeQK: quantizeQK, attend: attendHead, swiGLU: swiGLU, gemm: nil)
 
     static func rows(_ type: GGMLType) -> RowsKernel {
         switch type {

@@ -26,6 +26,9 @@ public typealias QuantizeQKKernel = (UnsafePointer<Float>, Int, UnsafeMutablePoi
 /// Causal attention of one query head: (q, keys, values, kvStride, length, headDim, scores, out); see `attendHead`.
 public typealias AttendKernel = (UnsafePointer<Float>, UnsafePointer<Float16>, UnsafePointer<Float16>, Int, Int, Int,
                                  UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) -> Void
+/// y[t * yStride + r] = Σ_k x[t * cols + k] * w[r * cols + k] for an f32 weight tile
+/// w [rows, cols] and tokens x [n, cols]: (w, rows, x, n, cols, y, yStride).
+public typealias GEMMKernel = (UnsafePointer<Float>, Int, UnsafePointer<Float>, Int, Int, UnsafeMutablePointer<Float>, Int) -> Void
 /// gate[i] = silu(gate[i]) * up[i]: (gate, up, n).
 public typealias SwiGLUKernel = (UnsafeMutablePointer<Float>, UnsafePointer<Float>, Int) -> Void
 
@@ -78,6 +81,8 @@ public struct KernelTable: @unchecked Sendable {
     public let quantizeQK: QuantizeQKKernel
     public let attend: AttendKernel
     public let swiGLU: SwiGLUKernel
+    /// Prefill's product of a dequantized tile with the token batch; nil: OpenBLAS sgemm.
+    public let gemm: GEMMKernel?
 
     @inline(__always) public func rows(_ type: GGMLType) -> RowsKernel { rowKernels[type.tableIndex] }
     @inline(__always) public func dequantize(_ type: GGMLType) -> DequantizeKernel { dequantizeKernels[type.tableIndex] }
@@ -114,9 +119,9 @@ public struct KernelTable: @unchecked Sendable {
         switch isa {
         case .generic: return GenericKernels.table
         #if canImport(KernelsAVX2)
-        case .avx2: return x86Table(.avx2, KernelsAVX2.X86Kernels.self)
-        case .avxvnni: return x86Table(.avxvnni, KernelsAVXVNNI.X86Kernels.self)
-        case .avx512: return x86Table(.avx512, KernelsAVX512.X86Kernels.self)
+        case .avx2: return x86Table(.avx2, KernelsAVX2.X86Kernels.self, gemm: nil)
+        case .avxvnni: return x86Table(.avxvnni, KernelsAVXVNNI.X86Kernels.self, gemm: nil)
+        case .avx512: return x86Table(.avx512, KernelsAVX512.X86Kernels.self, gemm: KernelsAVX512.X86Kernels.gemmF32)
         #else
         default: return GenericKernels.table
         #endif
@@ -161,7 +166,7 @@ extension KernelsAVX2.X86Kernels: X86KernelSet {}
 extension KernelsAVXVNNI.X86Kernels: X86KernelSet {}
 extension KernelsAVX512.X86Kernels: X86KernelSet {}
 
-private func x86Table<K: X86KernelSet>(_ isa: InstructionSet, _: K.Type) -> KernelTable {
+private func x86Table<K: X86KernelSet>(_ isa: InstructionSet, _: K.Type, gemm: GEMMKernel?) -> KernelTable {
     func rows(_ type: GGMLType) -> RowsKernel {
         switch type {
         case .f32: return K.rowsF32
@@ -193,6 +198,7 @@ private func x86Table<K: X86KernelSet>(_ isa: InstructionSet, _: K.Type) -> Kern
         }
     }
     return KernelTable(isa: isa, rowKernels: GGMLType.allCases.map(rows), dequantizeKernels: GGMLType.allCases.map(dequantize),
-                       quantizeQ8: K.quantizeQ8, quantizeQK: K.quantizeQK, attend: K.attendHead, swiGLU: K.swiGLU)
+                       quantizeQ8: K.quantizeQ8, quantizeQK: K.quantizeQK, attend: K.attendHead, swiGLU: K.swiGLU,
+                       gemm: gemm)
 }
 #endif

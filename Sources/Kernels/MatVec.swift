@@ -52,22 +52,30 @@ public func matvec(_ ws: [WeightMatrix], _ x: UnsafePointer<Float>, _ ys: [Unsaf
     withExtendedLifetime(quantized) {}
 }
 
-/// Rows of W dequantized per sgemm call in `matmul`.
-let matmulTileRows = 64
+/// Rows of W dequantized per tile in `matmul`. For the table's GEMM about 192 KB of f32
+/// (the tile stays in L2 while every token of the batch passes over it), a multiple of 4
+/// in 4...64; for OpenBLAS, which packs the whole batch again for every call, TILE rows.
+func matmulTileRows(cols: Int, ownGEMM: Bool) -> Int {
+    ownGEMM ? max(4, min(64, (192 << 10) / (4 * max(cols, 1)) / 4 * 4)) : openBLASTileRows
+}
+/// 64 measured best of 64/128/256 (AVX2 path, 2 threads, pp512: 267/255/249 tok/s).
+let openBLASTileRows = 64
 
 /// Y[n, rows] = X[n, cols] W^T for a batch of n tokens (prefill). Tiles of W are
-/// dequantized to f32 by the table's kernels and multiplied with OpenBLAS sgemm; tiles
-/// are split over the pool and OpenBLAS runs single-threaded inside each, so the two
-/// never oversubscribe.
+/// dequantized to f32 by the table's kernels and multiplied with the batch by the table's
+/// GEMM (or OpenBLAS sgemm, single-threaded, where the table has none); tiles are split
+/// over the pool.
 public func matmul(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, n: Int, pool: ThreadPool,
                    kernels: KernelTable = .active) {
     if n == 1 { return matvec(w, x, y, pool: pool, kernels: kernels) }
     OpenBLAS.useOneThread()
-    let tiles = (w.rows + matmulTileRows - 1) / matmulTileRows
+    let tileRows = matmulTileRows(cols: w.cols, ownGEMM: kernels.gemm != nil)
+    let tiles = (w.rows + tileRows - 1) / tileRows
     let dequantize = kernels.dequantize(w.type)
+    let gemm = kernels.gemm
     pool.parallelFor(tiles) { tile in
-        let first = tile * matmulTileRows
-        let count = min(matmulTileRows, w.rows - first)
+        let first = tile * tileRows
+        let count = min(tileRows, w.rows - first)
         let weights: UnsafePointer<Float>
         var scratch: UnsafeMutablePointer<Float>? = nil
         if w.type == .f32 {
@@ -78,8 +86,12 @@ public func matmul(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ y: UnsafeMuta
             scratch = buffer
             weights = UnsafePointer(buffer)
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(count), Int32(w.cols),
-                    1, x, Int32(w.cols), weights, Int32(w.cols), 0, y + first, Int32(w.rows))
+        if let gemm {
+            gemm(weights, count, x, n, w.cols, y + first, w.rows)
+        } else {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(count), Int32(w.cols),
+                        1, x, Int32(w.cols), weights, Int32(w.cols), 0, y + first, Int32(w.rows))
+        }
         scratch?.deallocate()
     }
 }

@@ -578,6 +578,24 @@ enum BF16: FloatRow {
     }
 }
 
+// MARK: Helpers of the AVX-512 target's prefill GEMM (GEMM512.swift)
+
+/// Σ_{k in from..<to} a[k] * b[k] (the scalar tail past the last whole vector).
+@inline(__always) func tailDot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ from: Int, _ to: Int) -> Float {
+    var sum: Float = 0
+    var k = from
+    while k < to { sum += a[k] * b[k]; k &+= 1 }
+    return sum
+}
+
+/// Σ_k a[k] * b[k] over n values.
+@inline(__always) func dotF32(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+    var acc = _mm256_setzero_ps()
+    var k = 0
+    while k &+ 8 <= n { acc = _mm256_fmadd_ps(loadFloat8(a, k), loadFloat8(b, k), acc); k &+= 8 }
+    return hsum(acc) + tailDot(a, b, k, n)
+}
+
 // MARK: Entry points (reached only through Kernels' table)
 
 /// Signature of every `rows*` entry: y[r] = dot(row r of the matrix at w, x) for r in

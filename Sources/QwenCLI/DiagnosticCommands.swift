@@ -1,4 +1,5 @@
 import ArgumentParser
+import Kernels
 import QwenEmbed
 #if canImport(Glibc)
 import Glibc
@@ -111,13 +112,20 @@ struct BenchCommand: ParsableCommand {
         getrusage(Int32(RUSAGE_SELF.rawValue), &usage)
         let peakMB = Double(usage.ru_maxrss) / 1024
         let threads = bench.threads
+        // Weight bytes one decoded token reads: every layer matrix and the output head.
+        let bytesPerToken = model.weights.map { w in
+            w.layers.reduce(w.output.rows * w.output.rowBytes) { total, l in
+                [l.query, l.key, l.value, l.attentionOutput, l.gate, l.up, l.down].reduce(total) { $0 + $1.rows * $1.rowBytes }
+            }
+        } ?? 0
         if json {
             print("{\"prefill_tok_s\": \(String(format6: Float(prefill))), \"decode_tok_s\": \(String(format6: Float(decode))), "
                 + "\"load_ms\": \(String(format6: Float(loadMs))), \"peak_rss_mb\": \(String(format6: Float(peakMB))), "
                 + "\"threads\": \(threads), \"n_prompt\": \(p), \"n_gen\": \(n), \"reps\": \(r), "
-                + "\"model\": \(jsonString(model.info.name)), \"weight_type\": \(jsonString(model.info.weightType))}")
+                + "\"model\": \(jsonString(model.info.name)), \"weight_type\": \(jsonString(model.info.weightType)), "
+                + "\"isa\": \(jsonString(KernelTable.active.isa.rawValue)), \"decode_bytes_per_token\": \(bytesPerToken)}")
         } else {
-            print("model: \(model.info.name) (\(model.info.weightType)), threads: \(threads)")
+            print("model: \(model.info.name) (\(model.info.weightType)), threads: \(threads), kernels: \(KernelTable.active.isa.rawValue)")
             print("load: \(Int(loadMs)) ms, peak RSS: \(Int(peakMB)) MB")
             print("prefill: \(String(format6: Float(prefill))) tok/s (\(p) tokens)")
             print("decode:  \(String(format6: Float(decode))) tok/s (\(n) tokens)")

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Kernels
 import QwenEmbed
 #if canImport(Glibc)
 import Glibc
@@ -50,7 +51,16 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .customShort("t"), help: "Compute threads (0 = all cores).")
     var threads: Int = 0
 
+    @Option(help: "Kernel instruction set: generic, avx2, avxvnni or avx512 (default: the best this CPU runs; same as QWEN_ISA).")
+    var isa: String?
+
     func load() throws -> Model {
+        if let isa {
+            guard let set = InstructionSet(rawValue: isa), KernelTable.available.contains(set) else {
+                throw ValidationError("--isa \(isa): this CPU and build run \(KernelTable.available.map(\.rawValue).joined(separator: ", "))")
+            }
+            setenv("QWEN_ISA", set.rawValue, 1)   // read once, when the kernels are first used
+        }
         var options = ModelLoadOptions()
         options.threads = threads
         return try Model.load(path: model, options: options)
@@ -89,6 +99,8 @@ struct InfoCommand: ParsableCommand {
             ("n_head", "\(info.headCount)"), ("n_head_kv", "\(info.kvHeadCount)"),
             ("n_params", "\(info.parameterCount)"), ("weight_type", jsonString(info.weightType)),
             ("file_bytes", "\(info.fileBytes)"),
+            ("isa", jsonString(KernelTable.active.isa.rawValue)),
+            ("isa_available", "[" + KernelTable.available.map { jsonString($0.rawValue) }.joined(separator: ", ") + "]"),
         ]
         print("{" + fields.map { "\(jsonString($0.0)): \($0.1)" }.joined(separator: ", ") + "}")
     }

@@ -53,7 +53,8 @@ public final class ThroughputBench {
         public var decodeTokensPerSecond: Double
     }
 
-    /// Prefills `promptTokens` tokens from an empty cache, then decodes `generatedTokens`
+    /// Prefills `promptTokens` tokens from an empty cache; then, from an empty cache again
+    /// (as llama-bench's tg test does, so the figures compare), decodes `generatedTokens`
     /// greedily, one forward pass per token.
     public func run(promptTokens: Int, generatedTokens: Int) throws -> Figures {
         guard promptTokens + generatedTokens <= cache.capacity else {
@@ -72,8 +73,10 @@ public final class ThroughputBench {
             position = end
         }
         let prefillMs = monotonicMilliseconds() - prefillStart
+        cache.truncate(to: 0)
         let decodeStart = monotonicMilliseconds()
-        for _ in 0..<generatedTokens {
+        if generatedTokens > 0 { try transformer.forward(tokens: [prompt.first ?? 1000], cache: cache, logits: logits.pointer) }
+        for _ in 1..<max(generatedTokens, 1) {
             var best = 0
             for i in 1..<vocab where logits.pointer[i] > logits.pointer[best] { best = i }
             try transformer.forward(tokens: [Int32(best)], cache: cache, logits: logits.pointer)

@@ -4,7 +4,7 @@ import json
 import re
 import subprocess
 
-from conftest import FIXTURES
+from conftest import FIXTURES, ROOT
 
 # llama.cpp's perplexity tool on Debian's GPL-3 text, 512-token windows (see
 # Tests/Fixtures/README.md).
@@ -68,3 +68,34 @@ def test_batched_prefill_equals_token_by_token(qwen_cli, model_path):
         assert b["top"][0][0] == s["top"][0][0], f"position {b['pos']}: argmax {b['top'][0]} vs {s['top'][0]}"
         for (_, lb), (_, ls) in zip(b["top"], s["top"]):
             assert abs(lb - ls) <= 0.02 * max(1.0, abs(ls)), f"position {b['pos']}: {b['top']} vs {s['top']}"
+
+
+def test_every_instruction_set_agrees_with_the_selected_one(qwen_cli, model_path):
+    """The engine once on each kernel path this CPU runs, the portable generic one
+    included (so it cannot rot): the same greedy reply as the path the machine selects,
+    and batched prefill logits within 2% of it."""
+    info = json.loads(run(qwen_cli, "info", "-m", model_path))
+    assert info["isa"] == info["isa_available"][-1]
+    assert "generic" in info["isa_available"]
+    prompt = ["-p", "Write a Python function that reverses a string.", "--temp", "0", "--repeat-penalty", "1", "-t", "2"]
+    selected = run(qwen_cli, "chat", "-m", model_path, *prompt, "-n", "24")
+    ids = json.loads(run(qwen_cli, "tokenize", "-m", model_path, "--text", "def add(a, b):\n    return a + b\n"))
+    reference = top_logits(qwen_cli, model_path, ids, 64)
+    for isa in info["isa_available"][:-1]:
+        reply = run(qwen_cli, "chat", "-m", model_path, *prompt, "-n", "24", "--isa", isa)
+        assert reply == selected, f"{isa}: {reply!r}\n{info['isa']}: {selected!r}"
+        logits = [json.loads(line) for line in run(qwen_cli, "logits", "-m", model_path, "--ids", ",".join(map(str, ids)),
+                                                   "--top", "5", "--batch", "64", "-t", "2", "--isa", isa).splitlines()]
+        for got, want in zip(logits, reference):
+            assert got["top"][0][0] == want["top"][0][0], f"{isa} position {got['pos']}: {got['top']} vs {want['top']}"
+            for (_, lg), (_, lw) in zip(got["top"], want["top"]):
+                assert abs(lg - lw) <= 0.02 * max(1.0, abs(lw)), f"{isa} position {got['pos']}: {got['top']} vs {want['top']}"
+
+
+def test_only_kernel_targets_contain_simd_beyond_baseline(qwen_cli):
+    """objdump proof that baseline code (generic path, Swift runtime, engine) holds no
+    AVX/AVX2/AVX-512 instruction: only the per-instruction-set kernel targets do."""
+    library = str(ROOT / ".build" / "release" / "libqwen.so")
+    result = subprocess.run(["python3", str(ROOT / "scripts" / "check-isa-isolation.py"), library, qwen_cli],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr

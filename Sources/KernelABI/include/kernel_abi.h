@@ -27,4 +27,13 @@ enum {
 /// The QE_CPU_* bits this CPU and OS support (0 on other architectures).
 uint32_t qe_cpu_features(void);
 
+/// A spin-wait hint: `pause` on x86 (baseline since SSE2), `yield` on arm64.
+static inline void qe_spin_pause(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield");
+#endif
+}
+
 #endif
