@@ -51,6 +51,10 @@ public final class Model: @unchecked Sendable {
 
     public static let defaultSystemPrompt = "You are a helpful assistant."
 
+    /// The kernels' instruction set in this process (generic, avx2, avxvnni, avx512): the
+    /// best this CPU runs, or the one QWEN_ISA names if this CPU runs it.
+    public static var kernelInstructionSet: String { KernelTable.active.isa.rawValue }
+
     private init(path: String, config: ModelConfig, tokenizer: Tokenizer, info: ModelInfo,
                  weights: TransformerWeights?, weightsUnavailableReason: String?, threads: Int,
                  maxWindowSize: Int, storage: [AnyObject]) {
