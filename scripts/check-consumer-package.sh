@@ -27,3 +27,4 @@ c, o = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 assert c["isa"] == o["isa"], f"consumer runs {c['isa']}, make build {o['isa']}"
 print(f"decode consumer/make build: {c['decode_tok_s'] / o['decode_tok_s']:.2f}, prefill: {c['prefill_tok_s'] / o['prefill_tok_s']:.2f}")
 PY
+python3 scripts/check-isa-isolation.py "$WORK/consumer/.build/release/qwen-consumer"

@@ -1,22 +1,18 @@
 import KernelABI
 
 /// One input vector in the forms the decode kernels read (`qe_vector`): f32 as given,
-/// and int8 with per-32 (q8) or per-256 (qk) scales, each quantized only when a format
-/// of the matrices at hand needs it. Buffers grow to the largest `cols` seen.
+/// and int8 with per-32 scales (q8), quantized only when a format of the matrices at hand
+/// needs it. Buffers grow to the largest `cols` seen.
 public final class QuantizedActivations {
     public private(set) var capacity = 0
     private var q8: UnsafeMutablePointer<Int8>      // [capacity]
     private var d8: UnsafeMutablePointer<Float>     // [capacity / 32]
     private var s8: UnsafeMutablePointer<Float>     // [capacity / 32]
-    private var qk: UnsafeMutablePointer<Int8>      // [capacity]
-    private var dk: UnsafeMutablePointer<Float>     // [capacity / 256]
-    private var bsums: UnsafeMutablePointer<Int16>  // [capacity / 16]
     /// The pointers for the kernels; valid until the next `prepare`.
     public private(set) var vector = qe_vector()
 
     public init(capacity: Int = 256) {
         q8 = .allocate(capacity: 1); d8 = .allocate(capacity: 1); s8 = .allocate(capacity: 1)
-        qk = .allocate(capacity: 1); dk = .allocate(capacity: 1); bsums = .allocate(capacity: 1)
         reserve(capacity)
     }
 
@@ -24,15 +20,13 @@ public final class QuantizedActivations {
 
     private func release() {
         q8.deallocate(); d8.deallocate(); s8.deallocate()
-        qk.deallocate(); dk.deallocate(); bsums.deallocate()
     }
 
     private func reserve(_ count: Int) {
         guard count > capacity else { return }
         release()
-        capacity = (count + 255) / 256 * 256
+        capacity = (count + 31) / 32 * 32
         q8 = .allocate(capacity: capacity); d8 = .allocate(capacity: capacity / 32); s8 = .allocate(capacity: capacity / 32)
-        qk = .allocate(capacity: capacity); dk = .allocate(capacity: capacity / 256); bsums = .allocate(capacity: capacity / 16)
     }
 
     /// Fills `vector` for x[cols] with the forms `forms` asks for, with `kernels`' quantizers.
@@ -43,10 +37,6 @@ public final class QuantizedActivations {
         if forms.contains(.q8) && cols % 32 == 0 {
             kernels.quantizeQ8(x, cols, q8, d8, s8)
             vector.q8 = UnsafePointer(q8); vector.d8 = UnsafePointer(d8); vector.s8 = UnsafePointer(s8)
-        }
-        if forms.contains(.qk) && cols % 256 == 0 {
-            kernels.quantizeQK(x, cols, qk, dk, bsums)
-            vector.qk = UnsafePointer(qk); vector.dk = UnsafePointer(dk); vector.bsums = UnsafePointer(bsums)
         }
     }
 }

@@ -11,7 +11,7 @@ import Glibc
 enum GenericKernels {
     static let table = KernelTable(
         isa: .generic, rowKernels: GGMLType.allCases.map(rows), dequantizeKernels: GGMLType.allCases.map(dequantize),
-        quantizeQ8: quantizeQ8, quantizeQK: quantizeQK, attend: attendHead, swiGLU: swiGLU, gemm: nil)
+        quantizeQ8: quantizeQ8, attend: attendHead, swiGLU: swiGLU, gemm: nil)
 
     static func rows(_ type: GGMLType) -> RowsKernel {
         switch type {
@@ -85,7 +85,7 @@ enum GenericKernels {
 
     static func rows256<F: Block256Format>(_: F.Type, _ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int,
                                            _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>) {
-        let qk = v.pointee.qk!, dk = v.pointee.dk!, bsums = v.pointee.bsums!
+        let q8 = v.pointee.q8!, d8 = v.pointee.d8!
         withUnsafeTemporaryAllocation(of: Int8.self, capacity: 256) { codes in
             withUnsafeTemporaryAllocation(of: Int32.self, capacity: 32) { params in
                 let c = codes.baseAddress!, scales = params.baseAddress!, mins = scales + 16
@@ -94,14 +94,20 @@ enum GenericKernels {
                     var total: Float = 0
                     for b in 0..<(cols / 256) {
                         let (d, dmin) = F.decode(row + b &* F.blockBytes, c, scales, mins)
-                        var sum: Int32 = 0, minSum: Int32 = 0
-                        for g in 0..<16 {
-                            var groupSum: Int32 = 0
-                            for i in 0..<16 { groupSum &+= Int32(c[g &* 16 &+ i]) &* Int32(qk[b &* 256 &+ g &* 16 &+ i]) }
-                            sum &+= scales[g] &* groupSum
-                            minSum &+= mins[g] &* Int32(bsums[b &* 16 &+ g])
+                        for sub in 0..<8 {                 // 32 values: one activation scale
+                            var sum: Int32 = 0, minSum: Int32 = 0
+                            for g in (2 &* sub)..<(2 &* sub &+ 2) {
+                                var products: Int32 = 0, activations: Int32 = 0
+                                for i in 0..<16 {
+                                    let a = Int32(q8[b &* 256 &+ g &* 16 &+ i])
+                                    products &+= Int32(c[g &* 16 &+ i]) &* a
+                                    activations &+= a
+                                }
+                                sum &+= scales[g] &* products
+                                minSum &+= mins[g] &* activations
+                            }
+                            total += d8[b &* 8 &+ sub] * (d * Float(sum) - dmin * Float(minSum))
                         }
-                        total += dk[b] * (d * Float(sum) - dmin * Float(minSum))
                     }
                     y[r] = total
                 }
@@ -133,40 +139,23 @@ enum GenericKernels {
         }
     }
 
-    /// Per `blockSize` values: d = max|x| / 127, q = round(x / d); hands the int sum of
-    /// every 16 values to `sum16(group index, sum)`.
-    @inline(__always)
-    static func quantize(_ x: UnsafePointer<Float>, _ cols: Int, blockSize: Int, _ q: UnsafeMutablePointer<Int8>,
-                         _ d: UnsafeMutablePointer<Float>, _ sum16: (Int, Int32) -> Void) {
-        for b in 0..<(cols / blockSize) {
-            var maximum: Float = 0
-            for i in 0..<blockSize { maximum = max(maximum, abs(x[b &* blockSize &+ i])) }
-            let scale = maximum / 127
-            let inverse: Float = scale > 0 ? 1 / scale : 0
-            d[b] = scale
-            for g in 0..<(blockSize / 16) {
-                var sum: Int32 = 0
-                for i in 0..<16 {
-                    let k = b &* blockSize &+ g &* 16 &+ i
-                    let value = Int8((x[k] * inverse).rounded(.toNearestOrEven))
-                    q[k] = value
-                    sum &+= Int32(value)
-                }
-                sum16((b &* blockSize &+ g &* 16) / 16, sum)
-            }
-        }
-    }
-
+    /// Per 32 values: d = max|x| / 127, q = round-to-nearest-even(x / d), s = d * Σ q.
     static func quantizeQ8(_ x: UnsafePointer<Float>, _ cols: Int, _ q8: UnsafeMutablePointer<Int8>,
                            _ d8: UnsafeMutablePointer<Float>, _ s8: UnsafeMutablePointer<Float>) {
-        for b in 0..<(cols / 32) { s8[b] = 0 }
-        quantize(x, cols, blockSize: 32, q8, d8) { group, sum in s8[group / 2] += Float(sum) }   // exact: |sum| < 2^13
-        for b in 0..<(cols / 32) { s8[b] *= d8[b] }
-    }
-
-    static func quantizeQK(_ x: UnsafePointer<Float>, _ cols: Int, _ qk: UnsafeMutablePointer<Int8>,
-                           _ dk: UnsafeMutablePointer<Float>, _ bsums: UnsafeMutablePointer<Int16>) {
-        quantize(x, cols, blockSize: 256, qk, dk) { group, sum in bsums[group] = Int16(truncatingIfNeeded: sum) }
+        for b in 0..<(cols / 32) {
+            var maximum: Float = 0
+            for i in 0..<32 { maximum = max(maximum, abs(x[b &* 32 &+ i])) }
+            let scale = maximum / 127
+            let inverse: Float = scale > 0 ? 1 / scale : 0
+            var sum: Int32 = 0
+            for i in 0..<32 {
+                let value = Int8((x[b &* 32 &+ i] * inverse).rounded(.toNearestOrEven))
+                q8[b &* 32 &+ i] = value
+                sum &+= Int32(value)
+            }
+            d8[b] = scale
+            s8[b] = scale * Float(sum)
+        }
     }
 
     static func attendHead(_ q: UnsafePointer<Float>, _ keys: UnsafePointer<Float16>, _ values: UnsafePointer<Float16>,

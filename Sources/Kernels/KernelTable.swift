@@ -21,8 +21,6 @@ public typealias RowsKernel = (UnsafeRawPointer, Int, Int, Int, UnsafePointer<qe
 public typealias DequantizeKernel = (UnsafeRawPointer, Int, UnsafeMutablePointer<Float>) -> Void
 /// x[cols] -> (q8[cols], d8[cols / 32], s8[cols / 32]); see `Reference.quantize`.
 public typealias QuantizeQ8Kernel = (UnsafePointer<Float>, Int, UnsafeMutablePointer<Int8>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) -> Void
-/// x[cols] -> (qk[cols], dk[cols / 256], bsums[cols / 16]); see `Reference.quantize`.
-public typealias QuantizeQKKernel = (UnsafePointer<Float>, Int, UnsafeMutablePointer<Int8>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Int16>) -> Void
 /// Causal attention of one query head: (q, keys, values, kvStride, length, headDim, scores, out); see `attendHead`.
 public typealias AttendKernel = (UnsafePointer<Float>, UnsafePointer<Float16>, UnsafePointer<Float16>, Int, Int, Int,
                                  UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) -> Void
@@ -52,10 +50,8 @@ public enum InstructionSet: String, CaseIterable, Sendable, Comparable {
 public enum ActivationForm: Sendable {
     /// f32 x (F32, F16, BF16 weights).
     case float
-    /// int8 with one scale per 32 values (Q8_0-style).
+    /// int8 with one scale per 32 values (Q8_0-style), for every quantized format.
     case q8
-    /// int8 with one scale per 256 values and int16 sums per 16 (Q8_K-style).
-    case qk
 }
 
 extension GGMLType {
@@ -63,8 +59,7 @@ extension GGMLType {
     public var activationForm: ActivationForm {
         switch self {
         case .f32, .f16, .bf16: return .float
-        case .q8_0, .q4_0, .q4_1, .q5_0, .q5_1: return .q8
-        case .q4_K, .q5_K, .q6_K: return .qk
+        case .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q4_K, .q5_K, .q6_K: return .q8
         }
     }
 
@@ -78,7 +73,6 @@ public struct KernelTable: @unchecked Sendable {
     let rowKernels: [RowsKernel]               // [GGMLType.allCases.count]
     let dequantizeKernels: [DequantizeKernel]  // [GGMLType.allCases.count]
     public let quantizeQ8: QuantizeQ8Kernel
-    public let quantizeQK: QuantizeQKKernel
     public let attend: AttendKernel
     public let swiGLU: SwiGLUKernel
     /// Prefill's product of a dequantized tile with the token batch; nil: OpenBLAS sgemm.
@@ -156,7 +150,6 @@ protocol X86KernelSet {
     static func dequantizeQ5_K(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
     static func dequantizeQ6_K(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
     static func quantizeQ8(_ x: UnsafePointer<Float>, _ cols: Int, _ q8: UnsafeMutablePointer<Int8>, _ d8: UnsafeMutablePointer<Float>, _ s8: UnsafeMutablePointer<Float>)
-    static func quantizeQK(_ x: UnsafePointer<Float>, _ cols: Int, _ qk: UnsafeMutablePointer<Int8>, _ dk: UnsafeMutablePointer<Float>, _ bsums: UnsafeMutablePointer<Int16>)
     static func attendHead(_ q: UnsafePointer<Float>, _ keys: UnsafePointer<Float16>, _ values: UnsafePointer<Float16>, _ kvStride: Int,
                            _ length: Int, _ headDim: Int, _ scores: UnsafeMutablePointer<Float>, _ out: UnsafeMutablePointer<Float>)
     static func swiGLU(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, _ n: Int)
@@ -198,7 +191,7 @@ private func x86Table<K: X86KernelSet>(_ isa: InstructionSet, _: K.Type, gemm: G
         }
     }
     return KernelTable(isa: isa, rowKernels: GGMLType.allCases.map(rows), dequantizeKernels: GGMLType.allCases.map(dequantize),
-                       quantizeQ8: K.quantizeQ8, quantizeQK: K.quantizeQK, attend: K.attendHead, swiGLU: K.swiGLU,
+                       quantizeQ8: K.quantizeQ8, attend: K.attendHead, swiGLU: K.swiGLU,
                        gemm: gemm)
 }
 #endif

@@ -46,20 +46,20 @@ public enum Reference {
         for r in 0..<w.rows { y[r] = Float(dot(w, row: r, x)) }
     }
 
-    /// The int8 activations every kernel's quantizer must produce, per `blockSize` values
-    /// (32 for q8, 256 for qk): d = max|x| / 127, q = x * (1 / d) rounded to nearest even
-    /// (0 where d is 0), and the int sum of every 16 values.
-    public static func quantize(_ x: [Float], blockSize: Int) -> (q: [Int8], d: [Float], sums16: [Int32]) {
-        var q = [Int8](repeating: 0, count: x.count), d = [Float](), sums = [Int32]()
-        for b in 0..<(x.count / blockSize) {
-            let block = x[(b * blockSize)..<((b + 1) * blockSize)]
+    /// The int8 activations every kernel's quantizer must produce, per 32 values:
+    /// d = max|x| / 127, q = x * (1 / d) rounded to nearest even (0 where d is 0), and
+    /// s = d * Σ q.
+    public static func quantize(_ x: [Float]) -> (q: [Int8], d: [Float], s: [Float]) {
+        var q = [Int8](repeating: 0, count: x.count), d = [Float](), s = [Float]()
+        for b in 0..<(x.count / 32) {
+            let block = x[(b * 32)..<((b + 1) * 32)]
             let scale = block.map { abs($0) }.max()! / 127
             let inverse: Float = scale > 0 ? 1 / scale : 0
-            d.append(scale)
             for i in block.indices { q[i] = Int8((x[i] * inverse).rounded(.toNearestOrEven)) }
+            d.append(scale)
+            s.append(scale * Float(q[block.indices].reduce(Int32(0)) { $0 + Int32($1) }))
         }
-        for g in 0..<(x.count / 16) { sums.append(q[(g * 16)..<(g * 16 + 16)].reduce(Int32(0)) { $0 + Int32($1) }) }
-        return (q, d, sums)
+        return (q, d, s)
     }
 
     /// The vector a kernel's int8 path multiplies with when given x: x quantized and
@@ -68,10 +68,9 @@ public enum Reference {
     public static func activationsAsSeenByKernels(_ x: [Float], type: GGMLType) -> [Float] {
         switch type.activationForm {
         case .float: return x
-        case .q8, .qk:
-            let blockSize = type.activationForm == .q8 ? 32 : 256
-            let (q, d, _) = quantize(x, blockSize: blockSize)
-            return q.indices.map { d[$0 / blockSize] * Float(q[$0]) }
+        case .q8:
+            let (q, d, _) = quantize(x)
+            return q.indices.map { d[$0 / 32] * Float(q[$0]) }
         }
     }
 }

@@ -9,10 +9,12 @@
 // kernel table in `Kernels`. Block layouts are ggml's (ggml-common.h); the scalar
 // references in Kernels/Formats say what each kernel computes.
 //
-// Decode (matrix-vector) multiplies int8 codes with int8 activations (`qe_vector`), the
-// way llama.cpp does: formats with 32-blocks against q8 (one scale per 32 values),
-// K-quants against qk (one scale per 256 values, int16 sums per 16) with the 6-bit
-// sub-block scales applied inside the integer pipeline and one float FMA per 256 values.
+// Decode (matrix-vector) multiplies int8 codes with int8 activations (`qe_vector`: one
+// scale per 32 values), the way llama.cpp does; the K-quants apply their 6-bit (Q6_K:
+// 8-bit) sub-block scales inside the integer pipeline (vpmaddwd) and need one float FMA
+// per 32 values, for the activation scale. (llama.cpp's Q8_K activations, one scale per
+// 256 values, would save those FMAs; measured here they cost precision that broke the
+// prefill-equals-decode test, see BENCHMARKS.md.)
 #if arch(x86_64)
 import KernelABI
 import _Builtin_intrinsics.intel
@@ -238,7 +240,7 @@ struct Row32Sums {
     }
 }
 
-// MARK: K-quants (against qk)
+// MARK: K-quants (against q8)
 
 /// pshufb masks that broadcast int16 element i of each 128-bit lane to all 8 of its
 /// int16 positions (scaleShuffle16[i]), or byte 2i to the low and 2i+1 to the high 8
@@ -269,24 +271,22 @@ struct Row32Sums {
     return (pack(scales0, scales1), pack(mins0, mins1))
 }
 
-/// Σ over one Q4_K (or Q5_K, with `high` bits) block of code * qk, each 32-sub-block
-/// scaled by its 6-bit scale: 8 int32 lanes. `mins` gets Σ m_j * (sum of sub-block j's qk).
-@inline(__always) func blockK4(_ q: UnsafeRawPointer, isQ5: Bool, _ xq: UnsafeRawPointer, _ bsums: UnsafePointer<Int16>) -> (__m256i, Int32) {
+/// One Q4_K (or Q5_K, with its fifth bits) block against 256 q8 activations: each
+/// 32-value sub-block's codes times activations summed in int32 with its 6-bit scale
+/// applied in the integer pipeline (vpmaddubsw, then vpmaddwd with the scale), then
+/// scaled by d x the sub-block's activation scale into `acc` (four accumulators, so FMA
+/// latency does not bound the loop); the mins term m_j * s8_j into `minAcc`.
+@inline(__always) func blockK4(_ q: UnsafeRawPointer, isQ5: Bool, _ x: UnsafeRawPointer, _ d8: UnsafePointer<Float>,
+                               _ s8: UnsafePointer<Float>, _ acc: inout (__m256, __m256, __m256, __m256), _ minAcc: inout __m256) {
     let (scales16, mins16) = scalesAndMinsK4(q + 4)
-    // Sums of each 32 activations: adjacent pairs of the 16-value sums.
-    let sums32 = _mm_hadd_epi16(_mm_loadu_si128(UnsafeRawPointer(bsums).assumingMemoryBound(to: __m128i.self)),
-                                _mm_loadu_si128(UnsafeRawPointer(bsums + 8).assumingMemoryBound(to: __m128i.self)))
-    let minTerms = _mm_madd_epi16(mins16, sums32)
-    var s = _mm_add_epi32(minTerms, _mm_unpackhi_epi64(minTerms, minTerms))
-    s = _mm_add_epi32(s, _mm_shuffle_epi32_1(s))
-    let minSum = _mm_cvtsi128_si32(s)
-
+    let d = loadHalf(q, 0), dmin = loadHalf(q, 2)
+    let mins = _mm256_mul_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(mins16)))
+    minAcc = _mm256_fmadd_ps(mins, loadFloat8(s8, 0), minAcc)
     let scales = _mm256_set_m128i(scales16, scales16)
     let mask = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1)
     let high = isQ5 ? load256(q, 16) : _mm256_setzero_si256()
     let qs = q + (isQ5 ? 48 : 16)
-    var sum = _mm256_setzero_si256()
-    for j in 0..<4 {
+    @inline(__always) func group(_ j: Int) -> (__m256, __m256) {
         let packed = load256(qs, j &* 32)
         var lo = _mm256_and_si256(packed, mask)
         var hi = _mm256_and_si256(_mm256_srli_epi16(packed, 4), mask)
@@ -295,29 +295,33 @@ struct Row32Sums {
             hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(high, Int32(2 &* j &+ 1)), one), 4))
         }
         let pl = _mm256_madd_epi16(_mm256_shuffle_epi8(scales, broadcastInt16Mask(2 &* j)),
-                                   _mm256_maddubs_epi16(lo, load256(xq, j &* 64)))
+                                   _mm256_maddubs_epi16(lo, load256(x, j &* 64)))
         let ph = _mm256_madd_epi16(_mm256_shuffle_epi8(scales, broadcastInt16Mask(2 &* j &+ 1)),
-                                   _mm256_maddubs_epi16(hi, load256(xq, j &* 64 &+ 32)))
-        sum = _mm256_add_epi32(sum, _mm256_add_epi32(pl, ph))
+                                   _mm256_maddubs_epi16(hi, load256(x, j &* 64 &+ 32)))
+        return (_mm256_cvtepi32_ps(pl), _mm256_cvtepi32_ps(ph))
     }
-    return (sum, minSum)
+    var (l, h) = group(0)
+    acc.0 = _mm256_fmadd_ps(l, _mm256_set1_ps(d * d8[0]), acc.0); acc.1 = _mm256_fmadd_ps(h, _mm256_set1_ps(d * d8[1]), acc.1)
+    (l, h) = group(1)
+    acc.2 = _mm256_fmadd_ps(l, _mm256_set1_ps(d * d8[2]), acc.2); acc.3 = _mm256_fmadd_ps(h, _mm256_set1_ps(d * d8[3]), acc.3)
+    (l, h) = group(2)
+    acc.0 = _mm256_fmadd_ps(l, _mm256_set1_ps(d * d8[4]), acc.0); acc.1 = _mm256_fmadd_ps(h, _mm256_set1_ps(d * d8[5]), acc.1)
+    (l, h) = group(3)
+    acc.2 = _mm256_fmadd_ps(l, _mm256_set1_ps(d * d8[6]), acc.2); acc.3 = _mm256_fmadd_ps(h, _mm256_set1_ps(d * d8[7]), acc.3)
 }
 
 @inline(__always) func rowsK4(isQ5: Bool, _ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int,
                               _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>) {
-    let xq = UnsafeRawPointer(v.pointee.qk!), dk = v.pointee.dk!, bsums = v.pointee.bsums!
+    let xq = UnsafeRawPointer(v.pointee.q8!), d8 = v.pointee.d8!, s8 = v.pointee.s8!
     let blocks = cols / 256, bytes = isQ5 ? 176 : 144
     for r in 0..<rows {
         let row = w + r &* rowBytes
-        var acc = _mm256_setzero_ps()
-        var minAcc: Float = 0
+        var acc = (_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps())
+        var minAcc = _mm256_setzero_ps()
         for i in 0..<blocks {
-            let q = row + i &* bytes
-            let (sum, minSum) = blockK4(q, isQ5: isQ5, xq + i &* 256, bsums + i &* 16)
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(loadHalf(q, 0) * dk[i]), _mm256_cvtepi32_ps(sum), acc)
-            minAcc += loadHalf(q, 2) * dk[i] * Float(minSum)
+            blockK4(row + i &* bytes, isQ5: isQ5, xq + i &* 256, d8 + i &* 8, s8 + i &* 8, &acc, &minAcc)
         }
-        y[r] = hsum(acc) - minAcc
+        y[r] = hsum(_mm256_add_ps(_mm256_add_ps(acc.0, acc.1), _mm256_add_ps(acc.2, acc.3))) - hsum(minAcc)
     }
 }
 
@@ -366,31 +370,37 @@ struct Row32Sums {
     return (c0, c1, c2, c3)
 }
 
+/// Q6_K rows against q8 activations: per 32 values, |code - 32| x signed activations
+/// summed in int32 with the two 16-value int8 scales applied by vpmaddwd, then one FMA
+/// with d x the activation scale (four accumulators, one per 32-group of a half).
 @inline(__always) func rowsQ6K(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int,
                                _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>) {
-    let xq = UnsafeRawPointer(v.pointee.qk!), dk = v.pointee.dk!, bsums = v.pointee.bsums!
+    let xq = UnsafeRawPointer(v.pointee.q8!), d8 = v.pointee.d8!
+    let offset = _mm256_set1_epi8(32)
     for r in 0..<rows {
         let row = w + r &* rowBytes
-        var acc = _mm256_setzero_ps()
+        var acc = (_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps())
         for i in 0..<(cols / 256) {
             let q = row + i &* 210, x = xq + i &* 256
             let scaleBytes = load128(q, 192)                       // 16 x int8
-            // The -32 offset of every code: 32 * Σ_g scale_g * (sum of group g's 16 activations).
-            let offsets = _mm256_madd_epi16(_mm256_cvtepi8_epi16(scaleBytes),
-                                            _mm256_loadu_si256(UnsafeRawPointer(bsums + i &* 16).assumingMemoryBound(to: __m256i.self)))
-            var sum = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(offsets, 5))
+            let d = loadHalf(q, 208)
             for half in 0..<2 {
                 let (c0, c1, c2, c3) = codesQ6K(q, half: half)
-                @inline(__always) func group(_ c: __m256i, _ k: Int) -> __m256i {
+                @inline(__always) func group(_ c: __m256i, _ k: Int) -> __m256 {
+                    let signed = _mm256_sub_epi8(c, offset)
                     let scales = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(scaleBytes, scalePairMask(4 &* half &+ k)))
-                    return _mm256_madd_epi16(scales, _mm256_maddubs_epi16(c, load256(x, 128 &* half &+ 32 &* k)))
+                    let products = _mm256_maddubs_epi16(_mm256_sign_epi8(signed, signed),
+                                                        _mm256_sign_epi8(load256(x, 128 &* half &+ 32 &* k), signed))
+                    let sum = _mm256_cvtepi32_ps(_mm256_madd_epi16(scales, products))
+                    return _mm256_mul_ps(sum, _mm256_set1_ps(d * d8[i &* 8 &+ 4 &* half &+ k]))
                 }
-                sum = _mm256_add_epi32(sum, _mm256_add_epi32(group(c0, 0), group(c1, 1)))
-                sum = _mm256_add_epi32(sum, _mm256_add_epi32(group(c2, 2), group(c3, 3)))
+                acc.0 = _mm256_add_ps(acc.0, group(c0, 0))
+                acc.1 = _mm256_add_ps(acc.1, group(c1, 1))
+                acc.2 = _mm256_add_ps(acc.2, group(c2, 2))
+                acc.3 = _mm256_add_ps(acc.3, group(c3, 3))
             }
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(loadHalf(q, 208) * dk[i]), _mm256_cvtepi32_ps(sum), acc)
         }
-        y[r] = hsum(acc)
+        y[r] = hsum(_mm256_add_ps(_mm256_add_ps(acc.0, acc.1), _mm256_add_ps(acc.2, acc.3)))
     }
 }
 
@@ -647,22 +657,6 @@ public enum X86Kernels {
             let (low, high) = quantize32(x + b &* 32, inverse: d > 0 ? 1 / d : 0, q8 + b &* 32)
             d8[b] = d
             s8[b] = d * Float(low &+ high)
-        }
-    }
-
-    /// x[cols] (cols a multiple of 256) -> qk[cols], dk[cols/256], bsums[cols/16]: per
-    /// 256 values d = max|x| / 127, q = round-to-nearest-even(x / d); Σ q per 16.
-    @inline(never) public static func quantizeQK(_ x: UnsafePointer<Float>, _ cols: Int, _ qk: UnsafeMutablePointer<Int8>,
-                                                 _ dk: UnsafeMutablePointer<Float>, _ bsums: UnsafeMutablePointer<Int16>) {
-        for b in 0..<(cols / 256) {
-            let d = absMax(x + b &* 256, 256) / 127
-            let inverse: Float = d > 0 ? 1 / d : 0
-            dk[b] = d
-            for j in 0..<8 {
-                let (low, high) = quantize32(x + (b &* 256 &+ 32 &* j), inverse: inverse, qk + (b &* 256 &+ 32 &* j))
-                bsums[b &* 16 &+ 2 &* j] = Int16(truncatingIfNeeded: low)
-                bsums[b &* 16 &+ 2 &* j &+ 1] = Int16(truncatingIfNeeded: high)
-            }
         }
     }
 }

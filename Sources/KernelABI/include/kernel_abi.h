@@ -9,12 +9,9 @@
 /// Fields a format does not need may be NULL.
 typedef struct {
     const float *x;        // [cols] f32: F32, F16, BF16 weights
-    const int8_t *q8;      // [cols] int8, one scale per 32 values: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 weights
+    const int8_t *q8;      // [cols] int8, one scale per 32 values: every quantized format
     const float *d8;       // [cols / 32] scale of each 32-block (x ~ d8 * q8)
     const float *s8;       // [cols / 32] d8 * sum of the block's 32 int8 values
-    const int8_t *qk;      // [cols] int8, one scale per 256 values: Q4_K, Q5_K, Q6_K weights
-    const float *dk;       // [cols / 256] scale of each 256-block
-    const int16_t *bsums;  // [cols / 16] sum of each 16 int8 values of qk
 } qe_vector;
 
 /// Instruction-set features, as bits of qe_cpu_features().

@@ -13,8 +13,8 @@ protocol Block32Format {
     static func decode(_ block: UnsafeRawPointer, _ codes: UnsafeMutablePointer<Int8>) -> (d: Float, m: Float)
 }
 
-/// A K-quant format of 256-value blocks; its int8 kernels read qk activations (one scale
-/// per 256, int16 sums per 16).
+/// A K-quant format of 256-value blocks; its int8 kernels read q8 activations too, with the
+/// format's integer sub-block scales applied before the activation scale.
 protocol Block256Format {
     static var blockBytes: Int { get }
     /// Scalar reference: y[256] = the block's values.
