@@ -20,7 +20,7 @@ CFLAGS ?= -std=c11 -O2 -Wall -Wextra -Werror
 LIBDIR := $(CURDIR)/.build/release
 C_LINK := -I$(CURDIR)/include -L$(LIBDIR) -lqwen -Wl,-rpath,$(LIBDIR) -lpthread
 
-.PHONY: all run build deps model test test-swift test-c test-python examples install bench clean
+.PHONY: all run build deps model test test-swift test-c test-python examples install bench check-consumer clean
 PREFIX ?= /usr/local
 
 all: build examples
@@ -74,8 +74,13 @@ test-python:
 	QWEN_LIBRARY=$(LIBDIR)/libqwen.so QWEN_CLI=$(LIBDIR)/qwen \
 		$(PYTHON) -m pytest -q tests/python bindings/python/tests
 
+# Side by side with llama.cpp on every kernel path this CPU runs (BENCHMARKS.md).
 bench: build model
 	bash scripts/bench.sh
+
+# A Swift package depending on QwenEmbed by version tag, plain `swift build`: same paths, same speed.
+check-consumer: build model
+	bash scripts/check-consumer-package.sh
 
 clean:
 	rm -rf .build build

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs what the build and the tests need, skipping what is already there:
-# Debian: libopenblas-dev; PyPI: pytest, tiktoken, gguf, numpy.
+# Debian: libopenblas-dev, binutils (objdump, for the instruction-set isolation test);
+# PyPI: pytest, tiktoken, gguf, numpy.
 set -euo pipefail
 PY="${PYTHON:-python3}"
 
 missing=()
 [ -f /usr/include/x86_64-linux-gnu/cblas.h ] || missing+=(libopenblas-dev)
+command -v objdump >/dev/null || missing+=(binutils)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "install-deps: apt-get install ${missing[*]}" >&2
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"

@@ -92,11 +92,21 @@ import _Builtin_intrinsics.intel
     #endif
 }
 
-/// 16 packed nibble bytes at p + offset -> 32 bytes: the low nibbles, then the high ones.
+/// 16 packed nibble bytes at p + offset -> 32 bytes: the low nibbles, then the high ones
+/// (the bytes loaded into both halves, the upper half shifted right by 4, one mask).
 @inline(__always) func unpackNibbles(_ p: UnsafeRawPointer, _ offset: Int) -> __m256i {
-    let packed = load128(p, offset)
-    let mask = _mm_set1_epi8(0x0F)
-    return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(packed, 4), mask), _mm_and_si128(packed, mask))
+    let both = _mm256_broadcastsi128_si256(load128(p, offset))
+    return _mm256_and_si256(_mm256_srlv_epi32(both, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4)), _mm256_set1_epi8(0x0F))
+}
+
+/// 0x10 in byte j where bit j of the 32-bit word at p + offset is set (Q5 fifth bits): an
+/// opmask move on AVX-512, a shuffle-and-compare elsewhere.
+@inline(__always) func fifthBits(_ p: UnsafeRawPointer, _ offset: Int) -> __m256i {
+    #if QWEN_DOT_AVX512VNNI
+    return _mm256_maskz_mov_epi8(loadU32(p, offset), _mm256_set1_epi8(0x10))
+    #else
+    return _mm256_and_si256(bytesFromBits(p, offset), _mm256_set1_epi8(0x10))
+    #endif
 }
 
 /// Byte j of the result is 0xFF where bit j of the 32-bit word at p + offset is set.
@@ -168,7 +178,7 @@ enum Q4_1: Block32 {
 enum Q5_0: Block32 {
     static var bytes: Int { 22 }
     static func codes(_ q: UnsafeRawPointer) -> __m256i {
-        _mm256_or_si256(unpackNibbles(q, 6), _mm256_and_si256(bytesFromBits(q, 2), _mm256_set1_epi8(0x10)))
+        _mm256_or_si256(unpackNibbles(q, 6), fifthBits(q, 2))
     }
     static var signedCodes: Bool { false }
     static var offset: Float { 16 }
@@ -178,7 +188,7 @@ enum Q5_0: Block32 {
 enum Q5_1: Block32 {
     static var bytes: Int { 24 }
     static func codes(_ q: UnsafeRawPointer) -> __m256i {
-        _mm256_or_si256(unpackNibbles(q, 8), _mm256_and_si256(bytesFromBits(q, 4), _mm256_set1_epi8(0x10)))
+        _mm256_or_si256(unpackNibbles(q, 8), fifthBits(q, 4))
     }
     static var signedCodes: Bool { false }
     static var offset: Float { 0 }
