@@ -195,12 +195,14 @@ enum Q5_1: Block32 {
     static var hasMin: Bool { true }
 }
 
-/// One row's running sums: the block products (8 lanes) and the offset/min terms.
-struct Row32Sums {
+/// One row's running sums: the block products (8 lanes), the min terms, and Σ d x s8
+/// for the code offset (multiplied by it once at the end: one FMA per block).
+struct Row32Sums<F: Block32> {
     var products = _mm256_setzero_ps()
-    var correction: Float = 0
+    var minTerms: Float = 0
+    var offsetTerms: Float = 0
 
-    @inline(__always) mutating func add<F: Block32>(_: F.Type, _ q: UnsafeRawPointer, _ x: __m256i, _ xScale: Float, _ xSum: Float) {
+    @inline(__always) mutating func add(_: F.Type, _ q: UnsafeRawPointer, _ x: __m256i, _ xScale: Float, _ xSum: Float) {
         let c = F.codes(q)
         let p = F.signedCodes
             ? dotBytes(_mm256_setzero_si256(), _mm256_sign_epi8(c, c), _mm256_sign_epi8(x, c))
@@ -208,13 +210,13 @@ struct Row32Sums {
         let d = loadHalf(q, 0)
         products = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(d * xScale), products)
         if F.hasMin {
-            correction += loadHalf(q, 2) * xSum
+            minTerms += loadHalf(q, 2) * xSum
         } else if F.offset != 0 {
-            correction -= F.offset * d * xSum
+            offsetTerms += d * xSum
         }
     }
 
-    @inline(__always) var total: Float { hsum(products) + correction }
+    @inline(__always) var total: Float { hsum(products) + minTerms - F.offset * offsetTerms }
 }
 
 /// y[r] = row r · x for `rows` rows of a 32-block format. One row at a time (two rows
@@ -226,7 +228,7 @@ struct Row32Sums {
     let blocks = cols / 32
     for r in 0..<rows {
         let row = w + r &* rowBytes
-        var even = Row32Sums(), odd = Row32Sums()
+        var even = Row32Sums<F>(), odd = Row32Sums<F>()
         var i = 0
         while i &+ 2 <= blocks {
             even.add(F.self, row + i &* F.bytes, load256(xq, i &* 32), d8[i], s8[i])
@@ -401,13 +403,13 @@ struct Row32Sums {
                     let scales = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(scaleBytes, scalePairMask(4 &* half &+ k)))
                     let products = _mm256_maddubs_epi16(_mm256_sign_epi8(signed, signed),
                                                         _mm256_sign_epi8(load256(x, 128 &* half &+ 32 &* k), signed))
-                    let sum = _mm256_cvtepi32_ps(_mm256_madd_epi16(scales, products))
-                    return _mm256_mul_ps(sum, _mm256_set1_ps(d * d8[i &* 8 &+ 4 &* half &+ k]))
+                    return _mm256_cvtepi32_ps(_mm256_madd_epi16(scales, products))
                 }
-                acc.0 = _mm256_add_ps(acc.0, group(c0, 0))
-                acc.1 = _mm256_add_ps(acc.1, group(c1, 1))
-                acc.2 = _mm256_add_ps(acc.2, group(c2, 2))
-                acc.3 = _mm256_add_ps(acc.3, group(c3, 3))
+                @inline(__always) func scale(_ k: Int) -> __m256 { _mm256_set1_ps(d * d8[i &* 8 &+ 4 &* half &+ k]) }
+                acc.0 = _mm256_fmadd_ps(group(c0, 0), scale(0), acc.0)
+                acc.1 = _mm256_fmadd_ps(group(c1, 1), scale(1), acc.1)
+                acc.2 = _mm256_fmadd_ps(group(c2, 2), scale(2), acc.2)
+                acc.3 = _mm256_fmadd_ps(group(c3, 3), scale(3), acc.3)
             }
         }
         y[r] = hsum(_mm256_add_ps(_mm256_add_ps(acc.0, acc.1), _mm256_add_ps(acc.2, acc.3)))
