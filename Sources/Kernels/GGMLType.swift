@@ -45,6 +45,16 @@ public enum GGMLType: UInt32, Sendable, CaseIterable {
         }
     }
 
+    /// Bytes of f16 scales (d, or d and m) at the start of each block of the 32-value
+    /// formats; 0 for formats without a split-scale layout.
+    public var scaleHeaderBytes: Int {
+        switch self {
+        case .q8_0, .q4_0, .q5_0: return 2
+        case .q4_1, .q5_1: return 4
+        case .f32, .f16, .bf16, .q4_K, .q5_K, .q6_K: return 0
+        }
+    }
+
     /// Bytes of a row of `n` elements, or nil when n is not a whole number of blocks.
     public func rowSize(_ n: Int) -> Int? {
         guard n > 0, n % blockSize == 0 else { return nil }
@@ -53,17 +63,33 @@ public enum GGMLType: UInt32, Sendable, CaseIterable {
     }
 }
 
+/// How the blocks of a row are laid out.
+public enum WeightLayout: Sendable {
+    /// As in the file (ggml-common.h): each block starts with its f16 scale(s).
+    case ggml
+    /// 32-value block formats repacked at load (`splitScales`): the row's f16 d of every
+    /// block first, then (Q4_1, Q5_1) every f16 m, then the blocks without them. Same
+    /// bytes per row; the decode kernels convert 8 scales at once instead of one per block.
+    case splitScales
+}
+
 /// A row-major [rows, cols] matrix of some GGMLType, read in place (typically from an
-/// mmapped file). Rows are contiguous, `rowBytes` apart.
+/// mmapped file) or from its repacked copy. Rows are contiguous, `rowBytes` apart.
 public struct WeightMatrix: @unchecked Sendable {
     public let type: GGMLType
     public let rows: Int
     public let cols: Int
     public let data: UnsafeRawPointer
     public let rowBytes: Int
+    public let layout: WeightLayout
 
-    /// Throws when `cols` is not a whole number of blocks.
-    public init(type: GGMLType, rows: Int, cols: Int, data: UnsafeRawPointer) throws {
+    /// Throws when `cols` is not a whole number of blocks, or `layout` is splitScales for
+    /// a format that is not made of 32-value blocks with leading scales.
+    public init(type: GGMLType, rows: Int, cols: Int, data: UnsafeRawPointer, layout: WeightLayout = .ggml) throws {
+        guard layout == .ggml || type.scaleHeaderBytes > 0 else {
+            throw KernelError.invalidShape("\(type.name) has no split-scale layout")
+        }
+        self.layout = layout
         guard rows > 0, let rowBytes = type.rowSize(cols) else {
             throw KernelError.invalidShape("a \(rows)x\(cols) matrix of \(type.name) is not a whole number of \(type.blockSize)-element blocks")
         }

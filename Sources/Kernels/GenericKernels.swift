@@ -11,6 +11,7 @@ import Glibc
 enum GenericKernels {
     static let table = KernelTable(
         isa: .generic, rowKernels: GGMLType.allCases.map(rows), dequantizeKernels: GGMLType.allCases.map(dequantize),
+        splitRowKernels: GGMLType.allCases.map(splitRows), splitDequantizeKernels: GGMLType.allCases.map(splitDequantize),
         quantizeQ8: quantizeQ8, attend: attendHead, swiGLU: swiGLU, gemm: nil)
 
     static func rows(_ type: GGMLType) -> RowsKernel {
@@ -42,6 +43,31 @@ enum GenericKernels {
         case .q4_K: return { dequantize256(Q4_KFormat.self, $0, $1, $2) }
         case .q5_K: return { dequantize256(Q5_KFormat.self, $0, $1, $2) }
         case .q6_K: return { dequantize256(Q6_KFormat.self, $0, $1, $2) }
+        }
+    }
+
+    /// Split-scale rows: each row rebuilt in ggml's layout, then the ggml-layout kernel.
+    static func splitRows(_ type: GGMLType) -> RowsKernel? {
+        guard type.scaleHeaderBytes > 0 else { return nil }
+        let kernel = rows(type)
+        return { w, rowBytes, cols, count, v, y in
+            withUnsafeTemporaryAllocation(byteCount: rowBytes, alignment: 16) { row in
+                for r in 0..<count {
+                    ggmlRow(type, cols: cols, w + r &* rowBytes, into: row.baseAddress!)
+                    kernel(UnsafeRawPointer(row.baseAddress!), rowBytes, cols, 1, v, y + r)
+                }
+            }
+        }
+    }
+
+    static func splitDequantize(_ type: GGMLType) -> DequantizeKernel? {
+        guard type.scaleHeaderBytes > 0 else { return nil }
+        let kernel = dequantize(type)
+        return { source, cols, out in
+            withUnsafeTemporaryAllocation(byteCount: type.rowSize(cols) ?? 0, alignment: 16) { row in
+                ggmlRow(type, cols: cols, source, into: row.baseAddress!)
+                kernel(UnsafeRawPointer(row.baseAddress!), cols, out)
+            }
         }
     }
 

@@ -70,16 +70,25 @@ extension GGMLType {
 /// The kernels of one instruction set for every format.
 public struct KernelTable: @unchecked Sendable {
     public let isa: InstructionSet
-    let rowKernels: [RowsKernel]               // [GGMLType.allCases.count]
-    let dequantizeKernels: [DequantizeKernel]  // [GGMLType.allCases.count]
+    let rowKernels: [RowsKernel]                     // [GGMLType.allCases.count], ggml layout
+    let dequantizeKernels: [DequantizeKernel]        // [GGMLType.allCases.count], ggml layout
+    let splitRowKernels: [RowsKernel?]               // [GGMLType.allCases.count], split-scale layout
+    let splitDequantizeKernels: [DequantizeKernel?]  // [GGMLType.allCases.count], split-scale layout
     public let quantizeQ8: QuantizeQ8Kernel
     public let attend: AttendKernel
     public let swiGLU: SwiGLUKernel
     /// Prefill's product of a dequantized tile with the token batch; nil: OpenBLAS sgemm.
     public let gemm: GEMMKernel?
 
-    @inline(__always) public func rows(_ type: GGMLType) -> RowsKernel { rowKernels[type.tableIndex] }
-    @inline(__always) public func dequantize(_ type: GGMLType) -> DequantizeKernel { dequantizeKernels[type.tableIndex] }
+    /// The decode kernel for w's format and layout.
+    @inline(__always) public func rows(for w: WeightMatrix) -> RowsKernel {
+        w.layout == .splitScales ? splitRowKernels[w.type.tableIndex]! : rowKernels[w.type.tableIndex]
+    }
+
+    /// The row dequantizer for w's format and layout.
+    @inline(__always) public func dequantize(for w: WeightMatrix) -> DequantizeKernel {
+        w.layout == .splitScales ? splitDequantizeKernels[w.type.tableIndex]! : dequantizeKernels[w.type.tableIndex]
+    }
 
     /// The table for `isa`, or nil when this build lacks it or this CPU cannot run it.
     public static func forInstructionSet(_ isa: InstructionSet) -> KernelTable? {
@@ -138,6 +147,16 @@ protocol X86KernelSet {
     static func rowsQ4_K(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>)
     static func rowsQ5_K(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>)
     static func rowsQ6_K(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>)
+    static func splitRowsQ8_0(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>)
+    static func splitRowsQ4_0(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>)
+    static func splitRowsQ4_1(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>)
+    static func splitRowsQ5_0(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>)
+    static func splitRowsQ5_1(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>)
+    static func splitDequantizeQ8_0(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
+    static func splitDequantizeQ4_0(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
+    static func splitDequantizeQ4_1(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
+    static func splitDequantizeQ5_0(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
+    static func splitDequantizeQ5_1(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
     static func dequantizeF32(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
     static func dequantizeF16(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
     static func dequantizeBF16(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
@@ -190,7 +209,28 @@ private func x86Table<K: X86KernelSet>(_ isa: InstructionSet, _: K.Type, gemm: G
         case .q6_K: return K.dequantizeQ6_K
         }
     }
+    func splitRows(_ type: GGMLType) -> RowsKernel? {
+        switch type {
+        case .q8_0: return K.splitRowsQ8_0
+        case .q4_0: return K.splitRowsQ4_0
+        case .q4_1: return K.splitRowsQ4_1
+        case .q5_0: return K.splitRowsQ5_0
+        case .q5_1: return K.splitRowsQ5_1
+        case .f32, .f16, .bf16, .q4_K, .q5_K, .q6_K: return nil
+        }
+    }
+    func splitDequantize(_ type: GGMLType) -> DequantizeKernel? {
+        switch type {
+        case .q8_0: return K.splitDequantizeQ8_0
+        case .q4_0: return K.splitDequantizeQ4_0
+        case .q4_1: return K.splitDequantizeQ4_1
+        case .q5_0: return K.splitDequantizeQ5_0
+        case .q5_1: return K.splitDequantizeQ5_1
+        case .f32, .f16, .bf16, .q4_K, .q5_K, .q6_K: return nil
+        }
+    }
     return KernelTable(isa: isa, rowKernels: GGMLType.allCases.map(rows), dequantizeKernels: GGMLType.allCases.map(dequantize),
+                       splitRowKernels: GGMLType.allCases.map(splitRows), splitDequantizeKernels: GGMLType.allCases.map(splitDequantize),
                        quantizeQ8: K.quantizeQ8, attend: K.attendHead, swiGLU: K.swiGLU,
                        gemm: gemm)
 }

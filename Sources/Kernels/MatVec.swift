@@ -6,7 +6,7 @@ import KernelABI
 
 /// Dequantizes row `r` of `w` into out[cols]; also the embedding lookup.
 public func dequantizeRow(_ w: WeightMatrix, row r: Int, into out: UnsafeMutablePointer<Float>, kernels: KernelTable = .active) {
-    kernels.dequantize(w.type)(w.row(r), w.cols, out)
+    kernels.dequantize(for: w)(w.row(r), w.cols, out)
 }
 
 /// y[rows] = W x[cols], output rows split over the pool.
@@ -33,7 +33,7 @@ public func matvec(_ ws: [WeightMatrix], _ x: UnsafePointer<Float>, _ ys: [Unsaf
     for (i, w) in ws.enumerated() {
         for first in stride(from: 0, to: w.rows, by: chunk) { starts.append((i, first)) }
     }
-    let rowKernels = ws.map { kernels.rows($0.type) }
+    let rowKernels = ws.map { kernels.rows(for: $0) }
     withUnsafePointer(to: &vector) { v in
         starts.withUnsafeBufferPointer { starts in
             ws.withUnsafeBufferPointer { ws in
@@ -71,7 +71,7 @@ public func matmul(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ y: UnsafeMuta
     OpenBLAS.useOneThread()
     let tileRows = matmulTileRows(cols: w.cols, ownGEMM: kernels.gemm != nil)
     let tiles = (w.rows + tileRows - 1) / tileRows
-    let dequantize = kernels.dequantize(w.type)
+    let dequantize = kernels.dequantize(for: w)
     let gemm = kernels.gemm
     pool.parallelFor(tiles) { tile in
         let first = tile * tileRows

@@ -47,6 +47,12 @@ import _Builtin_intrinsics.intel
     return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(Int32(bits))))
 }
 
+/// The f16 at p + offset, for a block whose next 2 bytes are readable too: one 32-bit
+/// load (a load-port uop, where the 16-bit insert costs an ALU uop as well) and F16C.
+@inline(__always) func loadBlockHalf(_ p: UnsafeRawPointer, _ offset: Int) -> Float {
+    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(Int32(bitPattern: loadU32(p, offset)))))
+}
+
 /// Sum of the 8 lanes.
 @inline(__always) func hsum(_ v: __m256) -> Float {
     let high = _mm256_castps256_ps128(_mm256_permutevar8x32_ps(v, _mm256_setr_epi32(4, 5, 6, 7, 4, 5, 6, 7)))
@@ -207,10 +213,10 @@ struct Row32Sums<F: Block32> {
         let p = F.signedCodes
             ? dotBytes(_mm256_setzero_si256(), _mm256_sign_epi8(c, c), _mm256_sign_epi8(x, c))
             : dotBytes(_mm256_setzero_si256(), c, x)
-        let d = loadHalf(q, 0)
+        let d = loadBlockHalf(q, 0)
         products = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(d * xScale), products)
         if F.hasMin {
-            minTerms += loadHalf(q, 2) * xSum
+            minTerms += loadBlockHalf(q, 2) * xSum
         } else if F.offset != 0 {
             offsetTerms += d * xSum
         }
@@ -237,6 +243,71 @@ struct Row32Sums<F: Block32> {
         }
         if i < blocks { even.add(F.self, row + i &* F.bytes, load256(xq, i &* 32), d8[i], s8[i]) }
         y[r] = even.total + odd.total
+    }
+}
+
+/// rows32 for the split-scale layout (`WeightLayout.splitScales`: a row's f16 d of every
+/// block, then for Q4_1/Q5_1 every f16 m, then the blocks without them): 8 blocks' scales
+/// are converted and multiplied with the activation scales at once, and each block takes
+/// its lane with one permute, instead of a convert, a multiply and a broadcast per block.
+@inline(__always) func rows32Split<F: Block32>(_: F.Type, _ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int,
+                                              _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>) {
+    let xq = UnsafeRawPointer(v.pointee.q8!), d8 = v.pointee.d8!, s8 = v.pointee.s8!
+    let blocks = cols / 32, header = F.hasMin ? 4 : 2, payloadBytes = F.bytes &- header
+    for r in 0..<rows {
+        let row = w + r &* rowBytes
+        let payload = row + (header &* blocks &- header)     // F.codes(payload + i * payloadBytes) reads block i
+        var acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps()
+        var terms = _mm256_setzero_ps()                      // Σ m s8 (Q4_1, Q5_1) or Σ d s8 (code offsets)
+        @inline(__always) func product(_ i: Int) -> __m256 {
+            let c = F.codes(payload + i &* payloadBytes)
+            let x = load256(xq, i &* 32)
+            let p = F.signedCodes
+                ? dotBytes(_mm256_setzero_si256(), _mm256_sign_epi8(c, c), _mm256_sign_epi8(x, c))
+                : dotBytes(_mm256_setzero_si256(), c, x)
+            return _mm256_cvtepi32_ps(p)
+        }
+        var i = 0
+        while i &+ 8 <= blocks {
+            let d = _mm256_cvtph_ps(load128(row, 2 &* i))
+            let scales = _mm256_mul_ps(d, loadFloat8(d8, i))
+            if F.hasMin {
+                terms = _mm256_fmadd_ps(_mm256_cvtph_ps(load128(row, 2 &* blocks &+ 2 &* i)), loadFloat8(s8, i), terms)
+            } else if F.offset != 0 {
+                terms = _mm256_fmadd_ps(d, loadFloat8(s8, i), terms)
+            }
+            for k in stride(from: 0, to: 8, by: 2) {
+                acc0 = _mm256_fmadd_ps(product(i &+ k), _mm256_permutevar8x32_ps(scales, _mm256_set1_epi32(Int32(k))), acc0)
+                acc1 = _mm256_fmadd_ps(product(i &+ k &+ 1), _mm256_permutevar8x32_ps(scales, _mm256_set1_epi32(Int32(k &+ 1))), acc1)
+            }
+            i &+= 8
+        }
+        var tail: Float = 0
+        while i < blocks {
+            let d = loadHalf(row, 2 &* i)
+            acc0 = _mm256_fmadd_ps(product(i), _mm256_set1_ps(d * d8[i]), acc0)
+            if F.hasMin {
+                tail += loadHalf(row, 2 &* blocks &+ 2 &* i) * s8[i]
+            } else {
+                tail -= F.offset * d * s8[i]
+            }
+            i &+= 1
+        }
+        let extra = F.hasMin ? hsum(terms) : -F.offset * hsum(terms)
+        y[r] = hsum(_mm256_add_ps(acc0, acc1)) + extra + tail
+    }
+}
+
+/// dequantize32 for the split-scale layout.
+@inline(__always) func dequantize32Split<F: Block32>(_: F.Type, _ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>) {
+    let blocks = cols / 32, header = F.hasMin ? 4 : 2, payloadBytes = F.bytes &- header
+    let payload = row + (header &* blocks &- header)
+    for i in 0..<blocks {
+        let c = F.codes(payload + i &* payloadBytes)
+        let d = loadHalf(row, 2 &* i)
+        let bias = F.hasMin ? loadHalf(row, 2 &* blocks &+ 2 &* i) : -F.offset * d
+        storeScaled16(_mm256_castsi256_si128(c), signed: F.signedCodes, d, bias, out, i &* 32)
+        storeScaled16(upperHalf(c), signed: F.signedCodes, d, bias, out, i &* 32 &+ 16)
     }
 }
 
@@ -635,6 +706,13 @@ public enum X86Kernels {
     @inline(never) public static func rowsF16(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>) { rowsFloat(F16.self, w, rowBytes, cols, rows, v, y) }
     @inline(never) public static func rowsBF16(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>) { rowsFloat(BF16.self, w, rowBytes, cols, rows, v, y) }
 
+    /// The same for rows in the split-scale layout (`WeightLayout.splitScales`).
+    @inline(never) public static func splitRowsQ8_0(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>) { rows32Split(Q8_0.self, w, rowBytes, cols, rows, v, y) }
+    @inline(never) public static func splitRowsQ4_0(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>) { rows32Split(Q4_0.self, w, rowBytes, cols, rows, v, y) }
+    @inline(never) public static func splitRowsQ4_1(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>) { rows32Split(Q4_1.self, w, rowBytes, cols, rows, v, y) }
+    @inline(never) public static func splitRowsQ5_0(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>) { rows32Split(Q5_0.self, w, rowBytes, cols, rows, v, y) }
+    @inline(never) public static func splitRowsQ5_1(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>) { rows32Split(Q5_1.self, w, rowBytes, cols, rows, v, y) }
+
     /// out[cols] = one dequantized row.
     @inline(never) public static func dequantizeQ8_0(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>) { dequantize32(Q8_0.self, row, cols, out) }
     @inline(never) public static func dequantizeQ4_0(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>) { dequantize32(Q4_0.self, row, cols, out) }
@@ -644,6 +722,11 @@ public enum X86Kernels {
     @inline(never) public static func dequantizeQ4_K(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>) { dequantizeK4(isQ5: false, row, cols, out) }
     @inline(never) public static func dequantizeQ5_K(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>) { dequantizeK4(isQ5: true, row, cols, out) }
     @inline(never) public static func dequantizeQ6_K(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>) { dequantizeQ6K(row, cols, out) }
+    @inline(never) public static func splitDequantizeQ8_0(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>) { dequantize32Split(Q8_0.self, row, cols, out) }
+    @inline(never) public static func splitDequantizeQ4_0(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>) { dequantize32Split(Q4_0.self, row, cols, out) }
+    @inline(never) public static func splitDequantizeQ4_1(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>) { dequantize32Split(Q4_1.self, row, cols, out) }
+    @inline(never) public static func splitDequantizeQ5_0(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>) { dequantize32Split(Q5_0.self, row, cols, out) }
+    @inline(never) public static func splitDequantizeQ5_1(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>) { dequantize32Split(Q5_1.self, row, cols, out) }
     @inline(never) public static func dequantizeF32(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>) { dequantizeFloat(F32.self, row, cols, out) }
     @inline(never) public static func dequantizeF16(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>) { dequantizeFloat(F16.self, row, cols, out) }
     @inline(never) public static func dequantizeBF16(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>) { dequantizeFloat(BF16.self, row, cols, out) }

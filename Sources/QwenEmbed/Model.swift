@@ -112,7 +112,7 @@ public final class Model: @unchecked Sendable {
             guard let t = gguf.tensor(name) else { return nil }
             return RawTensor(name: name, shape: t.dims.reversed(), type: t.type, data: t.data)
         }
-        let weights = try mapper.ggufWeights(config)
+        let (weights, repacked) = try mapper.ggufWeights(config).repackedForKernels(release: gguf.file.releasePages)
         let parameters = gguf.tensors.reduce(Int64(0)) { $0 + Int64($1.elementCount) }
         let info = ModelInfo(
             architecture: config.architecture.rawValue,
@@ -124,7 +124,7 @@ public final class Model: @unchecked Sendable {
             weightType: ggufWeightTypeName(gguf),
             fileBytes: UInt64(gguf.file.size))
         return Model(path: path, config: config, tokenizer: tokenizer, info: info, weights: weights,
-                     weightsUnavailableReason: nil, threads: threads, maxWindowSize: 6144, storage: [gguf])
+                     weightsUnavailableReason: nil, threads: threads, maxWindowSize: 6144, storage: [gguf] + repacked)
     }
 
     /// llama.cpp's `general.file_type` names; the most common matrix type otherwise.

@@ -26,6 +26,35 @@ public struct TransformerWeights: @unchecked Sendable {
     public var output: WeightMatrix          // [vocab, hidden] (the embedding when tied)
 }
 
+extension TransformerWeights {
+    /// Every matrix the decode kernels read faster in another layout (the 32-value block
+    /// formats: split scales, `RepackedMatrix`) replaced by its repacked copy; also the
+    /// embedding when it is the same matrix as the output head. `release` gets each
+    /// original's bytes as soon as they are copied (so peak memory grows by one matrix).
+    /// Returns the copies' owners.
+    func repackedForKernels(release: (UnsafeRawBufferPointer) -> Void) -> (weights: TransformerWeights, owners: [RepackedMatrix]) {
+        var owners: [RepackedMatrix] = []
+        func pack(_ w: WeightMatrix) -> WeightMatrix {
+            guard let copy = RepackedMatrix.splittingScales(w) else { return w }
+            owners.append(copy)
+            release(UnsafeRawBufferPointer(start: w.data, count: w.rows * w.rowBytes))
+            return copy.matrix
+        }
+        var out = self
+        out.layers = layers.map { l in
+            var l = l
+            l.query = pack(l.query); l.key = pack(l.key); l.value = pack(l.value)
+            l.attentionOutput = pack(l.attentionOutput)
+            l.gate = pack(l.gate); l.up = pack(l.up); l.down = pack(l.down)
+            return l
+        }
+        let tied = output.data == tokenEmbedding.data
+        out.output = pack(output)
+        if tied { out.tokenEmbedding = out.output }
+        return (out, owners)
+    }
+}
+
 /// A tensor as the weight mapper sees it, whatever file it came from.
 struct RawTensor {
     let name: String

@@ -80,7 +80,7 @@ final class KernelsTests: XCTestCase {
         x.withUnsafeBufferPointer { xp in
             activations.prepare(xp.baseAddress!, cols: m.cols, forms: [m.type.activationForm], kernels: table)
             var v = activations.vector
-            y.withUnsafeMutableBufferPointer { table.rows(m.type)(m.data, m.rowBytes, m.cols, m.rows, &v, $0.baseAddress!) }
+            y.withUnsafeMutableBufferPointer { table.rows(for: m)(m.data, m.rowBytes, m.cols, m.rows, &v, $0.baseAddress!) }
         }
         return y
     }
@@ -147,17 +147,28 @@ final class KernelsTests: XCTestCase {
                 let seen = Reference.activationsAsSeenByKernels(x, type: type)
                 var fast = [Float](repeating: .nan, count: m.cols)
                 var reference = [Float](repeating: .nan, count: m.cols)
-                for table in Self.tables {
-                    let y = Self.kernelRows(table, m, x)
+                let repacked = RepackedMatrix.splittingScales(m)
+                XCTAssertEqual(repacked != nil, type.scaleHeaderBytes > 0, "\(type.name) split-scale layout")
+                if let split = repacked?.matrix {   // the repack is a permutation of each row's bytes
+                    var a = [Float](repeating: 0, count: m.cols), b = [Float](repeating: 1, count: m.cols)
                     for r in 0..<m.rows {
-                        fast.withUnsafeMutableBufferPointer { dequantizeRow(m, row: r, into: $0.baseAddress!, kernels: table) }
+                        a.withUnsafeMutableBufferPointer { Reference.dequantizeRow(m, row: r, into: $0.baseAddress!) }
+                        b.withUnsafeMutableBufferPointer { Reference.dequantizeRow(split, row: r, into: $0.baseAddress!) }
+                        XCTAssertEqual(a, b, "\(type.name) split row \(r)")
+                    }
+                }
+                let layouts = [("ggml", m)] + (repacked.map { [("split", $0.matrix)] } ?? [])
+                for (layout, fastMatrix, table) in layouts.flatMap({ l in Self.tables.map { (l.0, l.1, $0) } }) {
+                    let y = Self.kernelRows(table, fastMatrix, x)
+                    for r in 0..<m.rows {
+                        fast.withUnsafeMutableBufferPointer { dequantizeRow(fastMatrix, row: r, into: $0.baseAddress!, kernels: table) }
                         reference.withUnsafeMutableBufferPointer { Reference.dequantizeRow(m, row: r, into: $0.baseAddress!) }
                         for c in 0..<m.cols {
-                            XCTAssertEqual(fast[c], reference[c], accuracy: abs(reference[c]) * 1e-6 + 1e-7, "\(type.name) \(table.isa) [\(r), \(c)]")
+                            XCTAssertEqual(fast[c], reference[c], accuracy: abs(reference[c]) * 1e-6 + 1e-7, "\(type.name) \(layout) \(table.isa) [\(r), \(c)]")
                         }
                         let magnitude = (0..<m.cols).reduce(0.0) { $0 + Double(abs(reference[$1] * seen[$1])) }
                         let want = seen.withUnsafeBufferPointer { Reference.dot(m, row: r, $0.baseAddress!) }
-                        XCTAssertEqual(Double(y[r]), want, accuracy: magnitude * 1e-5 + 1e-6, "\(type.name) \(table.isa) dot row \(r)")
+                        XCTAssertEqual(Double(y[r]), want, accuracy: magnitude * 1e-5 + 1e-6, "\(type.name) \(layout) \(table.isa) dot row \(r)")
                     }
                 }
             }
@@ -178,10 +189,12 @@ final class KernelsTests: XCTestCase {
                 storage = (0..<rows).flatMap { r in Array(f.storage[(r % f.matrix.rows) * f.matrix.rowBytes..<((r % f.matrix.rows) + 1) * f.matrix.rowBytes]) }
             }
             try storage.withUnsafeBytes { raw in
-                let m = try WeightMatrix(type: type, rows: rows, cols: cols, data: raw.baseAddress!)
+                let original = try WeightMatrix(type: type, rows: rows, cols: cols, data: raw.baseAddress!)
                 let n = 5
                 let x = (0..<(n * cols)).map { _ in Float.random(in: -1...1, using: &random) }  // [n, cols]
-                for table in Self.tables {
+                let repacked = RepackedMatrix.splittingScales(original)
+                let layouts = [original] + (repacked.map { [$0.matrix] } ?? [])
+                for (m, table) in layouts.flatMap({ m in Self.tables.map { (m, $0) } }) {
                     var expected = [Float](repeating: 0, count: n * rows)                        // [n, rows] on the kernels' activations
                     var exact = [Float](repeating: 0, count: n * rows)                           // [n, rows] on x
                     var viaMatvec = [Float](repeating: .nan, count: n * rows)
@@ -189,10 +202,10 @@ final class KernelsTests: XCTestCase {
                     for t in 0..<n {
                         let seen = Reference.activationsAsSeenByKernels(Array(x[(t * cols)..<((t + 1) * cols)]), type: type)
                         seen.withUnsafeBufferPointer { s in
-                            expected.withUnsafeMutableBufferPointer { Reference.matvec(m, s.baseAddress!, $0.baseAddress! + t * rows) }
+                            expected.withUnsafeMutableBufferPointer { Reference.matvec(original, s.baseAddress!, $0.baseAddress! + t * rows) }
                         }
                         x.withUnsafeBufferPointer { xp in
-                            exact.withUnsafeMutableBufferPointer { Reference.matvec(m, xp.baseAddress! + t * cols, $0.baseAddress! + t * rows) }
+                            exact.withUnsafeMutableBufferPointer { Reference.matvec(original, xp.baseAddress! + t * cols, $0.baseAddress! + t * rows) }
                             viaMatvec.withUnsafeMutableBufferPointer { matvec(m, xp.baseAddress! + t * cols, $0.baseAddress! + t * rows, pool: pool, kernels: table) }
                         }
                     }
@@ -203,11 +216,11 @@ final class KernelsTests: XCTestCase {
                     var row = [Float](repeating: 0, count: cols)
                     for i in 0..<(n * rows) {
                         let (t, r) = i.quotientAndRemainder(dividingBy: rows)
-                        row.withUnsafeMutableBufferPointer { Reference.dequantizeRow(m, row: r, into: $0.baseAddress!) }
+                        row.withUnsafeMutableBufferPointer { Reference.dequantizeRow(original, row: r, into: $0.baseAddress!) }
                         let magnitude = (0..<cols).reduce(Float(0)) { $0 + abs(row[$1] * x[t * cols + $1]) }
                         let tolerance = magnitude * 1e-5 + 1e-6
-                        XCTAssertEqual(viaMatvec[i], expected[i], accuracy: tolerance, "\(type.name) \(table.isa) matvec \(i)")
-                        XCTAssertEqual(viaMatmul[i], exact[i], accuracy: tolerance, "\(type.name) \(table.isa) matmul \(i)")
+                        XCTAssertEqual(viaMatvec[i], expected[i], accuracy: tolerance, "\(type.name) \(m.layout) \(table.isa) matvec \(i)")
+                        XCTAssertEqual(viaMatmul[i], exact[i], accuracy: tolerance, "\(type.name) \(m.layout) \(table.isa) matmul \(i)")
                     }
                 }
             }

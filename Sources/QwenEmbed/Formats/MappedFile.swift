@@ -48,6 +48,19 @@ public final class MappedFile: @unchecked Sendable {
         }
     }
 
+    /// Tells the kernel that the whole pages inside `range` (part of this file) will not be
+    /// read again soon, so they leave this process's resident set (a later read faults them
+    /// back from the file). Does nothing for a file read into memory: there the bytes are
+    /// the only copy.
+    func releasePages(_ range: UnsafeRawBufferPointer) {
+        guard isMapped, let start = range.baseAddress else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let first = (Int(bitPattern: start) + page - 1) / page * page
+        let end = (Int(bitPattern: start) + range.count) / page * page
+        guard end > first, let address = UnsafeMutableRawPointer(bitPattern: first) else { return }
+        madvise(address, end - first, MADV_DONTNEED)
+    }
+
     deinit {
         guard let base = bytes.baseAddress else { return }
         if isMapped { munmap(UnsafeMutableRawPointer(mutating: base), bytes.count) } else { free(UnsafeMutableRawPointer(mutating: base)) }
