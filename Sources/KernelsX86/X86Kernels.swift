@@ -325,22 +325,22 @@ struct Row32Sums<F: Block32> {
 
 // MARK: K-quants (against q8)
 
-/// pshufb masks that broadcast int16 element i of each 128-bit lane to all 8 of its
-/// int16 positions (scaleShuffle16[i]), or byte 2i to the low and 2i+1 to the high 8
-/// bytes of a 128-bit register (scalePairShuffle[i]).
+/// A pshufb mask that broadcasts int16 element i of each 128-bit lane to all 8 of its
+/// int16 positions.
 @inline(__always) func broadcastInt16Mask(_ i: Int) -> __m256i {
     let lo = Int8(truncatingIfNeeded: 2 &* i), hi = Int8(truncatingIfNeeded: 2 &* i &+ 1)
     let pair = Int16(truncatingIfNeeded: Int(UInt8(bitPattern: lo)) | Int(UInt8(bitPattern: hi)) << 8)
     return _mm256_set1_epi16(pair)
 }
 
+/// A pshufb mask that puts byte 2i in the low 8 bytes and byte 2i + 1 in the high 8.
 @inline(__always) func scalePairMask(_ i: Int) -> __m128i {
     let lo = Int64(2 &* i) &* 0x0101_0101_0101_0101, hi = Int64(2 &* i &+ 1) &* 0x0101_0101_0101_0101
     return _mm_set_epi64x(hi, lo)
 }
 
-/// The 8 6-bit scales and 8 6-bit mins of a Q4_K/Q5_K block (12 bytes at p), as bytes
-/// (ggml's get_scale_min_k4 for all j at once): (scales in bytes 0-7, mins in 8-15).
+/// The 8 6-bit scales and the 8 6-bit mins of a Q4_K/Q5_K block (12 bytes at p) as two
+/// vectors of 8 int16 (ggml's get_scale_min_k4 for all j at once).
 @inline(__always) func scalesAndMinsK4(_ p: UnsafeRawPointer) -> (scales: __m128i, mins: __m128i) {
     let kmask1: UInt32 = 0x3f3f_3f3f, kmask2: UInt32 = 0x0f0f_0f0f, kmask3: UInt32 = 0x0303_0303
     let u0 = loadU32(p, 0), u1 = loadU32(p, 4), u2 = loadU32(p, 8)
@@ -564,19 +564,18 @@ enum BF16: FloatRow {
 
 // MARK: Activation quantizers
 
-/// 32 floats at x -> int8 at q with scale d = max|x| / 127 (round to nearest even);
-/// returns (d, Σ of the int8 values per 16: first half, second half).
-@inline(__always) func quantize32(_ x: UnsafePointer<Float>, inverse: Float, _ q: UnsafeMutablePointer<Int8>) -> (Int32, Int32) {
+/// 32 floats at x -> int8 at q = x * inverse rounded to nearest even; returns Σ q.
+@inline(__always) func quantize32(_ x: UnsafePointer<Float>, inverse: Float, _ q: UnsafeMutablePointer<Int8>) -> Int32 {
     let s = _mm256_set1_ps(inverse)
     let i0 = _mm256_cvtps_epi32(_mm256_mul_ps(loadFloat8(x, 0), s))
     let i1 = _mm256_cvtps_epi32(_mm256_mul_ps(loadFloat8(x, 8), s))
     let i2 = _mm256_cvtps_epi32(_mm256_mul_ps(loadFloat8(x, 16), s))
     let i3 = _mm256_cvtps_epi32(_mm256_mul_ps(loadFloat8(x, 24), s))
-    let sumLow = hsum(_mm256_add_epi32(i0, i1)), sumHigh = hsum(_mm256_add_epi32(i2, i3))
+    let sum = hsum(_mm256_add_epi32(_mm256_add_epi32(i0, i1), _mm256_add_epi32(i2, i3)))
     let words = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3))
     let ordered = _mm256_permutevar8x32_epi32(words, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7))
     _mm256_storeu_si256(UnsafeMutableRawPointer(q).assumingMemoryBound(to: __m256i.self), ordered)
-    return (sumLow, sumHigh)
+    return sum
 }
 
 @inline(__always) func absMax(_ x: UnsafePointer<Float>, _ count: Int) -> Float {
@@ -749,9 +748,9 @@ public enum X86Kernels {
                                                  _ d8: UnsafeMutablePointer<Float>, _ s8: UnsafeMutablePointer<Float>) {
         for b in 0..<(cols / 32) {
             let d = absMax(x + b &* 32, 32) / 127
-            let (low, high) = quantize32(x + b &* 32, inverse: d > 0 ? 1 / d : 0, q8 + b &* 32)
+            let sum = quantize32(x + b &* 32, inverse: d > 0 ? 1 / d : 0, q8 + b &* 32)
             d8[b] = d
-            s8[b] = d * Float(low &+ high)
+            s8[b] = d * Float(sum)
         }
     }
 }
