@@ -276,10 +276,17 @@ struct Row32Sums<F: Block32> {
             } else if F.offset != 0 {
                 terms = _mm256_fmadd_ps(d, loadFloat8(s8, i), terms)
             }
-            for k in stride(from: 0, to: 8, by: 2) {
-                acc0 = _mm256_fmadd_ps(product(i &+ k), _mm256_permutevar8x32_ps(scales, _mm256_set1_epi32(Int32(k))), acc0)
-                acc1 = _mm256_fmadd_ps(product(i &+ k &+ 1), _mm256_permutevar8x32_ps(scales, _mm256_set1_epi32(Int32(k &+ 1))), acc1)
-            }
+            // Written out so each lane index is a constant (a loop kept them in registers
+            // and rebuilt the index vector for every block).
+            @inline(__always) func lane(_ k: Int32) -> __m256 { _mm256_permutevar8x32_ps(scales, _mm256_set1_epi32(k)) }
+            acc0 = _mm256_fmadd_ps(product(i), lane(0), acc0)
+            acc1 = _mm256_fmadd_ps(product(i &+ 1), lane(1), acc1)
+            acc0 = _mm256_fmadd_ps(product(i &+ 2), lane(2), acc0)
+            acc1 = _mm256_fmadd_ps(product(i &+ 3), lane(3), acc1)
+            acc0 = _mm256_fmadd_ps(product(i &+ 4), lane(4), acc0)
+            acc1 = _mm256_fmadd_ps(product(i &+ 5), lane(5), acc1)
+            acc0 = _mm256_fmadd_ps(product(i &+ 6), lane(6), acc0)
+            acc1 = _mm256_fmadd_ps(product(i &+ 7), lane(7), acc1)
             i &+= 8
         }
         var tail: Float = 0
