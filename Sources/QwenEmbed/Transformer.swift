@@ -85,6 +85,8 @@ public final class Transformer: @unchecked Sendable {
     private let sines: FloatBuffer      // [B, ropeDim / 2]
     private var scores: FloatBuffer     // [heads, scoreCapacity] attention weights
     private var scoreCapacity: Int
+    /// The decode input vector quantized for the int8 kernels (reused by every matvec).
+    private let activations = QuantizedActivations()
 
     public init(model: Model, threads: Int? = nil, maxBatch: Int = 128) throws {
         guard let weights = model.weights else {
@@ -118,7 +120,7 @@ public final class Transformer: @unchecked Sendable {
     /// Several matrices applied to the same input (one pool job per token for decode).
     private func linear(_ ws: [WeightMatrix], _ input: UnsafePointer<Float>, _ outputs: [UnsafeMutablePointer<Float>], n: Int) {
         if n == 1 {
-            matvec(ws, input, outputs, pool: pool)
+            matvec(ws, input, outputs, pool: pool, activations: activations)
         } else {
             for (w, output) in zip(ws, outputs) { matmul(w, input, output, n: n, pool: pool) }
         }
@@ -231,7 +233,7 @@ public final class Transformer: @unchecked Sendable {
             linear(weights.output, normed.pointer, allLogits, n: n)
         }
         if let logits {
-            matvec(weights.output, normed.pointer + (n - 1) * hidden, logits, pool: pool)
+            matvec(weights.output, normed.pointer + (n - 1) * hidden, logits, pool: pool, activations: activations)
         }
     }
 
