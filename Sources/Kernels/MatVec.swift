@@ -54,45 +54,70 @@ public func matvec(_ ws: [WeightMatrix], _ x: UnsafePointer<Float>, _ ys: [Unsaf
 
 /// Rows of W dequantized per tile in `matmul`. For the table's GEMM about 192 KB of f32
 /// (the tile stays in L2 while every token of the batch passes over it), a multiple of 4
-/// in 4...64; for OpenBLAS, which packs the whole batch again for every call, TILE rows.
-func matmulTileRows(cols: Int, ownGEMM: Bool) -> Int {
-    ownGEMM ? max(4, min(64, (192 << 10) / (4 * max(cols, 1)) / 4 * 4)) : openBLASTileRows
+/// in 4...64, and smaller when the job would otherwise have fewer than ~4 tiles per
+/// thread (many cores, small matrices such as k and v); for OpenBLAS, which packs the
+/// whole batch again for every call, a fixed 64.
+func matmulTileRows(cols: Int, totalRows: Int, threads: Int, ownGEMM: Bool) -> Int {
+    guard ownGEMM else { return openBLASTileRows }
+    let cacheRows = max(4, min(64, (192 << 10) / (4 * max(cols, 1)) / 4 * 4))
+    let balancedRows = max(4, totalRows / (4 * max(threads, 1)) / 4 * 4)
+    return min(cacheRows, balancedRows)
 }
 /// 64 measured best of 64/128/256 (AVX2 path, 2 threads, pp512: 267/255/249 tok/s).
 let openBLASTileRows = 64
 
-/// Y[n, rows] = X[n, cols] W^T for a batch of n tokens (prefill). Tiles of W are
-/// dequantized to f32 by the table's kernels and multiplied with the batch by the table's
-/// GEMM (or OpenBLAS sgemm, single-threaded, where the table has none); tiles are split
-/// over the pool.
+/// Y[n, rows] = X[n, cols] W^T for a batch of n tokens (prefill).
 public func matmul(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, n: Int, pool: ThreadPool,
                    kernels: KernelTable = .active) {
-    if n == 1 { return matvec(w, x, y, pool: pool, kernels: kernels) }
+    matmul([w], x, [y], n: n, pool: pool, kernels: kernels)
+}
+
+/// Y_i[n, rows_i] = X[n, cols] W_i^T for several matrices sharing the input (q/k/v,
+/// gate/up), as one job on the pool. Tiles of each W are dequantized to f32 by the table's
+/// kernels and multiplied with the batch by the table's GEMM (or OpenBLAS sgemm,
+/// single-threaded, where the table has none).
+public func matmul(_ ws: [WeightMatrix], _ x: UnsafePointer<Float>, _ ys: [UnsafeMutablePointer<Float>], n: Int, pool: ThreadPool,
+                   kernels: KernelTable = .active) {
+    guard let cols = ws.first?.cols else { return }
+    if n == 1 { return matvec(ws, x, ys, pool: pool, kernels: kernels) }
     OpenBLAS.useOneThread()
-    let tileRows = matmulTileRows(cols: w.cols, ownGEMM: kernels.gemm != nil)
-    let tiles = (w.rows + tileRows - 1) / tileRows
-    let dequantize = kernels.dequantize(for: w)
     let gemm = kernels.gemm
-    pool.parallelFor(tiles) { tile in
-        let first = tile * tileRows
-        let count = min(tileRows, w.rows - first)
-        let weights: UnsafePointer<Float>
-        var scratch: UnsafeMutablePointer<Float>? = nil
-        if w.type == .f32 {
-            weights = w.row(first).assumingMemoryBound(to: Float.self)
-        } else {
-            let buffer = UnsafeMutablePointer<Float>.allocate(capacity: count * w.cols)  // [count, cols]
-            for r in 0..<count { dequantize(w.row(first + r), w.cols, buffer + r * w.cols) }
-            scratch = buffer
-            weights = UnsafePointer(buffer)
+    let tileRows = matmulTileRows(cols: cols, totalRows: ws.reduce(0) { $0 + $1.rows }, threads: pool.threads,
+                                  ownGEMM: gemm != nil)
+    var tiles: [(Int, Int)] = []                          // (matrix, first row)
+    for (i, w) in ws.enumerated() {
+        for first in stride(from: 0, to: w.rows, by: tileRows) { tiles.append((i, first)) }
+    }
+    let dequantizers = ws.map { kernels.dequantize(for: $0) }
+    tiles.withUnsafeBufferPointer { tiles in
+        ws.withUnsafeBufferPointer { ws in
+            ys.withUnsafeBufferPointer { ys in
+                dequantizers.withUnsafeBufferPointer { dequantizers in
+                    pool.parallelFor(tiles.count) { t in
+                        let (i, first) = tiles[t]
+                        let w = ws[i]
+                        let count = min(tileRows, w.rows - first)
+                        let weights: UnsafePointer<Float>
+                        var scratch: UnsafeMutablePointer<Float>? = nil
+                        if w.type == .f32 {
+                            weights = w.row(first).assumingMemoryBound(to: Float.self)
+                        } else {
+                            let buffer = UnsafeMutablePointer<Float>.allocate(capacity: count * w.cols)  // [count, cols]
+                            for r in 0..<count { dequantizers[i](w.row(first + r), w.cols, buffer + r * w.cols) }
+                            scratch = buffer
+                            weights = UnsafePointer(buffer)
+                        }
+                        if let gemm {
+                            gemm(weights, count, x, n, w.cols, ys[i] + first, w.rows)
+                        } else {
+                            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(count), Int32(w.cols),
+                                        1, x, Int32(w.cols), weights, Int32(w.cols), 0, ys[i] + first, Int32(w.rows))
+                        }
+                        scratch?.deallocate()
+                    }
+                }
+            }
         }
-        if let gemm {
-            gemm(weights, count, x, n, w.cols, y + first, w.rows)
-        } else {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(count), Int32(w.cols),
-                        1, x, Int32(w.cols), weights, Int32(w.cols), 0, y + first, Int32(w.rows))
-        }
-        scratch?.deallocate()
     }
 }
 

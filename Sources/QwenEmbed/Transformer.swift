@@ -117,12 +117,12 @@ public final class Transformer: @unchecked Sendable {
         linear([w], input, [output], n: n)
     }
 
-    /// Several matrices applied to the same input (one pool job per token for decode).
+    /// Several matrices applied to the same input: one pool job for all of them.
     private func linear(_ ws: [WeightMatrix], _ input: UnsafePointer<Float>, _ outputs: [UnsafeMutablePointer<Float>], n: Int) {
         if n == 1 {
             matvec(ws, input, outputs, pool: pool, activations: activations)
         } else {
-            for (w, output) in zip(ws, outputs) { matmul(w, input, output, n: n, pool: pool) }
+            matmul(ws, input, outputs, n: n, pool: pool)
         }
     }
 

@@ -177,6 +177,7 @@ final class KernelsTests: XCTestCase {
 
     func testMatvecAndMatmulEqualReference() throws {
         let pool = ThreadPool(threads: 2)
+        let widePool = ThreadPool(threads: 16)   // small tiles balanced over many threads
         var random = SystemRandomNumberGenerator()
         for type in Self.quantized + [.f32] {
             // A larger matrix built by repeating fixture rows (f32: random values).
@@ -199,6 +200,7 @@ final class KernelsTests: XCTestCase {
                     var exact = [Float](repeating: 0, count: n * rows)                           // [n, rows] on x
                     var viaMatvec = [Float](repeating: .nan, count: n * rows)
                     var viaMatmul = [Float](repeating: .nan, count: n * rows)
+                    var viaWideMatmul = [Float](repeating: .nan, count: n * rows)
                     for t in 0..<n {
                         let seen = Reference.activationsAsSeenByKernels(Array(x[(t * cols)..<((t + 1) * cols)]), type: type)
                         seen.withUnsafeBufferPointer { s in
@@ -211,6 +213,7 @@ final class KernelsTests: XCTestCase {
                     }
                     x.withUnsafeBufferPointer { xp in
                         viaMatmul.withUnsafeMutableBufferPointer { matmul(m, xp.baseAddress!, $0.baseAddress!, n: n, pool: pool, kernels: table) }
+                        viaWideMatmul.withUnsafeMutableBufferPointer { matmul(m, xp.baseAddress!, $0.baseAddress!, n: n, pool: widePool, kernels: table) }
                     }
                     // f32 accumulation in another order: relative to sum |w x| of the row and token.
                     var row = [Float](repeating: 0, count: cols)
@@ -221,6 +224,7 @@ final class KernelsTests: XCTestCase {
                         let tolerance = magnitude * 1e-5 + 1e-6
                         XCTAssertEqual(viaMatvec[i], expected[i], accuracy: tolerance, "\(type.name) \(m.layout) \(table.isa) matvec \(i)")
                         XCTAssertEqual(viaMatmul[i], exact[i], accuracy: tolerance, "\(type.name) \(m.layout) \(table.isa) matmul \(i)")
+                        XCTAssertEqual(viaWideMatmul[i], exact[i], accuracy: tolerance, "\(type.name) \(m.layout) \(table.isa) 16-thread matmul \(i)")
                     }
                 }
             }
