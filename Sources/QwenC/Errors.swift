@@ -62,6 +62,24 @@ func required<T>(_ pointer: T?, _ name: String) throws -> T {
     return pointer
 }
 
+/// A `size_t` count, length or index from a caller. Swift imports size_t as Int, so a
+/// value above Int.max arrives negative: rejected here instead of trapping later.
+func sizeArgument(_ value: Int, _ name: String) throws -> Int {
+    guard value >= 0 else { throw QwenError.invalidArgument("\(name) is \(UInt(bitPattern: value)), larger than any buffer") }
+    return value
+}
+
+/// Most compute threads a model or session may ask for (each is an OS thread).
+let maxThreads = 1024
+
+/// An `n_threads` parameter: 0 (the default) up to `maxThreads`.
+func threadsArgument(_ value: Int32, _ name: String) throws -> Int {
+    guard value >= 0, Int(value) <= maxThreads else {
+        throw QwenError.invalidArgument("\(name) is \(value); 0 (all cores) to \(maxThreads)")
+    }
+    return Int(value)
+}
+
 /// Decodes a NUL-terminated argument, rejecting invalid UTF-8.
 func utf8Argument(_ pointer: UnsafePointer<CChar>?, _ name: String) throws -> String {
     let p = try required(pointer, name)

@@ -50,8 +50,7 @@ final class ModelHandle {
         if let params {
             _ = try declaredSize(params.pointee.struct_size, "qwen_model_params")
             let p = params.pointee
-            guard p.n_threads >= 0 else { throw QwenError.invalidArgument("n_threads is negative (\(p.n_threads))") }
-            options.threads = Int(p.n_threads)
+            options.threads = try threadsArgument(p.n_threads, "n_threads")
             options.useMmap = p.use_mmap
             if let progress = p.progress {
                 let userData = p.progress_user_data
@@ -98,6 +97,7 @@ final class ModelHandle {
         let handle = try ModelHandle.from(model)
         let nTokens = try required(nTokens, "n_tokens")
         nTokens.pointee = 0
+        let textLen = try sizeArgument(textLen, "text_len"), capacity = try sizeArgument(capacity, "capacity")
         guard text != nil || textLen == 0 else { throw QwenError.invalidArgument("text is NULL") }
         guard tokens != nil || capacity == 0 else { throw QwenError.invalidArgument("tokens is NULL but capacity is \(capacity)") }
         let bytes = UnsafeRawBufferPointer(start: text.map { UnsafeRawPointer($0) }, count: textLen)
@@ -113,6 +113,7 @@ final class ModelHandle {
         let handle = try ModelHandle.from(model)
         let nBytes = try required(nBytes, "n_bytes")
         nBytes.pointee = 0
+        let nTokenCount = try sizeArgument(nTokenCount, "n_tokens"), capacity = try sizeArgument(capacity, "capacity")
         guard tokens != nil || nTokenCount == 0 else { throw QwenError.invalidArgument("tokens is NULL") }
         guard buf != nil || capacity == 0 else { throw QwenError.invalidArgument("buf is NULL but capacity is \(capacity)") }
         let ids = Array(UnsafeBufferPointer(start: tokens, count: nTokenCount))

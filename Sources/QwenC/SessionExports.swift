@@ -101,7 +101,7 @@ func generationParameters(_ pointer: UnsafePointer<qwen_gen_params>?) throws -> 
     g.sampling.topP = p.top_p
     g.sampling.repetitionPenalty = p.repetition_penalty
     g.seed = p.seed == 0 ? nil : p.seed
-    if p.n_stop > 0 {
+    if try sizeArgument(p.n_stop, "n_stop") > 0 {
         guard p.n_stop <= 1024 else { throw QwenError.invalidArgument("n_stop is \(p.n_stop); at most 1024 stop strings") }
         let stops = try required(p.stop, "stop")
         for i in 0..<p.n_stop { g.stop.append(try utf8Argument(stops[i], "stop[\(i)]")) }
@@ -110,6 +110,7 @@ func generationParameters(_ pointer: UnsafePointer<qwen_gen_params>?) throws -> 
 }
 
 func chatMessages(_ messages: UnsafePointer<qwen_message>?, _ n: Int) throws -> [ChatMessage] {
+    let n = try sizeArgument(n, "n_messages")
     guard n > 0 else { throw QwenError.invalidArgument("no messages (n_messages is 0)") }
     guard n <= 1 << 20 else { throw QwenError.invalidArgument("n_messages is absurd (\(n))") }
     let list = try required(messages, "messages")
@@ -148,7 +149,7 @@ func pieceHandler(_ cb: qwen_stream_fn?, _ userData: UnsafeMutableRawPointer?) -
         let p = try readParams(params, defaults: defaultSessionParams(), name: "qwen_session_params")
         var options = SessionOptions()
         options.contextSize = Int(p.n_ctx)
-        options.threads = Int(p.n_threads)
+        options.threads = try threadsArgument(p.n_threads, "n_threads")
         options.seed = p.seed
         options.maxWindowSize = Int(p.max_window_size)
         if p.system_prompt != nil { options.systemPrompt = try utf8Argument(p.system_prompt, "system_prompt") }
@@ -236,6 +237,7 @@ func pieceHandler(_ cb: qwen_stream_fn?, _ userData: UnsafeMutableRawPointer?) -
         let handle = try SessionHandle.from(session)
         let nTokens = try required(nTokens, "n_tokens")
         nTokens.pointee = 0
+        let capacity = try sizeArgument(capacity, "capacity")
         guard tokens != nil || capacity == 0 else { throw QwenError.invalidArgument("tokens is NULL but capacity is \(capacity)") }
         let ids = try handle.session.renderPrompt(try chatMessages(messages, n))
         return copyOut(ids, to: tokens, capacity: capacity, count: nTokens, what: "token")

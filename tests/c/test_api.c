@@ -79,6 +79,12 @@ static void test_model(const char *path) {
     qwen_model *m = NULL;
     CHECK_STATUS(qwen_model_load(path, &params, &m), QWEN_ERR_CANCELLED);
 
+    params.progress = NULL;
+    params.n_threads = 1000000;   /* each would be an OS thread */
+    CHECK_STATUS(qwen_model_load(path, &params, &m), QWEN_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(qwen_last_error(), "n_threads") != NULL, "names n_threads: %s", qwen_last_error());
+    params.n_threads = 0;
+
     int calls = 0;
     params.progress = count_progress;
     params.progress_user_data = &calls;
@@ -116,6 +122,13 @@ static void test_model(const char *path) {
     char buf[128];
     CHECK_STATUS(qwen_detokenize(m, ids, n, false, buf, sizeof buf, &bytes), QWEN_OK);
     CHECK(bytes == strlen(text) && memcmp(buf, text, bytes) == 0 && buf[bytes] == 0, "round trip: %s", buf);
+
+    /* size_t arguments past SSIZE_MAX (negative inside the library) are rejected, not trapped on */
+    CHECK_STATUS(qwen_tokenize(m, text, (size_t)-1, false, ids, 64, &n), QWEN_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(qwen_last_error(), "text_len") != NULL, "names text_len: %s", qwen_last_error());
+    CHECK_STATUS(qwen_tokenize(m, text, strlen(text), false, ids, (size_t)-1, &n), QWEN_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(qwen_detokenize(m, ids, (size_t)-1, false, buf, sizeof buf, &bytes), QWEN_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(qwen_detokenize(m, ids, 1, false, buf, (size_t)-2, &bytes), QWEN_ERR_INVALID_ARGUMENT);
 
     /* specials: text by default, tokens when asked */
     const char *chat = "<|im_start|>user";

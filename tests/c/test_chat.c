@@ -421,6 +421,10 @@ static void test_bad_arguments(void) {
     bad_params.n_ctx = -5;
     CHECK_STATUS(qwen_session_create(model, &bad_params, &out), QWEN_ERR_INVALID_ARGUMENT);
     bad_params.n_ctx = 0;
+    bad_params.n_threads = 1000000;
+    CHECK_STATUS(qwen_session_create(model, &bad_params, &out), QWEN_ERR_INVALID_ARGUMENT);
+    bad_params.n_threads = 0;
+    CHECK_STATUS(qwen_chat(s, &ok, (size_t)-1, &g, NULL, NULL, &r), QWEN_ERR_INVALID_ARGUMENT);
     bad_params.struct_size = 0;
     CHECK_STATUS(qwen_session_create(model, &bad_params, &out), QWEN_ERR_INVALID_ARGUMENT);
     bad_params.struct_size = sizeof bad_params;
