@@ -35,9 +35,12 @@ final class ModelHandle {
 
 @c @implementation public func qwen_model_params_init(_ params: UnsafeMutablePointer<qwen_model_params>?) {
     guard let params else { return }
-    params.pointee = qwen_model_params(
-        struct_size: UInt32(MemoryLayout<qwen_model_params>.size), n_threads: 0, use_mmap: true,
-        progress: nil, progress_user_data: nil)
+    params.pointee = defaultModelParams()
+}
+
+func defaultModelParams() -> qwen_model_params {
+    qwen_model_params(struct_size: UInt32(MemoryLayout<qwen_model_params>.size), n_threads: 0, use_mmap: true,
+                      progress: nil, progress_user_data: nil)
 }
 
 @c @implementation public func qwen_model_load(_ path: UnsafePointer<CChar>?, _ params: UnsafePointer<qwen_model_params>?,
@@ -47,15 +50,14 @@ final class ModelHandle {
         out.pointee = nil
         let path = try utf8Argument(path, "path")
         var options = ModelLoadOptions()
-        if let params {
-            _ = try declaredSize(params.pointee.struct_size, "qwen_model_params")
-            let p = params.pointee
-            options.threads = try threadsArgument(p.n_threads, "n_threads")
-            options.useMmap = p.use_mmap
-            if let progress = p.progress {
-                let userData = p.progress_user_data
-                options.progress = { progress($0, userData) }
-            }
+        // Only the struct_size bytes the caller declared are read (an older, shorter struct
+        // gets the defaults for the rest), as for every params struct.
+        let p = try readParams(params, defaults: defaultModelParams(), name: "qwen_model_params")
+        options.threads = try threadsArgument(p.n_threads, "n_threads")
+        options.useMmap = p.use_mmap
+        if let progress = p.progress {
+            let userData = p.progress_user_data
+            options.progress = { progress($0, userData) }
         }
         let model = try Model.load(path: path, options: options)
         out.pointee = ModelHandle(model: model).pointer

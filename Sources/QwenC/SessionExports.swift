@@ -14,7 +14,7 @@ final class SessionHandle {
     private var messageStringsFor: Int = -1
     /// The last result's text (qwen_result.text) and the last pulled piece.
     private var resultText: UnsafeMutablePointer<CChar>? = nil
-    private var pieceText: [CChar] = [0]
+    private var pieceText: UnsafeMutablePointer<CChar>? = nil
 
     init(session: Session, modelHandle: ModelHandle) {
         self.session = session
@@ -24,6 +24,7 @@ final class SessionHandle {
     deinit {
         messageStrings.forEach { free($0) }
         free(resultText)
+        free(pieceText)
     }
 
     var pointer: OpaquePointer { OpaquePointer(Unmanaged.passRetained(self).toOpaque()) }
@@ -59,10 +60,20 @@ final class SessionHandle {
             decode_ms: result.decodeMilliseconds, text: UnsafePointer(resultText))
     }
 
-    /// Keeps a pulled piece alive until the next call; returns its bytes.
-    func keepPiece(_ piece: String) -> (UnsafePointer<CChar>, Int) {
-        pieceText = Array(piece.utf8CString)
-        return pieceText.withUnsafeBufferPointer { (UnsafePointer($0.baseAddress!), $0.count - 1) }
+    /// Keeps a pulled piece alive until the next call (in memory the handle owns, the way
+    /// the result text and history strings are kept); returns its bytes and length.
+    func keepPiece(_ piece: String) throws -> (UnsafePointer<CChar>, Int) {
+        free(pieceText)
+        pieceText = nil
+        let bytes = Array(piece.utf8)
+        guard let raw = malloc(bytes.count + 1) else { throw QwenError.outOfMemory("cannot keep a piece of \(bytes.count) bytes") }
+        let copy = raw.bindMemory(to: CChar.self, capacity: bytes.count + 1)   // [len + 1], NUL-terminated
+        bytes.withUnsafeBytes { source in
+            if let base = source.baseAddress { raw.copyMemory(from: base, byteCount: bytes.count) }
+        }
+        copy[bytes.count] = 0
+        pieceText = copy
+        return (UnsafePointer(copy), bytes.count)
     }
 }
 
@@ -261,10 +272,10 @@ func pieceHandler(_ cb: qwen_stream_fn?, _ userData: UnsafeMutableRawPointer?) -
         let len = try required(len, "len")
         let done = try required(done, "done")
         if let text = try handle.session.nextPiece() {
-            (piece.pointee, len.pointee) = handle.keepPiece(text)
+            (piece.pointee, len.pointee) = try handle.keepPiece(text)
             done.pointee = false
         } else {
-            (piece.pointee, len.pointee) = handle.keepPiece("")
+            (piece.pointee, len.pointee) = try handle.keepPiece("")
             done.pointee = true
         }
         return QWEN_OK

@@ -79,6 +79,16 @@ static void test_model(const char *path) {
     qwen_model *m = NULL;
     CHECK_STATUS(qwen_model_load(path, &params, &m), QWEN_ERR_CANCELLED);
 
+    /* A caller built against an older, shorter qwen_model_params: only struct_size bytes
+       are read, the rest are defaults (here garbage that would be called as a callback). */
+    qwen_model_params short_params;
+    memset(&short_params, 0xA5, sizeof short_params);
+    short_params.struct_size = 8;   /* struct_size + n_threads */
+    short_params.n_threads = 1;
+    qwen_model *short_model = NULL;
+    CHECK_STATUS(qwen_model_load(path, &short_params, &short_model), QWEN_OK);
+    qwen_model_free(short_model);
+
     params.progress = NULL;
     params.n_threads = 1000000;   /* each would be an OS thread */
     CHECK_STATUS(qwen_model_load(path, &params, &m), QWEN_ERR_INVALID_ARGUMENT);
