@@ -180,14 +180,16 @@ public final class Model: @unchecked Sendable {
         if gptqBits != nil {
             unavailable = "GPTQ checkpoints load (config, tokenizer, info) but cannot be run by this build yet"
         } else {
-            let mapper = WeightMapper(source: FileSystem.lastComponent(directory)) { name in
+            let source = FileSystem.lastComponent(directory)
+            let mapper = WeightMapper(source: source) { name in
                 guard let t = checkpoint.tensors[name] else { return nil }
                 let type: GGMLType
                 switch t.dtype {
                 case .f32: type = .f32
                 case .f16: type = .f16
                 case .bf16: type = .bf16
-                default: return nil
+                default:
+                    throw QwenError.unsupportedModel("\(source): tensor \(name) is \(t.dtype.rawValue); F32, F16 or BF16 expected")
                 }
                 return RawTensor(name: name, shape: t.shape, type: type, data: t.data)
             }

@@ -67,10 +67,12 @@ struct RawTensor {
 /// Looks tensors up by checkpoint name and turns them into the engine's layout.
 struct WeightMapper {
     let source: String
-    let lookup: (String) -> RawTensor?
+    /// The tensor of that name, nil when the checkpoint has none; throws when it has one
+    /// the engine cannot read (an unsupported dtype).
+    let lookup: (String) throws -> RawTensor?
 
     func tensor(_ name: String) throws -> RawTensor {
-        guard let t = lookup(name) else { throw QwenError.badModel("\(source): missing tensor \(name)") }
+        guard let t = try lookup(name) else { throw QwenError.badModel("\(source): missing tensor \(name)") }
         return t
     }
 
@@ -151,7 +153,7 @@ struct WeightMapper {
                 up: try matrix(p + "ffn_up.weight", rows: ffn, cols: h),
                 down: try matrix(p + "ffn_down.weight", rows: h, cols: ffn)))
         }
-        let output = lookup("output.weight") == nil ? embedding : try matrix("output.weight", rows: c.vocabSize, cols: h)
+        let output = try lookup("output.weight") == nil ? embedding : try matrix("output.weight", rows: c.vocabSize, cols: h)
         return TransformerWeights(tokenEmbedding: embedding, layers: layers,
                                   outputNorm: try vector("output_norm.weight", count: h), output: output)
     }
@@ -203,7 +205,7 @@ struct WeightMapper {
                     up: try matrix(p + "mlp.up_proj.weight", rows: ffn, cols: h),
                     down: try matrix(p + "mlp.down_proj.weight", rows: h, cols: ffn)))
             }
-            let output = (c.tiedEmbeddings || lookup("lm_head.weight") == nil)
+            let output = try (c.tiedEmbeddings || lookup("lm_head.weight") == nil)
                 ? embedding : try matrix("lm_head.weight", rows: c.vocabSize, cols: h)
             return TransformerWeights(tokenEmbedding: embedding, layers: layers,
                                       outputNorm: try vector("model.norm.weight", count: h), output: output)

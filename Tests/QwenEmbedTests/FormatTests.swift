@@ -254,8 +254,9 @@ final class FormatTests: XCTestCase {
     // MARK: a Qwen (v1) checkpoint directory generated here
 
     /// Writes a tiny deterministic Qwen v1 checkpoint (bf16, 2 layers, hidden 32) with
-    /// the real qwen.tiktoken, optionally split into two shards with an index.
-    static func writeTinyQwenV1(to dir: URL, sharded: Bool) throws {
+    /// the real qwen.tiktoken, optionally split into two shards with an index;
+    /// `dtypeOf(name)` may label a tensor with another 2-byte dtype.
+    static func writeTinyQwenV1(to dir: URL, sharded: Bool, dtypeOf: (String) -> String = { _ in "BF16" }) throws {
         let hidden = 32, layers = 2, heads = 4, ffn = 48, vocab = 151936
         let config = """
         {"architectures": ["QWenLMHeadModel"], "model_type": "qwen", "hidden_size": \(hidden), "num_attention_heads": \(heads),
@@ -270,7 +271,7 @@ final class FormatTests: XCTestCase {
         var seed: UInt64 = 1
         func add(_ name: String, _ shape: [Int]) {
             seed += 1
-            tensors.append((name, "BF16", shape, bf16Bytes(count: shape.reduce(1, *), seed: seed)))
+            tensors.append((name, dtypeOf(name), shape, bf16Bytes(count: shape.reduce(1, *), seed: seed)))
         }
         add("transformer.wte.weight", [vocab, hidden])
         for i in 0..<layers {
@@ -296,6 +297,17 @@ final class FormatTests: XCTestCase {
                 .write(to: dir.appendingPathComponent("model.safetensors.index.json"), atomically: true, encoding: .utf8)
         } else {
             try writeSafetensors(dir.appendingPathComponent("model.safetensors"), tensors)
+        }
+    }
+
+    /// A tensor of a dtype the engine cannot compute with is named as such, not "missing".
+    func testUnsupportedTensorDTypeIsNamed() throws {
+        let dir = try TestPaths.temporaryDirectory()
+        let odd = "transformer.h.1.mlp.w1.weight"
+        try FormatTests.writeTinyQwenV1(to: dir, sharded: false) { $0 == odd ? "I16" : "BF16" }
+        XCTAssertThrowsError(try Model.load(path: dir.path)) { error in
+            guard case QwenError.unsupportedModel(let message) = error else { return XCTFail("\(error)") }
+            XCTAssertTrue(message.contains(odd) && message.contains("I16"), message)
         }
     }
 
