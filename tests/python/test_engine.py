@@ -55,6 +55,13 @@ def test_chat_cli_errors_are_one_line(qwen_cli, tmp_path):
     assert usage.returncode == 2
 
 
+def test_tokenize_an_empty_file_gives_no_ids(qwen_cli, model_path, tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    assert json.loads(run(qwen_cli, "tokenize", "-m", model_path, "--file", str(empty))) == []
+    assert json.loads(run(qwen_cli, "tokenize", "-m", model_path, "--text", "")) == []
+
+
 def top_logits(cli, model, ids, batch):
     out = run(cli, "logits", "-m", model, "--ids", ",".join(map(str, ids)), "--top", "5", "--batch", str(batch), "-t", "2")
     return [json.loads(line) for line in out.splitlines()]

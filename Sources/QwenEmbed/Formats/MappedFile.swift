@@ -67,7 +67,10 @@ public final class MappedFile: @unchecked Sendable {
     }
 
     /// Reads a whole (small) file such as config.json into bytes.
+    /// An empty regular file gives no bytes (a mapping of it would be refused).
     public static func readAll(path: String) throws -> [UInt8] {
+        var info = stat()
+        if stat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, info.st_size == 0 { return [] }
         let file = try MappedFile(path: path, useMmap: false)
         return Array(file.bytes)
     }
