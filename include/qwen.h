@@ -83,6 +83,8 @@ typedef int32_t qwen_status;
 #define QWEN_ERR_BUSY                (-9)  /* the session is running another call */
 #define QWEN_ERR_INTERNAL            (-10) /* a bug in QwenEmbed: please report qwen_last_error() */
 #define QWEN_ERR_NOT_IMPLEMENTED     (-11) /* this build does not provide the call yet */
+#define QWEN_ERR_WRONG_STATE         (-12) /* not allowed now: a pull-form reply is in progress
+                                              (qwen_chat_begin .. qwen_chat_end), or none is */
 
 /** Static, never-NULL text for a status code. */
 const char *qwen_status_string(qwen_status status);

@@ -44,6 +44,7 @@ func fail(_ error: Error) -> qwen_status {
     case .contextFull: return QWEN_ERR_CONTEXT_FULL
     case .cancelled: return QWEN_ERR_CANCELLED
     case .busy: return QWEN_ERR_BUSY
+    case .wrongState: return QWEN_ERR_WRONG_STATE
     case .notImplemented: return QWEN_ERR_NOT_IMPLEMENTED
     case .internalError: return QWEN_ERR_INTERNAL
     }

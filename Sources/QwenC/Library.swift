@@ -31,6 +31,7 @@ private let versionText: StaticString = "0.1.0"
     case QWEN_ERR_BUSY: text = "session busy"
     case QWEN_ERR_INTERNAL: text = "internal error"
     case QWEN_ERR_NOT_IMPLEMENTED: text = "not implemented"
+    case QWEN_ERR_WRONG_STATE: text = "wrong state"
     default: text = "unknown status"
     }
     return staticCString(text)

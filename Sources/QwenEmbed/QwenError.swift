@@ -15,6 +15,8 @@ public enum QwenError: Error, Equatable, CustomStringConvertible {
     case contextFull(String)
     case cancelled(String)
     case busy(String)
+    /// A call the session's state does not allow now (a pull-form reply is, or is not, in progress).
+    case wrongState(String)
     case notImplemented(String)
     /// A broken invariant inside the engine (a bug).
     case internalError(String)
@@ -23,7 +25,7 @@ public enum QwenError: Error, Equatable, CustomStringConvertible {
         switch self {
         case .invalidArgument(let m), .io(let m), .badModel(let m), .unsupportedModel(let m),
              .outOfMemory(let m), .contextFull(let m), .cancelled(let m), .busy(let m),
-             .notImplemented(let m), .internalError(let m):
+             .wrongState(let m), .notImplemented(let m), .internalError(let m):
             return m
         }
     }

@@ -179,7 +179,7 @@ public final class Session: @unchecked Sendable {
     public func chat(_ messages: [ChatMessage], parameters: GenerationParameters = GenerationParameters(),
                      onPiece: ((String) -> Bool)? = nil) throws -> GenerationResult {
         try exclusive {
-            guard pull == nil else { throw QwenError.invalidArgument("a pull-form reply is in progress; end it first") }
+            guard pull == nil else { throw QwenError.wrongState("a pull-form reply is in progress; end it first") }
             let run = try startChat(messages, parameters)
             return try drive(run, onPiece: onPiece)
         }
@@ -190,7 +190,7 @@ public final class Session: @unchecked Sendable {
     public func generate(prompt: String, parameters: GenerationParameters = GenerationParameters(),
                          onPiece: ((String) -> Bool)? = nil) throws -> GenerationResult {
         try exclusive {
-            guard pull == nil else { throw QwenError.invalidArgument("a pull-form reply is in progress; end it first") }
+            guard pull == nil else { throw QwenError.wrongState("a pull-form reply is in progress; end it first") }
             let ids = model.tokenizer.encode(prompt)
             guard !ids.isEmpty else { throw QwenError.invalidArgument("the prompt is empty") }
             guard ids.count < contextSize else {
@@ -214,7 +214,7 @@ public final class Session: @unchecked Sendable {
 
     public func beginChat(_ messages: [ChatMessage], parameters: GenerationParameters = GenerationParameters()) throws {
         try exclusive {
-            guard pull == nil else { throw QwenError.invalidArgument("a pull-form reply is already in progress") }
+            guard pull == nil else { throw QwenError.wrongState("a pull-form reply is already in progress") }
             pull = try startChat(messages, parameters)
         }
     }
@@ -222,7 +222,7 @@ public final class Session: @unchecked Sendable {
     /// The next piece, or nil when the reply is complete (then call `endChat`).
     public func nextPiece() throws -> String? {
         try exclusive {
-            guard let run = pull else { throw QwenError.invalidArgument("no reply in progress; call begin first") }
+            guard let run = pull else { throw QwenError.wrongState("no reply in progress; call begin first") }
             do {
                 while let piece = try run.next() {
                     if !piece.isEmpty { return piece }
@@ -237,7 +237,7 @@ public final class Session: @unchecked Sendable {
 
     public func endChat() throws -> GenerationResult {
         try exclusive {
-            guard let run = pull else { throw QwenError.invalidArgument("no reply in progress; call begin first") }
+            guard let run = pull else { throw QwenError.wrongState("no reply in progress; call begin first") }
             pull = nil
             if !run.isFinished { run.stop(.callback) }
             return try finish(run)

@@ -467,8 +467,13 @@ static void test_bad_arguments(void) {
     qwen_session_cancel(NULL);
     CHECK_STATUS(qwen_chat_next(s, NULL, NULL, NULL), QWEN_ERR_INVALID_ARGUMENT);
     const char *piece; size_t len; bool done;
-    CHECK_STATUS(qwen_chat_next(s, &piece, &len, &done), QWEN_ERR_INVALID_ARGUMENT); /* no begin */
-    CHECK_STATUS(qwen_chat_end(s, &r), QWEN_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(qwen_chat_next(s, &piece, &len, &done), QWEN_ERR_WRONG_STATE); /* no begin */
+    CHECK_STATUS(qwen_chat_end(s, &r), QWEN_ERR_WRONG_STATE);
+    CHECK(strcmp(qwen_status_string(QWEN_ERR_WRONG_STATE), "wrong state") == 0, "status string");
+    CHECK_STATUS(qwen_chat_begin(s, &ok, 1, &g), QWEN_OK);
+    CHECK_STATUS(qwen_chat_begin(s, &ok, 1, &g), QWEN_ERR_WRONG_STATE);   /* one reply at a time */
+    CHECK_STATUS(qwen_chat(s, &ok, 1, &g, NULL, NULL, &r), QWEN_ERR_WRONG_STATE);
+    CHECK_STATUS(qwen_chat_end(s, &r), QWEN_OK);
     CHECK_STATUS(qwen_chat_begin(NULL, &ok, 1, &g), QWEN_ERR_INVALID_ARGUMENT);
     size_t n;
     CHECK_STATUS(qwen_session_render_prompt(s, &ok, 1, NULL, 0, &n), QWEN_ERR_BUFFER_TOO_SMALL);

@@ -25,7 +25,7 @@ from . import _lib
 from ._lib import LibraryError, QWEN_ABI_VERSION, find_library, load_library
 from .errors import (BadModelError, BufferTooSmallError, BusyError, CancelledError, ContextFullError,
                      InternalError, InvalidArgumentError, OutOfMemoryError, QwenError, QwenIOError,
-                     QwenNotImplementedError, UnsupportedModelError, last_error, status_string)
+                     QwenNotImplementedError, UnsupportedModelError, WrongStateError, last_error, status_string)
 from .model import DEFAULT_SYSTEM_PROMPT, GEN_KEYS, Model, Session
 
 __version__ = "0.1.0"
@@ -34,7 +34,7 @@ __all__ = [
     "Model", "Session", "DEFAULT_SYSTEM_PROMPT", "GEN_KEYS",
     "QwenError", "InvalidArgumentError", "QwenIOError", "BadModelError", "UnsupportedModelError",
     "OutOfMemoryError", "ContextFullError", "BufferTooSmallError", "CancelledError", "BusyError",
-    "InternalError", "QwenNotImplementedError", "LibraryError",
+    "InternalError", "QwenNotImplementedError", "WrongStateError", "LibraryError",
     "library_version", "abi_version", "status_string", "last_error", "set_log_callback",
     "find_library", "load_library", "QWEN_ABI_VERSION",
 ]

@@ -81,6 +81,7 @@ QWEN_ERR_CANCELLED = -8
 QWEN_ERR_BUSY = -9
 QWEN_ERR_INTERNAL = -10
 QWEN_ERR_NOT_IMPLEMENTED = -11
+QWEN_ERR_WRONG_STATE = -12
 
 # ----------------------------------------------------------------- logging
 

@@ -68,6 +68,10 @@ class BusyError(QwenError):
     """QWEN_ERR_BUSY: the session is running another call."""
 
 
+class WrongStateError(QwenError):
+    """QWEN_ERR_WRONG_STATE: not allowed now (a pull-form reply is, or is not, in progress)."""
+
+
 class InternalError(QwenError):
     """QWEN_ERR_INTERNAL: a bug in QwenEmbed; please report the message."""
 
@@ -88,6 +92,7 @@ _BY_STATUS: Dict[int, Type[QwenError]] = {
     _lib.QWEN_ERR_BUSY: BusyError,
     _lib.QWEN_ERR_INTERNAL: InternalError,
     _lib.QWEN_ERR_NOT_IMPLEMENTED: QwenNotImplementedError,
+    _lib.QWEN_ERR_WRONG_STATE: WrongStateError,
 }
 
 # Used only when the library cannot be asked (it always can once a call failed).
@@ -95,7 +100,7 @@ _STATUS_TEXT = {
     0: "ok", -1: "invalid argument", -2: "i/o error", -3: "bad model file",
     -4: "unsupported model", -5: "out of memory", -6: "context window full",
     -7: "buffer too small", -8: "cancelled", -9: "session busy", -10: "internal error",
-    -11: "not implemented",
+    -11: "not implemented", -12: "wrong state",
 }
 
 
