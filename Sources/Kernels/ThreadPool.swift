@@ -53,7 +53,10 @@ public final class ThreadPool: @unchecked Sendable {
 /// The state the pool's caller and workers share: the current job, the counters and the
 /// sleep/wake machinery.
 final class PoolCore: @unchecked Sendable {
-    private let submitLock = Mutex(())
+    /// Serialises submitters. A pthread mutex (not Synchronization's Mutex, whose futex
+    /// calls ThreadSanitizer cannot see) so TSan follows the happens-before chain from one
+    /// job's workers to the next job's writes.
+    private var submitLock = pthread_mutex_t()
     private var sleepMutex = pthread_mutex_t()
     private var sleepCondition = pthread_cond_t()
     /// Bumped once per job (and at shutdown); workers run a job when it changes.
@@ -74,11 +77,13 @@ final class PoolCore: @unchecked Sendable {
 
     init(workerCount: Int) {
         self.workerCount = workerCount
+        pthread_mutex_init(&submitLock, nil)
         pthread_mutex_init(&sleepMutex, nil)
         pthread_cond_init(&sleepCondition, nil)
     }
 
     deinit {
+        pthread_mutex_destroy(&submitLock)
         pthread_mutex_destroy(&sleepMutex)
         pthread_cond_destroy(&sleepCondition)
     }
@@ -99,25 +104,25 @@ final class PoolCore: @unchecked Sendable {
             return
         }
         withoutActuallyEscaping(body) { body in
-            submitLock.withLock { _ in
-                jobBody = body
-                jobCount = n
-                nextItem.store(0, ordering: .relaxed)
-                busyWorkers.store(workerCount, ordering: .relaxed)
-                pthread_mutex_lock(&sleepMutex)
-                generation.add(1, ordering: .sequentiallyConsistent)
-                pthread_cond_broadcast(&sleepCondition)
-                pthread_mutex_unlock(&sleepMutex)
-                runItems(body, n)
-                // Workers finish within microseconds unless the OS descheduled one (a
-                // busy host): then yield the core instead of spinning for a time slice.
-                var spins = 0
-                while busyWorkers.load(ordering: .acquiring) > 0 {
-                    spins += 1
-                    if spins < PoolCore.spinLimit { spinPause() } else { sched_yield() }
-                }
-                jobBody = nil
+            pthread_mutex_lock(&submitLock)
+            defer { pthread_mutex_unlock(&submitLock) }
+            jobBody = body
+            jobCount = n
+            nextItem.store(0, ordering: .relaxed)
+            busyWorkers.store(workerCount, ordering: .relaxed)
+            pthread_mutex_lock(&sleepMutex)
+            generation.add(1, ordering: .sequentiallyConsistent)
+            pthread_cond_broadcast(&sleepCondition)
+            pthread_mutex_unlock(&sleepMutex)
+            runItems(body, n)
+            // Workers finish within microseconds unless the OS descheduled one (a
+            // busy host): then yield the core instead of spinning for a time slice.
+            var spins = 0
+            while busyWorkers.load(ordering: .acquiring) > 0 {
+                spins += 1
+                if spins < PoolCore.spinLimit { spinPause() } else { sched_yield() }
             }
+            jobBody = nil
         }
     }
 
