@@ -20,7 +20,7 @@ CFLAGS ?= -std=c11 -O2 -Wall -Wextra -Werror
 LIBDIR := $(CURDIR)/.build/release
 C_LINK := -I$(CURDIR)/include -L$(LIBDIR) -lqwen -Wl,-rpath,$(LIBDIR) -lpthread
 
-.PHONY: all run build deps model test test-swift test-c test-python examples install bench check-consumer clean
+.PHONY: all run build deps model test test-swift test-c test-python test-sanitize examples install bench check-consumer clean
 PREFIX ?= /usr/local
 
 all: build examples
@@ -69,6 +69,13 @@ test-c:
 		$(CC) $(CFLAGS) -o $$bin $$src $(C_LINK); \
 		echo "== $$bin"; QWEN_MODEL=$$(bash scripts/fetch-model.sh 2>/dev/null | tail -1) ./$$bin; \
 	done
+
+# The Swift suites under AddressSanitizer (XCTest's own allocations leak, so leak
+# detection is off) and ThreadSanitizer; ~1-3 minutes, not part of `make test`. (swiftc has
+# no UndefinedBehaviorSanitizer on Linux; Swift traps on overflow and bounds itself.)
+test-sanitize: model
+	ASAN_OPTIONS=detect_leaks=0 swift test --sanitize=address
+	swift test --sanitize=thread
 
 test-python:
 	QWEN_LIBRARY=$(LIBDIR)/libqwen.so QWEN_CLI=$(LIBDIR)/qwen \
