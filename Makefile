@@ -71,11 +71,23 @@ test-c:
 	done
 
 # The Swift suites under AddressSanitizer (XCTest's own allocations leak, so leak
-# detection is off) and ThreadSanitizer; ~1-3 minutes, not part of `make test`. (swiftc has
-# no UndefinedBehaviorSanitizer on Linux; Swift traps on overflow and bounds itself.)
+# detection is off) and ThreadSanitizer, and the C suites against a libqwen.so built with
+# AddressSanitizer (.build-asan); ~3 minutes, not part of `make test`. (swiftc has no
+# UndefinedBehaviorSanitizer on Linux; Swift traps on overflow and bounds itself.)
+ASAN_LIBDIR := $(CURDIR)/.build-asan/release
 test-sanitize: model
 	ASAN_OPTIONS=detect_leaks=0 swift test --sanitize=address
 	swift test --sanitize=thread
+	swift build -c release --product qwen --scratch-path .build-asan -Xswiftc -sanitize=address \
+		-Xlinker --version-script=$(CURDIR)/scripts/libqwen.map
+	@mkdir -p build/asan
+	@set -e; for src in tests/c/*.c; do \
+		bin=build/asan/$$(basename $$src .c); \
+		$(CC) -std=c11 -O1 -g -fsanitize=address -fno-omit-frame-pointer -Wall -Wextra -Werror -o $$bin $$src \
+			-I$(CURDIR)/include -L$(ASAN_LIBDIR) -lqwen -Wl,-rpath,$(ASAN_LIBDIR) -lpthread; \
+		echo "== $$bin (AddressSanitizer)"; \
+		ASAN_OPTIONS=detect_leaks=0 QWEN_MODEL=$$(bash scripts/fetch-model.sh 2>/dev/null | tail -1) ./$$bin; \
+	done
 
 test-python:
 	QWEN_LIBRARY=$(LIBDIR)/libqwen.so QWEN_CLI=$(LIBDIR)/qwen \

@@ -188,6 +188,8 @@ static void test_stop_strings_and_pull(void) {
     CHECK(r.finish_reason == QWEN_FINISH_STOP, "finish %d", r.finish_reason);
     CHECK(strstr(r.text, "4") && !strstr(r.text, "5"), "text stops before the stop string: %s", r.text);
     CHECK(c.forbidden_seen == 0, "a piece contained the stop string");
+    char reply[4096];   /* r.text is valid only until the session's next call */
+    snprintf(reply, sizeof reply, "%s", r.text);
 
     /* Pull form gives the same reply as the callback form. */
     CHECK_STATUS(qwen_session_reset(s), QWEN_OK);
@@ -204,7 +206,7 @@ static void test_stop_strings_and_pull(void) {
     }
     qwen_result pr;
     CHECK_STATUS(qwen_chat_end(s, &pr), QWEN_OK);
-    CHECK(strcmp(pulled, r.text) == 0 && strcmp(pr.text, r.text) == 0, "pull '%s' vs '%s'", pulled, r.text);
+    CHECK(strcmp(pulled, reply) == 0 && strcmp(pr.text, reply) == 0, "pull '%s' vs '%s'", pulled, reply);
 
     /* Callback returning false ends with finish reason CALLBACK. */
     CHECK_STATUS(qwen_session_reset(s), QWEN_OK);
