@@ -23,28 +23,16 @@ public func matvec(_ ws: [WeightMatrix], _ x: UnsafePointer<Float>, _ ys: [Unsaf
     let quantized = activations ?? QuantizedActivations(capacity: cols)
     quantized.prepare(x, cols: cols, forms: Set(ws.map { $0.type.activationForm }), kernels: kernels)
     var vector = quantized.vector
-    // About 8 chunks per thread (multiples of 16 rows) over all matrices, as (matrix,
-    // first row) pairs: enough to balance, few enough that the shared work counter is
-    // not a point of contention. The workers read plain buffers: touching the Swift
-    // arrays from both threads would make them contend on the arrays' reference counts.
+    // About 8 chunks per thread (multiples of 16 rows) over all matrices: enough to
+    // balance, few enough that the shared work counter is not a point of contention.
     let totalRows = ws.reduce(0) { $0 + $1.rows }
     let chunk = max(16, (totalRows / (pool.threads * 8) + 15) / 16 * 16)
-    var starts: [(Int, Int)] = []
-    for (i, w) in ws.enumerated() {
-        for first in stride(from: 0, to: w.rows, by: chunk) { starts.append((i, first)) }
-    }
     let rowKernels = ws.map { kernels.rows(for: $0) }
     withUnsafePointer(to: &vector) { v in
-        starts.withUnsafeBufferPointer { starts in
-            ws.withUnsafeBufferPointer { ws in
-                ys.withUnsafeBufferPointer { ys in
-                    rowKernels.withUnsafeBufferPointer { rowKernels in
-                        pool.parallelFor(starts.count) { c in
-                            let (i, first) = starts[c]
-                            let w = ws[i]
-                            rowKernels[i](w.row(first), w.rowBytes, w.cols, min(chunk, w.rows &- first), v, ys[i] + first)
-                        }
-                    }
+        ys.withUnsafeBufferPointer { ys in
+            rowKernels.withUnsafeBufferPointer { rowKernels in
+                forEachRowPiece(of: ws, rowsPerPiece: chunk, pool: pool) { i, w, first, count in
+                    rowKernels[i](w.row(first), w.rowBytes, w.cols, count, v, ys[i] + first)
                 }
             }
         }
@@ -84,38 +72,49 @@ public func matmul(_ ws: [WeightMatrix], _ x: UnsafePointer<Float>, _ ys: [Unsaf
     let gemm = kernels.gemm
     let tileRows = matmulTileRows(cols: cols, totalRows: ws.reduce(0) { $0 + $1.rows }, threads: pool.threads,
                                   ownGEMM: gemm != nil)
-    var tiles: [(Int, Int)] = []                          // (matrix, first row)
-    for (i, w) in ws.enumerated() {
-        for first in stride(from: 0, to: w.rows, by: tileRows) { tiles.append((i, first)) }
-    }
     let dequantizers = ws.map { kernels.dequantize(for: $0) }
-    tiles.withUnsafeBufferPointer { tiles in
-        ws.withUnsafeBufferPointer { ws in
-            ys.withUnsafeBufferPointer { ys in
-                dequantizers.withUnsafeBufferPointer { dequantizers in
-                    pool.parallelFor(tiles.count) { t in
-                        let (i, first) = tiles[t]
-                        let w = ws[i]
-                        let count = min(tileRows, w.rows - first)
-                        let weights: UnsafePointer<Float>
-                        var scratch: UnsafeMutablePointer<Float>? = nil
-                        if w.type == .f32 {
-                            weights = w.row(first).assumingMemoryBound(to: Float.self)
-                        } else {
-                            let buffer = UnsafeMutablePointer<Float>.allocate(capacity: count * w.cols)  // [count, cols]
-                            for r in 0..<count { dequantizers[i](w.row(first + r), w.cols, buffer + r * w.cols) }
-                            scratch = buffer
-                            weights = UnsafePointer(buffer)
-                        }
-                        if let gemm {
-                            gemm(weights, count, x, n, w.cols, ys[i] + first, w.rows)
-                        } else {
-                            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(count), Int32(w.cols),
-                                        1, x, Int32(w.cols), weights, Int32(w.cols), 0, ys[i] + first, Int32(w.rows))
-                        }
-                        scratch?.deallocate()
-                    }
+    ys.withUnsafeBufferPointer { ys in
+        dequantizers.withUnsafeBufferPointer { dequantizers in
+            forEachRowPiece(of: ws, rowsPerPiece: tileRows, pool: pool) { i, w, first, count in
+                let weights: UnsafePointer<Float>
+                var scratch: UnsafeMutablePointer<Float>? = nil
+                if w.type == .f32 {
+                    weights = w.row(first).assumingMemoryBound(to: Float.self)
+                } else {
+                    let buffer = UnsafeMutablePointer<Float>.allocate(capacity: count * w.cols)  // [count, cols]
+                    for r in 0..<count { dequantizers[i](w.row(first + r), w.cols, buffer + r * w.cols) }
+                    scratch = buffer
+                    weights = UnsafePointer(buffer)
                 }
+                if let gemm {
+                    gemm(weights, count, x, n, w.cols, ys[i] + first, w.rows)
+                } else {
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(count), Int32(w.cols),
+                                1, x, Int32(w.cols), weights, Int32(w.cols), 0, ys[i] + first, Int32(w.rows))
+                }
+                scratch?.deallocate()
+            }
+        }
+    }
+}
+
+/// Calls body(matrix index, matrix, first row, row count) for every piece of at most
+/// `rowsPerPiece` rows of every matrix in `ws`, spread over the pool (matvec's chunks,
+/// matmul's tiles). The workers read plain buffers: touching Swift arrays from several
+/// threads would make them contend on the arrays' reference counts, so callers pass
+/// their per-matrix arrays as buffers too.
+func forEachRowPiece(of ws: [WeightMatrix], rowsPerPiece: Int, pool: ThreadPool,
+                     _ body: (Int, WeightMatrix, Int, Int) -> Void) {
+    var pieces: [(Int, Int)] = []                          // (matrix, first row)
+    for (i, w) in ws.enumerated() {
+        for first in stride(from: 0, to: w.rows, by: rowsPerPiece) { pieces.append((i, first)) }
+    }
+    pieces.withUnsafeBufferPointer { pieces in
+        ws.withUnsafeBufferPointer { ws in
+            pool.parallelFor(pieces.count) { p in
+                let (i, first) = pieces[p]
+                let w = ws[i]
+                body(i, w, first, min(rowsPerPiece, w.rows &- first))
             }
         }
     }
