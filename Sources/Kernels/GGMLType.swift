@@ -1,8 +1,14 @@
-/// ggml's tensor element types (raw values are ggml's, as stored in GGUF files).
-/// Quantized types pack `blockSize` elements into `blockBytes` bytes.
+/// ggml's tensor element types (raw values are ggml's, as stored in GGUF files), and the
+/// engine's own zero-point formats for asymmetric GPTQ (Q4_Z, Q8_Z; ids outside ggml's,
+/// never read from a file: see `isGGML`). Quantized types pack `blockSize` elements into
+/// `blockBytes` bytes.
 public enum GGMLType: UInt32, Sendable, CaseIterable {
     case f32 = 0, f16 = 1, q4_0 = 2, q4_1 = 3, q5_0 = 6, q5_1 = 7, q8_0 = 8
     case q4_K = 12, q5_K = 13, q6_K = 14, bf16 = 30
+    case q4_Z = 0x5157_0004, q8_Z = 0x5157_0008
+
+    /// A type ggml defines (a GGUF tensor may have it), as opposed to the engine's own.
+    public var isGGML: Bool { self != .q4_Z && self != .q8_Z }
 
     public var name: String {
         switch self {
@@ -17,6 +23,8 @@ public enum GGMLType: UInt32, Sendable, CaseIterable {
         case .q4_K: return "Q4_K"
         case .q5_K: return "Q5_K"
         case .q6_K: return "Q6_K"
+        case .q4_Z: return "Q4_Z"
+        case .q8_Z: return "Q8_Z"
         }
     }
 
@@ -24,7 +32,7 @@ public enum GGMLType: UInt32, Sendable, CaseIterable {
     public var blockSize: Int {
         switch self {
         case .f32, .f16, .bf16: return 1
-        case .q4_0, .q4_1, .q5_0, .q5_1, .q8_0: return 32
+        case .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_Z, .q8_Z: return 32
         case .q4_K, .q5_K, .q6_K: return 256
         }
     }
@@ -42,15 +50,17 @@ public enum GGMLType: UInt32, Sendable, CaseIterable {
         case .q4_K: return 144     // f16 d, f16 dmin, 12 scale bytes, 128 x nibbles
         case .q5_K: return 176     // f16 d, f16 dmin, 12 scale bytes, 32 high-bit bytes, 128 x nibbles
         case .q6_K: return 210     // 128 low nibbles, 64 high 2-bits, 16 x int8 scales, f16 d
+        case .q4_Z: return 20      // f16 d, f16 zero point, 16 x nibbles
+        case .q8_Z: return 36      // f16 d, f16 zero point, 32 x int8
         }
     }
 
-    /// Bytes of f16 scales (d, or d and m) at the start of each block of the 32-value
-    /// formats; 0 for formats without a split-scale layout.
+    /// Bytes of f16 scales (d, or d and m / zero point) at the start of each block of the
+    /// 32-value formats; 0 for formats without a split-scale layout.
     public var scaleHeaderBytes: Int {
         switch self {
         case .q8_0, .q4_0, .q5_0: return 2
-        case .q4_1, .q5_1: return 4
+        case .q4_1, .q5_1, .q4_Z, .q8_Z: return 4
         case .f32, .f16, .bf16, .q4_K, .q5_K, .q6_K: return 0
         }
     }
@@ -68,7 +78,8 @@ public enum WeightLayout: Sendable {
     /// As in the file (ggml-common.h): each block starts with its f16 scale(s).
     case ggml
     /// 32-value block formats repacked at load (`splitScales`): the row's f16 d of every
-    /// block first, then (Q4_1, Q5_1) every f16 m, then the blocks without them. Same
+    /// block first, then (Q4_1, Q5_1, Q4_Z, Q8_Z) every f16 m or zero point, then the
+    /// blocks without them. Same
     /// bytes per row; the decode kernels convert 8 scales at once instead of one per block.
     case splitScales
 }
@@ -82,10 +93,16 @@ public struct WeightMatrix: @unchecked Sendable {
     public let data: UnsafeRawPointer
     public let rowBytes: Int
     public let layout: WeightLayout
+    /// [cols] or nil: column j multiplies input element inputOrder[j] (GPTQ act-order
+    /// weights, regrouped at load so each 32-column block has one scale). matvec and
+    /// matmul gather their input through it; nil is the identity.
+    public internal(set) var inputOrder: UnsafePointer<Int32>?
 
     /// Throws when `cols` is not a whole number of blocks, or `layout` is splitScales for
     /// a format that is not made of 32-value blocks with leading scales.
-    public init(type: GGMLType, rows: Int, cols: Int, data: UnsafeRawPointer, layout: WeightLayout = .ggml) throws {
+    public init(type: GGMLType, rows: Int, cols: Int, data: UnsafeRawPointer, layout: WeightLayout = .ggml,
+                inputOrder: UnsafePointer<Int32>? = nil) throws {
+        self.inputOrder = inputOrder
         guard layout == .ggml || type.scaleHeaderBytes > 0 else {
             throw KernelError.invalidShape("\(type.name) has no split-scale layout")
         }
@@ -102,6 +119,14 @@ public struct WeightMatrix: @unchecked Sendable {
 
     @inline(__always)
     public func row(_ r: Int) -> UnsafeRawPointer { data + r * rowBytes }
+
+    /// Rows [first, first + count) as a matrix of their own (a fused QKV split).
+    public func rows(_ first: Int, count: Int) throws -> WeightMatrix {
+        guard first >= 0, count > 0, first + count <= rows else {
+            throw KernelError.invalidShape("rows \(first)..<\(first + count) of a \(rows)-row matrix")
+        }
+        return try WeightMatrix(type: type, rows: count, cols: cols, data: row(first), layout: layout, inputOrder: inputOrder)
+    }
 }
 
 public enum KernelError: Error, Equatable {

@@ -24,6 +24,8 @@ enum GenericKernels {
         case .q4_1: return { rows32(Q4_1Format.self, $0, $1, $2, $3, $4, $5) }
         case .q5_0: return { rows32(Q5_0Format.self, $0, $1, $2, $3, $4, $5) }
         case .q5_1: return { rows32(Q5_1Format.self, $0, $1, $2, $3, $4, $5) }
+        case .q4_Z: return { rows32(Q4_ZFormat.self, $0, $1, $2, $3, $4, $5) }
+        case .q8_Z: return { rows32(Q8_ZFormat.self, $0, $1, $2, $3, $4, $5) }
         case .q4_K: return { rows256(Q4_KFormat.self, $0, $1, $2, $3, $4, $5) }
         case .q5_K: return { rows256(Q5_KFormat.self, $0, $1, $2, $3, $4, $5) }
         case .q6_K: return { rows256(Q6_KFormat.self, $0, $1, $2, $3, $4, $5) }
@@ -40,6 +42,8 @@ enum GenericKernels {
         case .q4_1: return { dequantize32(Q4_1Format.self, $0, $1, $2) }
         case .q5_0: return { dequantize32(Q5_0Format.self, $0, $1, $2) }
         case .q5_1: return { dequantize32(Q5_1Format.self, $0, $1, $2) }
+        case .q4_Z: return { dequantize32(Q4_ZFormat.self, $0, $1, $2) }
+        case .q8_Z: return { dequantize32(Q8_ZFormat.self, $0, $1, $2) }
         case .q4_K: return { dequantize256(Q4_KFormat.self, $0, $1, $2) }
         case .q5_K: return { dequantize256(Q5_KFormat.self, $0, $1, $2) }
         case .q6_K: return { dequantize256(Q6_KFormat.self, $0, $1, $2) }

@@ -59,7 +59,7 @@ extension GGMLType {
     public var activationForm: ActivationForm {
         switch self {
         case .f32, .f16, .bf16: return .float
-        case .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q4_K, .q5_K, .q6_K: return .q8
+        case .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q4_K, .q5_K, .q6_K, .q4_Z, .q8_Z: return .q8
         }
     }
 
@@ -144,6 +144,8 @@ protocol X86KernelSet {
     static func rowsQ4_1(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>)
     static func rowsQ5_0(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>)
     static func rowsQ5_1(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>)
+    static func rowsQ4_Z(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>)
+    static func rowsQ8_Z(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>)
     static func rowsQ4_K(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>)
     static func rowsQ5_K(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>)
     static func rowsQ6_K(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>)
@@ -152,11 +154,15 @@ protocol X86KernelSet {
     static func splitRowsQ4_1(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>)
     static func splitRowsQ5_0(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>)
     static func splitRowsQ5_1(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>)
+    static func splitRowsQ4_Z(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>)
+    static func splitRowsQ8_Z(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>)
     static func splitDequantizeQ8_0(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
     static func splitDequantizeQ4_0(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
     static func splitDequantizeQ4_1(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
     static func splitDequantizeQ5_0(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
     static func splitDequantizeQ5_1(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
+    static func splitDequantizeQ4_Z(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
+    static func splitDequantizeQ8_Z(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
     static func dequantizeF32(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
     static func dequantizeF16(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
     static func dequantizeBF16(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
@@ -165,6 +171,8 @@ protocol X86KernelSet {
     static func dequantizeQ4_1(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
     static func dequantizeQ5_0(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
     static func dequantizeQ5_1(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
+    static func dequantizeQ4_Z(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
+    static func dequantizeQ8_Z(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
     static func dequantizeQ4_K(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
     static func dequantizeQ5_K(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
     static func dequantizeQ6_K(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
@@ -189,6 +197,8 @@ private func x86Table<K: X86KernelSet>(_ isa: InstructionSet, _: K.Type, gemm: G
         case .q4_1: return K.rowsQ4_1
         case .q5_0: return K.rowsQ5_0
         case .q5_1: return K.rowsQ5_1
+        case .q4_Z: return K.rowsQ4_Z
+        case .q8_Z: return K.rowsQ8_Z
         case .q4_K: return K.rowsQ4_K
         case .q5_K: return K.rowsQ5_K
         case .q6_K: return K.rowsQ6_K
@@ -204,6 +214,8 @@ private func x86Table<K: X86KernelSet>(_ isa: InstructionSet, _: K.Type, gemm: G
         case .q4_1: return K.dequantizeQ4_1
         case .q5_0: return K.dequantizeQ5_0
         case .q5_1: return K.dequantizeQ5_1
+        case .q4_Z: return K.dequantizeQ4_Z
+        case .q8_Z: return K.dequantizeQ8_Z
         case .q4_K: return K.dequantizeQ4_K
         case .q5_K: return K.dequantizeQ5_K
         case .q6_K: return K.dequantizeQ6_K
@@ -216,6 +228,8 @@ private func x86Table<K: X86KernelSet>(_ isa: InstructionSet, _: K.Type, gemm: G
         case .q4_1: return K.splitRowsQ4_1
         case .q5_0: return K.splitRowsQ5_0
         case .q5_1: return K.splitRowsQ5_1
+        case .q4_Z: return K.splitRowsQ4_Z
+        case .q8_Z: return K.splitRowsQ8_Z
         case .f32, .f16, .bf16, .q4_K, .q5_K, .q6_K: return nil
         }
     }
@@ -226,6 +240,8 @@ private func x86Table<K: X86KernelSet>(_ isa: InstructionSet, _: K.Type, gemm: G
         case .q4_1: return K.splitDequantizeQ4_1
         case .q5_0: return K.splitDequantizeQ5_0
         case .q5_1: return K.splitDequantizeQ5_1
+        case .q4_Z: return K.splitDequantizeQ4_Z
+        case .q8_Z: return K.splitDequantizeQ8_Z
         case .f32, .f16, .bf16, .q4_K, .q5_K, .q6_K: return nil
         }
     }

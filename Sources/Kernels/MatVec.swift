@@ -20,6 +20,11 @@ public func matvec(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ y: UnsafeMuta
 public func matvec(_ ws: [WeightMatrix], _ x: UnsafePointer<Float>, _ ys: [UnsafeMutablePointer<Float>], pool: ThreadPool,
                    kernels: KernelTable = .active, activations: QuantizedActivations? = nil) {
     guard let cols = ws.first?.cols else { return }
+    guard ws.allSatisfy({ $0.inputOrder == nil }) else {
+        return inInputOrder(ws, x, ys, n: 1) { ws, x, ys in
+            matvec(ws, x, ys, pool: pool, kernels: kernels, activations: activations)
+        }
+    }
     let quantized = activations ?? QuantizedActivations(capacity: cols)
     quantized.prepare(x, cols: cols, forms: Set(ws.map { $0.type.activationForm }), kernels: kernels)
     var vector = quantized.vector
@@ -68,6 +73,11 @@ public func matmul(_ ws: [WeightMatrix], _ x: UnsafePointer<Float>, _ ys: [Unsaf
                    kernels: KernelTable = .active) {
     guard let cols = ws.first?.cols else { return }
     if n == 1 { return matvec(ws, x, ys, pool: pool, kernels: kernels) }
+    guard ws.allSatisfy({ $0.inputOrder == nil }) else {
+        return inInputOrder(ws, x, ys, n: n) { ws, x, ys in
+            matmul(ws, x, ys, n: n, pool: pool, kernels: kernels)
+        }
+    }
     OpenBLAS.useOneThread()
     let gemm = kernels.gemm
     let tileRows = matmulTileRows(cols: cols, totalRows: ws.reduce(0) { $0 + $1.rows }, threads: pool.threads,
@@ -95,6 +105,35 @@ public func matmul(_ ws: [WeightMatrix], _ x: UnsafePointer<Float>, _ ys: [Unsaf
                 scratch?.deallocate()
             }
         }
+    }
+}
+
+/// Runs `product` on matrices whose columns are in another order than the input
+/// (`WeightMatrix.inputOrder`): the input X[n, cols] gathered into that order, and the
+/// matrices passed on as plain ones; matrices of different orders one group at a time.
+func inInputOrder(_ ws: [WeightMatrix], _ x: UnsafePointer<Float>, _ ys: [UnsafeMutablePointer<Float>], n: Int,
+                  _ product: ([WeightMatrix], UnsafePointer<Float>, [UnsafeMutablePointer<Float>]) -> Void) {
+    var remaining = Array(zip(ws, ys))
+    while let first = remaining.first {
+        let order = first.0.inputOrder
+        let group = remaining.filter { $0.0.inputOrder == order }
+        remaining.removeAll { $0.0.inputOrder == order }
+        let plain = group.map { pair -> WeightMatrix in
+            var w = pair.0
+            w.inputOrder = nil
+            return w
+        }
+        guard let order else {
+            product(plain, x, group.map(\.1))
+            continue
+        }
+        let cols = first.0.cols
+        let gathered = UnsafeMutablePointer<Float>.allocate(capacity: n * cols)   // [n, cols]
+        defer { gathered.deallocate() }
+        for t in 0..<n {
+            for j in 0..<cols { gathered[t &* cols &+ j] = x[t &* cols &+ Int(order[j])] }
+        }
+        product(plain, gathered, group.map(\.1))
     }
 }
 

@@ -29,19 +29,21 @@ public enum Reference {
         case .q4_1: blocks32(Q4_1Format.self)
         case .q5_0: blocks32(Q5_0Format.self)
         case .q5_1: blocks32(Q5_1Format.self)
+        case .q4_Z: blocks32(Q4_ZFormat.self)
+        case .q8_Z: blocks32(Q8_ZFormat.self)
         case .q4_K: blocks256(Q4_KFormat.self)
         case .q5_K: blocks256(Q5_KFormat.self)
         case .q6_K: blocks256(Q6_KFormat.self)
         }
     }
 
-    /// Dot product of row r of `w` with x[cols], in f64.
+    /// Dot product of row r of `w` with x[cols] (column j times x[inputOrder[j]]), in f64.
     public static func dot(_ w: WeightMatrix, row r: Int, _ x: UnsafePointer<Float>) -> Double {
         let values = UnsafeMutablePointer<Float>.allocate(capacity: w.cols)
         defer { values.deallocate() }
         dequantizeRow(w, row: r, into: values)
         var sum = 0.0
-        for i in 0..<w.cols { sum += Double(values[i]) * Double(x[i]) }
+        for i in 0..<w.cols { sum += Double(values[i]) * Double(x[w.inputOrder.map { Int($0[i]) } ?? i]) }
         return sum
     }
 

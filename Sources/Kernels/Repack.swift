@@ -10,13 +10,18 @@ import Glibc
 public final class RepackedMatrix: @unchecked Sendable {
     public let matrix: WeightMatrix
     private let storage: UnsafeMutableRawPointer   // [rows * rowBytes]
+    private let order: UnsafeMutablePointer<Int32>? // [cols], the matrix's inputOrder
 
-    init(matrix: WeightMatrix, storage: UnsafeMutableRawPointer) {
+    init(matrix: WeightMatrix, storage: UnsafeMutableRawPointer, order: UnsafeMutablePointer<Int32>? = nil) {
         self.matrix = matrix
         self.storage = storage
+        self.order = order
     }
 
-    deinit { free(storage) }
+    deinit {
+        free(storage)
+        order?.deallocate()
+    }
 
     /// `w` in the split-scale layout, or nil when its format has none (or memory is short).
     public static func splittingScales(_ w: WeightMatrix) -> RepackedMatrix? {

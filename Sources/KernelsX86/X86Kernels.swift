@@ -155,6 +155,18 @@ protocol Block32 {
     /// value = d * (code - offset) (+ m when `hasMin`, the f16 at byte 2).
     static var offset: Float { get }
     static var hasMin: Bool { get }
+    /// The f16 at byte 2 is an integer zero point z, and m = -d * z (Q4_Z, Q8_Z).
+    static var minIsZeroPoint: Bool { get }
+}
+
+extension Block32 {
+    static var minIsZeroPoint: Bool { false }
+}
+
+/// The additive term m of a block from its d and the f16 at byte 2 (m itself, or a zero
+/// point); d * z is exact in f32.
+@inline(__always) func minTerm<F: Block32>(_: F.Type, d: Float, _ stored: Float) -> Float {
+    F.minIsZeroPoint ? -d * stored : stored
 }
 
 enum Q8_0: Block32 {
@@ -179,6 +191,24 @@ enum Q4_1: Block32 {
     static var signedCodes: Bool { false }
     static var offset: Float { 0 }
     static var hasMin: Bool { true }
+}
+
+enum Q4_Z: Block32 {
+    static var bytes: Int { 20 }
+    static func codes(_ q: UnsafeRawPointer) -> __m256i { unpackNibbles(q, 4) }
+    static var signedCodes: Bool { false }
+    static var offset: Float { 0 }
+    static var hasMin: Bool { true }
+    static var minIsZeroPoint: Bool { true }
+}
+
+enum Q8_Z: Block32 {
+    static var bytes: Int { 36 }
+    static func codes(_ q: UnsafeRawPointer) -> __m256i { load256(q, 4) }
+    static var signedCodes: Bool { true }
+    static var offset: Float { 0 }
+    static var hasMin: Bool { true }
+    static var minIsZeroPoint: Bool { true }
 }
 
 enum Q5_0: Block32 {
@@ -216,7 +246,7 @@ struct Row32Sums<F: Block32> {
         let d = loadBlockHalf(q, 0)
         products = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(d * xScale), products)
         if F.hasMin {
-            minTerms += loadBlockHalf(q, 2) * xSum
+            minTerms += minTerm(F.self, d: d, loadBlockHalf(q, 2)) * xSum
         } else if F.offset != 0 {
             offsetTerms += d * xSum
         }
@@ -247,7 +277,7 @@ struct Row32Sums<F: Block32> {
 }
 
 /// rows32 for the split-scale layout (`WeightLayout.splitScales`: a row's f16 d of every
-/// block, then for Q4_1/Q5_1 every f16 m, then the blocks without them): 8 blocks' scales
+/// block, then for Q4_1/Q5_1 every f16 m (Q4_Z/Q8_Z: zero point), then the blocks without them): 8 blocks' scales
 /// are converted and multiplied with the activation scales at once, and each block takes
 /// its lane with one permute, instead of a convert, a multiply and a broadcast per block.
 @inline(__always) func rows32Split<F: Block32>(_: F.Type, _ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int,
@@ -258,7 +288,7 @@ struct Row32Sums<F: Block32> {
         let row = w + r &* rowBytes
         let payload = row + (header &* blocks &- header)     // F.codes(payload + i * payloadBytes) reads block i
         var acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps()
-        var terms = _mm256_setzero_ps()                      // Σ m s8 (Q4_1, Q5_1) or Σ d s8 (code offsets)
+        var terms = _mm256_setzero_ps()                      // Σ m s8 (Q4_1, Q5_1, Q4_Z, Q8_Z) or Σ d s8 (code offsets)
         @inline(__always) func product(_ i: Int) -> __m256 {
             let c = F.codes(payload + i &* payloadBytes)
             let x = load256(xq, i &* 32)
@@ -272,7 +302,9 @@ struct Row32Sums<F: Block32> {
             let d = _mm256_cvtph_ps(load128(row, 2 &* i))
             let scales = _mm256_mul_ps(d, loadFloat8(d8, i))
             if F.hasMin {
-                terms = _mm256_fmadd_ps(_mm256_cvtph_ps(load128(row, 2 &* blocks &+ 2 &* i)), loadFloat8(s8, i), terms)
+                let stored = _mm256_cvtph_ps(load128(row, 2 &* blocks &+ 2 &* i))
+                let m = F.minIsZeroPoint ? _mm256_sub_ps(_mm256_setzero_ps(), _mm256_mul_ps(d, stored)) : stored
+                terms = _mm256_fmadd_ps(m, loadFloat8(s8, i), terms)
             } else if F.offset != 0 {
                 terms = _mm256_fmadd_ps(d, loadFloat8(s8, i), terms)
             }
@@ -294,7 +326,7 @@ struct Row32Sums<F: Block32> {
             let d = loadHalf(row, 2 &* i)
             acc0 = _mm256_fmadd_ps(product(i), _mm256_set1_ps(d * d8[i]), acc0)
             if F.hasMin {
-                tail += loadHalf(row, 2 &* blocks &+ 2 &* i) * s8[i]
+                tail += minTerm(F.self, d: d, loadHalf(row, 2 &* blocks &+ 2 &* i)) * s8[i]
             } else {
                 tail -= F.offset * d * s8[i]
             }
@@ -312,7 +344,7 @@ struct Row32Sums<F: Block32> {
     for i in 0..<blocks {
         let c = F.codes(payload + i &* payloadBytes)
         let d = loadHalf(row, 2 &* i)
-        let bias = F.hasMin ? loadHalf(row, 2 &* blocks &+ 2 &* i) : -F.offset * d
+        let bias = F.hasMin ? minTerm(F.self, d: d, loadHalf(row, 2 &* blocks &+ 2 &* i)) : -F.offset * d
         storeScaled16(_mm256_castsi256_si128(c), signed: F.signedCodes, d, bias, out, i &* 32)
         storeScaled16(upperHalf(c), signed: F.signedCodes, d, bias, out, i &* 32 &+ 16)
     }
@@ -324,7 +356,7 @@ struct Row32Sums<F: Block32> {
         let q = row + i &* F.bytes
         let c = F.codes(q)
         let d = loadHalf(q, 0)
-        let bias = F.hasMin ? loadHalf(q, 2) : -F.offset * d
+        let bias = F.hasMin ? minTerm(F.self, d: d, loadHalf(q, 2)) : -F.offset * d
         storeScaled16(_mm256_castsi256_si128(c), signed: F.signedCodes, d, bias, out, i &* 32)
         storeScaled16(upperHalf(c), signed: F.signedCodes, d, bias, out, i &* 32 &+ 16)
     }
@@ -705,6 +737,8 @@ public enum X86Kernels {
     @inline(never) public static func rowsQ4_1(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>) { rows32(Q4_1.self, w, rowBytes, cols, rows, v, y) }
     @inline(never) public static func rowsQ5_0(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>) { rows32(Q5_0.self, w, rowBytes, cols, rows, v, y) }
     @inline(never) public static func rowsQ5_1(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>) { rows32(Q5_1.self, w, rowBytes, cols, rows, v, y) }
+    @inline(never) public static func rowsQ4_Z(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>) { rows32(Q4_Z.self, w, rowBytes, cols, rows, v, y) }
+    @inline(never) public static func rowsQ8_Z(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>) { rows32(Q8_Z.self, w, rowBytes, cols, rows, v, y) }
     @inline(never) public static func rowsQ4_K(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>) { rowsK4(isQ5: false, w, rowBytes, cols, rows, v, y) }
     @inline(never) public static func rowsQ5_K(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>) { rowsK4(isQ5: true, w, rowBytes, cols, rows, v, y) }
     @inline(never) public static func rowsQ6_K(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>) { rowsQ6K(w, rowBytes, cols, rows, v, y) }
@@ -718,6 +752,8 @@ public enum X86Kernels {
     @inline(never) public static func splitRowsQ4_1(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>) { rows32Split(Q4_1.self, w, rowBytes, cols, rows, v, y) }
     @inline(never) public static func splitRowsQ5_0(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>) { rows32Split(Q5_0.self, w, rowBytes, cols, rows, v, y) }
     @inline(never) public static func splitRowsQ5_1(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>) { rows32Split(Q5_1.self, w, rowBytes, cols, rows, v, y) }
+    @inline(never) public static func splitRowsQ4_Z(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>) { rows32Split(Q4_Z.self, w, rowBytes, cols, rows, v, y) }
+    @inline(never) public static func splitRowsQ8_Z(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>) { rows32Split(Q8_Z.self, w, rowBytes, cols, rows, v, y) }
 
     /// out[cols] = one dequantized row.
     @inline(never) public static func dequantizeQ8_0(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>) { dequantize32(Q8_0.self, row, cols, out) }
@@ -725,6 +761,8 @@ public enum X86Kernels {
     @inline(never) public static func dequantizeQ4_1(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>) { dequantize32(Q4_1.self, row, cols, out) }
     @inline(never) public static func dequantizeQ5_0(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>) { dequantize32(Q5_0.self, row, cols, out) }
     @inline(never) public static func dequantizeQ5_1(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>) { dequantize32(Q5_1.self, row, cols, out) }
+    @inline(never) public static func dequantizeQ4_Z(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>) { dequantize32(Q4_Z.self, row, cols, out) }
+    @inline(never) public static func dequantizeQ8_Z(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>) { dequantize32(Q8_Z.self, row, cols, out) }
     @inline(never) public static func dequantizeQ4_K(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>) { dequantizeK4(isQ5: false, row, cols, out) }
     @inline(never) public static func dequantizeQ5_K(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>) { dequantizeK4(isQ5: true, row, cols, out) }
     @inline(never) public static func dequantizeQ6_K(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>) { dequantizeQ6K(row, cols, out) }
@@ -733,6 +771,8 @@ public enum X86Kernels {
     @inline(never) public static func splitDequantizeQ4_1(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>) { dequantize32Split(Q4_1.self, row, cols, out) }
     @inline(never) public static func splitDequantizeQ5_0(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>) { dequantize32Split(Q5_0.self, row, cols, out) }
     @inline(never) public static func splitDequantizeQ5_1(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>) { dequantize32Split(Q5_1.self, row, cols, out) }
+    @inline(never) public static func splitDequantizeQ4_Z(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>) { dequantize32Split(Q4_Z.self, row, cols, out) }
+    @inline(never) public static func splitDequantizeQ8_Z(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>) { dequantize32Split(Q8_Z.self, row, cols, out) }
     @inline(never) public static func dequantizeF32(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>) { dequantizeFloat(F32.self, row, cols, out) }
     @inline(never) public static func dequantizeF16(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>) { dequantizeFloat(F16.self, row, cols, out) }
     @inline(never) public static func dequantizeBF16(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>) { dequantizeFloat(BF16.self, row, cols, out) }

@@ -1,0 +1,147 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// GPTQ weights (AutoGPTQ, checkpoint format v1, as Qwen's Int4/Int8 releases ship them)
+// repacked at load into 32-value block formats the int8 kernels already read, with no
+// rounding: w = scale * (q - zero) is Q4_0 / Q8_0 exactly when every zero is 2^(bits-1)
+// (symmetric checkpoints), and Q4_Z / Q8_Z otherwise. Act-order checkpoints (a g_idx that
+// is not column / group_size) are regrouped: columns sorted by group, so that each
+// 32-column block has one scale, and the input is gathered in that order at run time
+// (`WeightMatrix.inputOrder`).
+
+/// One GPTQ linear layer's tensors as AutoGPTQ stores them, read in place.
+public struct GPTQTensors {
+    /// 4 or 8.
+    public var bits: Int
+    public var inFeatures: Int
+    public var outFeatures: Int
+    /// Columns (input features) per group; inFeatures when the checkpoint says -1.
+    public var groupSize: Int
+    /// Rows of `scales` and `qzeros`.
+    public var groups: Int
+    public var qweight: UnsafeRawPointer     // int32 [inFeatures * bits / 32, outFeatures], low bits first along the input
+    public var qzeros: UnsafeRawPointer      // int32 [groups, outFeatures * bits / 32], each zero stored minus 1
+    public var scales: UnsafeRawPointer      // f16 [groups, outFeatures]
+    public var groupIndex: UnsafeRawPointer? // int32 [inFeatures] (g_idx); nil = column / groupSize
+
+    public init(bits: Int, inFeatures: Int, outFeatures: Int, groupSize: Int, groups: Int,
+                qweight: UnsafeRawPointer, qzeros: UnsafeRawPointer, scales: UnsafeRawPointer, groupIndex: UnsafeRawPointer?) {
+        self.bits = bits
+        self.inFeatures = inFeatures
+        self.outFeatures = outFeatures
+        self.groupSize = groupSize
+        self.groups = groups
+        self.qweight = qweight
+        self.qzeros = qzeros
+        self.scales = scales
+        self.groupIndex = groupIndex
+    }
+
+    /// The zero point of output column o in group g: the stored value plus 1.
+    @inline(__always) func zero(group g: Int, column o: Int) -> Int {
+        let perWord = 32 / bits
+        let word = qzeros.loadUnaligned(fromByteOffset: 4 &* (g &* (outFeatures / perWord) &+ o / perWord), as: UInt32.self)
+        return Int((word >> UInt32(bits &* (o % perWord))) & UInt32((1 << bits) - 1)) &+ 1
+    }
+
+    /// The f16 bits of output column o's scale in group g.
+    @inline(__always) func scaleBits(group g: Int, column o: Int) -> UInt16 {
+        scales.loadUnaligned(fromByteOffset: 2 &* (g &* outFeatures &+ o), as: UInt16.self)
+    }
+}
+
+extension RepackedMatrix {
+    /// The [outFeatures, inFeatures] matrix of a GPTQ layer in the split-scale layout of
+    /// Q4_0 / Q8_0 (symmetric) or Q4_Z / Q8_Z, with its column order when regrouped.
+    /// Throws `KernelError` naming what is wrong: shapes, a g_idx out of range or one whose
+    /// groups do not fill whole 32-column blocks, a NaN or infinite scale.
+    public static func fromGPTQ(_ t: GPTQTensors) throws -> RepackedMatrix {
+        let bits = t.bits, n = t.inFeatures, out = t.outFeatures
+        guard bits == 4 || bits == 8 else { throw KernelError.invalidShape("GPTQ bits \(bits) (4 or 8 supported)") }
+        guard n > 0, out > 0, n % 32 == 0, out % (32 / bits) == 0 else {
+            throw KernelError.invalidShape("GPTQ layer of \(n) inputs and \(out) outputs (inputs must be a multiple of 32)")
+        }
+        guard t.groups > 0, t.groupSize > 0 else { throw KernelError.invalidShape("GPTQ layer with \(t.groups) groups of \(t.groupSize)") }
+
+        // Each input column's group, then the column order that makes every 32-column
+        // block one group (nil: the stored order already does).
+        var groupOf = [Int32](repeating: 0, count: n)        // [inFeatures]
+        for i in 0..<n {
+            let g = t.groupIndex.map { Int($0.loadUnaligned(fromByteOffset: 4 &* i, as: Int32.self)) } ?? i / t.groupSize
+            guard g >= 0, g < t.groups else {
+                throw KernelError.invalidShape("g_idx[\(i)] = \(g) is outside the \(t.groups) groups")
+            }
+            groupOf[i] = Int32(g)
+        }
+        var order: [Int32]? = nil                            // [inFeatures]
+        if (0..<(n / 32)).contains(where: { b in (1..<32).contains { groupOf[32 &* b &+ $0] != groupOf[32 &* b] } }) {
+            let sorted = (0..<Int32(n)).sorted { (groupOf[Int($0)], $0) < (groupOf[Int($1)], $1) }
+            for b in 0..<(n / 32) where groupOf[Int(sorted[32 * b])] != groupOf[Int(sorted[32 * b + 31])] {
+                throw KernelError.invalidShape("g_idx: group \(groupOf[Int(sorted[32 * b])]) does not fill whole 32-column blocks")
+            }
+            order = sorted
+        }
+        for g in 0..<t.groups {
+            for o in 0..<out where (t.scaleBits(group: g, column: o) & 0x7C00) == 0x7C00 {
+                throw KernelError.invalidShape("scales[\(g), \(o)] is not finite")
+            }
+        }
+        let symmetricZero = 1 << (bits - 1)
+        let symmetric = !(0..<t.groups).contains { g in (0..<out).contains { t.zero(group: g, column: $0) != symmetricZero } }
+        let type: GGMLType = bits == 4 ? (symmetric ? .q4_0 : .q4_Z) : (symmetric ? .q8_0 : .q8_Z)
+
+        let blocks = n / 32, header = type.scaleHeaderBytes, payloadBytes = type.blockBytes - header
+        let rowBytes = blocks * type.blockBytes
+        var raw: UnsafeMutableRawPointer? = nil
+        guard posix_memalign(&raw, 64, out * rowBytes) == 0, let storage = raw else {
+            throw KernelError.invalidShape("cannot allocate \(out * rowBytes) bytes for a GPTQ layer")
+        }
+        let orderStorage = order.map { o -> UnsafeMutablePointer<Int32> in
+            let p = UnsafeMutablePointer<Int32>.allocate(capacity: n)
+            p.initialize(from: o, count: n)
+            return p
+        }
+        let blockGroup = (0..<blocks).map { Int(groupOf[Int(order?[32 * $0] ?? Int32(32 * $0))]) }   // [blocks]
+
+        // 16 output columns at a time: one cache line of each qweight row, unpacked into
+        // codes [16, inFeatures] (one byte per value, stored order), then written out row
+        // by row in the new column order.
+        let tile = 16, perWord = 32 / bits, mask = UInt32((1 << bits) - 1)
+        let codes = UnsafeMutablePointer<UInt8>.allocate(capacity: tile * n)   // [tile, inFeatures]
+        defer { codes.deallocate() }
+        let packedRows = n / perWord
+        for o0 in stride(from: 0, to: out, by: tile) {
+            let width = min(tile, out - o0)
+            for k in 0..<packedRows {
+                for c in 0..<width {
+                    let word = t.qweight.loadUnaligned(fromByteOffset: 4 &* (k &* out &+ o0 &+ c), as: UInt32.self)
+                    let target = codes + (c &* n &+ k &* perWord)
+                    for e in 0..<perWord { target[e] = UInt8(truncatingIfNeeded: (word >> UInt32(bits &* e)) & mask) }
+                }
+            }
+            for c in 0..<width {
+                let o = o0 + c, row = storage + o &* rowBytes, rowCodes = codes + c &* n
+                var block = [UInt8](repeating: 0, count: 32)
+                for b in 0..<blocks {
+                    for j in 0..<32 { block[j] = rowCodes[Int(order?[32 &* b &+ j] ?? Int32(32 &* b &+ j))] }
+                    let g = blockGroup[b]
+                    row.storeBytes(of: t.scaleBits(group: g, column: o), toByteOffset: 2 &* b, as: UInt16.self)
+                    if header == 4 {
+                        let z = t.zero(group: g, column: o) - (bits == 8 ? 128 : 0)
+                        row.storeBytes(of: Float16(Float(z)).bitPattern, toByteOffset: 2 &* blocks &+ 2 &* b, as: UInt16.self)
+                    }
+                    let payload = row + (header &* blocks &+ payloadBytes &* b)
+                    if bits == 4 {
+                        for j in 0..<16 { payload.storeBytes(of: block[j] | block[j &+ 16] << 4, toByteOffset: j, as: UInt8.self) }
+                    } else {
+                        for j in 0..<32 { payload.storeBytes(of: block[j] &- 128, toByteOffset: j, as: UInt8.self) }
+                    }
+                }
+            }
+        }
+        let matrix = try WeightMatrix(type: type, rows: out, cols: n, data: storage, layout: .splitScales,
+                                      inputOrder: orderStorage.map { UnsafePointer($0) })
+        return RepackedMatrix(matrix: matrix, storage: storage, order: orderStorage)
+    }
+}
