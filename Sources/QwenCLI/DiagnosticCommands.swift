@@ -13,16 +13,24 @@ struct LogitsCommand: ParsableCommand {
     @Option(help: "How many top logits per position.") var top: Int = 10
     @Option(name: .customShort("c"), help: "Context window (0 = the sequence length).") var context: Int = 0
     @Option(help: "Tokens per forward pass (1 = token by token).") var batch: Int = 128
+    @Option(help: "Comma-separated vocabulary ids whose logits to print at every position too (\"at\").")
+    var at: String = ""
+
+    static func parseIDs(_ text: String) throws -> [Int32] {
+        try text.split(separator: ",").map { part in
+            guard let id = Int32(part.trimmingCharacters(in: " ")) else { throw ValidationError("not a token id: \(part)") }
+            return id
+        }
+    }
 
     func run() throws {
-        var tokens: [Int32] = []
-        for part in ids.split(separator: ",") {
-            guard let id = Int32(part.trimmingCharacters(in: " ")) else { throw ValidationError("not a token id: \(part)") }
-            tokens.append(id)
-        }
+        let tokens = try Self.parseIDs(ids), watched = try Self.parseIDs(at)
         guard !tokens.isEmpty else { throw ValidationError("--ids is empty") }
         guard top >= 1 else { throw ValidationError("--top must be at least 1") }
         let model = try options.load()
+        if let bad = watched.first(where: { $0 < 0 || Int($0) >= model.config.vocabSize }) {
+            throw ValidationError("--at id \(bad) is outside the vocabulary (0..<\(model.config.vocabSize))")
+        }
         let scorer = try SequenceScorer(model: model, threads: options.threads, contextSize: max(context, tokens.count), batch: batch)
         try scorer.run(tokens) { position, logits in
             let vocab = model.config.vocabSize
@@ -36,7 +44,8 @@ struct LogitsCommand: ParsableCommand {
                 }
             }
             let items = best.map { "[\($0.0), \(String(format6: $0.1))]" }.joined(separator: ", ")
-            print("{\"pos\": \(position), \"top\": [\(items)]}")
+            let atItems = watched.map { "[\($0), \(String(format6: logits[Int($0)]))]" }.joined(separator: ", ")
+            print("{\"pos\": \(position), \"top\": [\(items)]" + (watched.isEmpty ? "}" : ", \"at\": [\(atItems)]}"))
         }
     }
 }
@@ -113,11 +122,10 @@ struct BenchCommand: ParsableCommand {
         let peakMB = Double(usage.ru_maxrss) / 1024
         let threads = bench.threads
         // Weight bytes one decoded token reads: every layer matrix and the output head.
-        let bytesPerToken = model.weights.map { w in
-            w.layers.reduce(w.output.rows * w.output.rowBytes) { total, l in
-                [l.query, l.key, l.value, l.attentionOutput, l.gate, l.up, l.down].reduce(total) { $0 + $1.rows * $1.rowBytes }
-            }
-        } ?? 0
+        let w = model.weights
+        let bytesPerToken = w.layers.reduce(w.output.rows * w.output.rowBytes) { total, l in
+            [l.query, l.key, l.value, l.attentionOutput, l.gate, l.up, l.down].reduce(total) { $0 + $1.rows * $1.rowBytes }
+        }
         if json {
             print("{\"prefill_tok_s\": \(String(format6: Float(prefill))), \"decode_tok_s\": \(String(format6: Float(decode))), "
                 + "\"load_ms\": \(String(format6: Float(loadMs))), \"peak_rss_mb\": \(String(format6: Float(peakMB))), "

@@ -22,6 +22,7 @@ public final class SequenceScorer {
             throw QwenError.contextFull("\(tokens.count) tokens do not fit a context of \(cache.capacity)")
         }
         cache.truncate(to: 0)
+        transformer.beginSequence(length: tokens.count, cache: cache)
         let vocab = model.config.vocabSize
         var position = 0
         while position < tokens.count {
@@ -63,6 +64,7 @@ public final class ThroughputBench {
         cache.truncate(to: 0)
         // A deterministic prompt of ordinary tokens.
         let prompt = (0..<promptTokens).map { Int32(1000 + ($0 * 7919) % 30000) }
+        transformer.beginSequence(length: prompt.count, cache: cache)
         let vocab = model.config.vocabSize
         let prefillStart = monotonicMilliseconds()
         var position = 0
@@ -74,6 +76,7 @@ public final class ThroughputBench {
         }
         let prefillMs = monotonicMilliseconds() - prefillStart
         cache.truncate(to: 0)
+        transformer.beginSequence(length: 1, cache: cache)
         let decodeStart = monotonicMilliseconds()
         if generatedTokens > 0 { try transformer.forward(tokens: [prompt.first ?? 1000], cache: cache, logits: logits.pointer) }
         for _ in 1..<max(generatedTokens, 1) {

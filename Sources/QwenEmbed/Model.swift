@@ -37,10 +37,8 @@ public final class Model: @unchecked Sendable {
     public let config: ModelConfig
     public let tokenizer: Tokenizer
     public let info: ModelInfo
-    /// Weights the forward pass reads, or nil with `weightsUnavailableReason` when this
-    /// build cannot compute with the checkpoint's format yet (e.g. GPTQ).
-    public let weights: TransformerWeights?
-    public let weightsUnavailableReason: String?
+    /// Weights the forward pass reads.
+    public let weights: TransformerWeights
     /// Default compute threads for sessions.
     public let threads: Int
     /// Longest ChatML prompt (history is truncated to fit): generation_config.json's
@@ -56,14 +54,13 @@ public final class Model: @unchecked Sendable {
     public static var kernelInstructionSet: String { KernelTable.active.isa.rawValue }
 
     private init(path: String, config: ModelConfig, tokenizer: Tokenizer, info: ModelInfo,
-                 weights: TransformerWeights?, weightsUnavailableReason: String?, threads: Int,
+                 weights: TransformerWeights, threads: Int,
                  maxWindowSize: Int, storage: [AnyObject]) {
         self.path = path
         self.config = config
         self.tokenizer = tokenizer
         self.info = info
         self.weights = weights
-        self.weightsUnavailableReason = weightsUnavailableReason
         self.threads = threads
         self.maxWindowSize = maxWindowSize
         self.storage = storage
@@ -124,7 +121,7 @@ public final class Model: @unchecked Sendable {
             weightType: ggufWeightTypeName(gguf),
             fileBytes: UInt64(gguf.file.size))
         return Model(path: path, config: config, tokenizer: tokenizer, info: info, weights: weights,
-                     weightsUnavailableReason: nil, threads: threads, maxWindowSize: 6144, storage: [gguf] + repacked)
+                     threads: threads, maxWindowSize: 6144, storage: [gguf] + repacked)
     }
 
     /// llama.cpp's `general.file_type` names; the most common matrix type otherwise.
@@ -165,37 +162,42 @@ public final class Model: @unchecked Sendable {
             maxWindow = window
         }
 
-        let gptqBits = json["quantization_config"]?["bits"]?.int
+        let gptq = try gptqSettings(directory: directory, config: json)
         let weightType: String
-        if let bits = gptqBits {
-            weightType = "gptq-int\(bits)"
+        if let gptq {
+            weightType = "gptq-int\(gptq.bits)"
         } else {
             let dtypes = Set(checkpoint.tensors.values.filter { $0.shape.count == 2 }.map(\.dtype))
             weightType = dtypes.count == 1 ? (dtypes.first.map { $0.rawValue.lowercased() } ?? "unknown")
                 : dtypes.map { $0.rawValue.lowercased() }.sorted().joined(separator: "+")
         }
 
-        var weights: TransformerWeights? = nil
-        var unavailable: String? = nil
-        if gptqBits != nil {
-            unavailable = "GPTQ checkpoints load (config, tokenizer, info) but cannot be run by this build yet"
-        } else {
-            let source = FileSystem.lastComponent(directory)
-            let mapper = WeightMapper(source: source) { name in
-                guard let t = checkpoint.tensors[name] else { return nil }
-                let type: GGMLType
-                switch t.dtype {
-                case .f32: type = .f32
-                case .f16: type = .f16
-                case .bf16: type = .bf16
-                default:
-                    throw QwenError.unsupportedModel("\(source): tensor \(name) is \(t.dtype.rawValue); F32, F16 or BF16 expected")
-                }
-                return RawTensor(name: name, shape: t.shape, type: type, data: t.data)
+        let source = FileSystem.lastComponent(directory)
+        var mapper = WeightMapper(source: source) { name in
+            guard let t = checkpoint.tensors[name] else { return nil }
+            let type: GGMLType
+            switch t.dtype {
+            case .f32: type = .f32
+            case .f16: type = .f16
+            case .bf16: type = .bf16
+            default:
+                throw QwenError.unsupportedModel("\(source): tensor \(name) is \(t.dtype.rawValue); F32, F16 or BF16 expected")
             }
-            weights = try mapper.huggingFaceWeights(config)
+            return RawTensor(name: name, shape: t.shape, type: type, data: t.data)
         }
-        let parameters = checkpoint.tensors.values.reduce(Int64(0)) { $0 + Int64($1.elementCount) }
+        if let gptq {
+            mapper.gptq = GPTQSource(settings: gptq, tensors: checkpoint.tensors, release: checkpoint.releasePages)
+        }
+        let weights = try mapper.huggingFaceWeights(config)
+        // Parameters as the unquantized model counts them: a packed GPTQ weight holds
+        // 32 / bits values per int32; its zeros, scales and g_idx are not parameters.
+        let parameters = checkpoint.tensors.reduce(Int64(0)) { total, entry in
+            let (name, t) = entry
+            guard let gptq else { return total + Int64(t.elementCount) }
+            if name.hasSuffix(".qweight") { return total + Int64(t.elementCount) * Int64(32 / gptq.bits) }
+            if name.hasSuffix(".qzeros") || name.hasSuffix(".scales") || name.hasSuffix(".g_idx") { return total }
+            return total + Int64(t.elementCount)
+        }
         let info = ModelInfo(
             architecture: config.architecture.rawValue, name: FileSystem.lastComponent(directory),
             vocabSize: config.vocabSize, contextLengthTrain: config.contextLength,
@@ -203,7 +205,19 @@ public final class Model: @unchecked Sendable {
             headCount: config.headCount, kvHeadCount: config.kvHeadCount,
             parameterCount: parameters, weightType: weightType, fileBytes: checkpoint.fileBytes)
         return Model(path: directory, config: config, tokenizer: tokenizer, info: info, weights: weights,
-                     weightsUnavailableReason: unavailable, threads: threads,
-                     maxWindowSize: maxWindow, storage: [checkpoint])
+                     threads: threads,
+                     maxWindowSize: maxWindow, storage: [checkpoint] + (mapper.gptq?.owners ?? []))
+    }
+
+    /// The GPTQ settings of a checkpoint directory: config.json's quantization_config, else
+    /// quantize_config.json; nil for an unquantized checkpoint.
+    static func gptqSettings(directory: String, config: JSONValue) throws -> GPTQSettings? {
+        if let embedded = config["quantization_config"] {
+            return try GPTQSettings.decode(embedded, source: "config.json quantization_config")
+        }
+        let path = FileSystem.join(directory, "quantize_config.json")
+        guard FileSystem.exists(path) else { return nil }
+        return try GPTQSettings.decode(JSONValue.parse(MappedFile.readAll(path: path), context: "quantize_config.json"),
+                                       source: "quantize_config.json")
     }
 }

@@ -52,6 +52,20 @@ public struct ModelConfig: Sendable, Equatable {
         self.useLogNAttention = useLogNAttention
     }
 
+    /// Longest context a session may have: for dynamic-NTK checkpoints (Qwen v1) 32,768
+    /// positions, the span of modeling_qwen.py's logN table (the Qwen-7B card shows
+    /// perplexity flat to 16,384 with a 2,048 `seq_length`); otherwise no limit beyond
+    /// memory (a larger window than trained is the caller's choice, as in llama.cpp).
+    public var maximumContextSize: Int? { useDynamicNTK ? max(contextLength, Self.dynamicNTKContextLimit) : nil }
+    public static let dynamicNTKContextLimit = 32768
+
+    /// The context a session gets when it asks for none: the trained length capped at
+    /// `cap`, and for dynamic-NTK checkpoints `cap` itself (they extrapolate past their
+    /// trained length; the cap bounds the KV cache's memory).
+    public func defaultContextSize(cap: Int) -> Int {
+        useDynamicNTK ? min(cap, maximumContextSize ?? cap) : min(contextLength, cap)
+    }
+
     /// Checks the values describe a model the forward pass can run.
     func validated(_ source: String) throws -> ModelConfig {
         func check(_ ok: Bool, _ what: String) throws {
@@ -171,5 +185,45 @@ public struct ModelConfig: Sendable, Equatable {
             tiedEmbeddings: gguf.tensor("output.weight") == nil,
             useDynamicNTK: architecture == .qwen, useLogNAttention: architecture == .qwen
         ).validated(source)
+    }
+}
+
+/// A GPTQ checkpoint's quantization settings (config.json's `quantization_config`, or
+/// `quantize_config.json`), as AutoGPTQ writes them for Qwen's Int4/Int8 releases.
+public struct GPTQSettings: Sendable, Equatable {
+    /// 4 or 8.
+    public var bits: Int
+    /// Input columns per group; nil for -1 (one group per output column).
+    public var groupSize: Int?
+    /// Act-order quantization (a g_idx that is not column / group_size); informational:
+    /// the loader reads g_idx and regroups whenever it is not trivial.
+    public var descAct: Bool
+    /// Informational: the loader reads the zeros and picks a symmetric format only when
+    /// every zero is 2^(bits-1).
+    public var sym: Bool
+
+    /// Decodes the settings; variants the engine cannot run are UNSUPPORTED_MODEL naming
+    /// the field (bits 2/3, checkpoint format v2, Marlin or other packings, a group size
+    /// that does not fill whole 32-column blocks).
+    public static func decode(_ json: JSONValue, source: String) throws -> GPTQSettings {
+        guard json.object != nil else { throw QwenError.badModel("\(source): not a JSON object") }
+        func unsupported(_ what: String) -> QwenError { .unsupportedModel("\(source): \(what)") }
+        if let method = json["quant_method"]?.string, method.lowercased() != "gptq" {
+            throw unsupported("quant_method \"\(method)\" is not supported (gptq is)")
+        }
+        if let format = json["checkpoint_format"]?.string, format.lowercased() != "gptq" {
+            throw unsupported("checkpoint_format \"\(format)\" is not supported (gptq, AutoGPTQ's v1 packing, is)")
+        }
+        if json["is_marlin_format"]?.bool == true {
+            throw unsupported("is_marlin_format: Marlin-packed GPTQ weights are not supported (AutoGPTQ's v1 packing is)")
+        }
+        guard let bits = json["bits"]?.int else { throw QwenError.badModel("\(source): missing bits") }
+        guard bits == 4 || bits == 8 else { throw unsupported("bits \(bits) is not supported (4 and 8 are)") }
+        guard let group = json["group_size"]?.int else { throw QwenError.badModel("\(source): missing group_size") }
+        guard group == -1 || (group > 0 && group % 32 == 0) else {
+            throw unsupported("group_size \(group) is not supported (-1 or a multiple of 32)")
+        }
+        return GPTQSettings(bits: bits, groupSize: group == -1 ? nil : group,
+                            descAct: json["desc_act"]?.bool ?? false, sym: json["sym"]?.bool ?? true)
     }
 }

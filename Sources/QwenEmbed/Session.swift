@@ -6,7 +6,8 @@ import Glibc
 
 /// Options of a session (mirrors qwen_session_params).
 public struct SessionOptions: Sendable {
-    /// Context window in tokens; 0 = the model's trained length capped to `defaultContextCap`.
+    /// Context window in tokens; 0 = `ModelConfig.defaultContextSize(cap: defaultContextCap)`
+    /// (the trained length capped; dynamic-NTK checkpoints get the cap).
     public var contextSize: Int = 0
     /// 0 = the model's thread count.
     public var threads: Int = 0
@@ -122,7 +123,7 @@ public final class Session: @unchecked Sendable {
     private var random: RandomSource
     private let cancelRequested = Atomic<Bool>(false)
     private let busy = Atomic<Bool>(false)
-    private let logits: FloatBuffer      // [vocab]
+    let logits: FloatBuffer              // [vocab] of the last position run
     /// The pull-form reply in progress (between beginChat and endChat).
     private var pull: Run? = nil
 
@@ -134,8 +135,10 @@ public final class Session: @unchecked Sendable {
         guard options.maxWindowSize >= 0 else { throw QwenError.invalidArgument("max_window_size is negative (\(options.maxWindowSize))") }
         guard options.threads >= 0 else { throw QwenError.invalidArgument("n_threads is negative (\(options.threads))") }
         self.model = model
-        let trained = model.config.contextLength
-        contextSize = options.contextSize > 0 ? options.contextSize : min(trained, SessionOptions.defaultContextCap)
+        contextSize = options.contextSize > 0 ? options.contextSize : model.config.defaultContextSize(cap: SessionOptions.defaultContextCap)
+        if let limit = model.config.maximumContextSize, contextSize > limit {
+            throw QwenError.invalidArgument("n_ctx \(contextSize) is above this model's limit of \(limit) positions")
+        }
         maxWindowSize = options.maxWindowSize > 0 ? options.maxWindowSize : model.maxWindowSize
         transformer = try Transformer(model: model, threads: options.threads > 0 ? options.threads : model.threads)
         cache = try KVCache(config: model.config, capacity: contextSize)
@@ -299,7 +302,7 @@ public final class Session: @unchecked Sendable {
         var text = ""
         var isFinished = false
         private var prefilled = false
-        private var generatedIds: [Int32] = []
+        private(set) var generatedIds: [Int32] = []
 
         init(session: Session, prompt: [Int32], parameters: GenerationParameters, newHistory: (String, [ChatMessage])?) throws {
             guard parameters.maxTokens >= 0 else { throw QwenError.invalidArgument("max_tokens is negative") }
@@ -333,6 +336,8 @@ public final class Session: @unchecked Sendable {
             while common < min(cached.count, prompt.count) && cached[common] == prompt[common] { common += 1 }
             if common == prompt.count { common -= 1 }   // recompute the last token for its logits
             cache.truncate(to: common)
+            session.transformer.beginSequence(length: prompt.count, cache: cache)
+            common = cache.tokens.count
             result.cachedTokens = common
             var position = common
             let batch = session.transformer.maxBatch

@@ -16,6 +16,9 @@ public final class KVCache: @unchecked Sendable {
     let values: UnsafeMutablePointer<Float16>  // [layers, capacity, kvDim]
     /// Token ids whose keys/values are stored at positions 0..<tokens.count.
     public internal(set) var tokens: [Int32] = []
+    /// The dynamic-NTK alpha the cached keys were rotated with and the next positions
+    /// will be (1 = plain RoPE); set per call by `Transformer.beginSequence`.
+    public internal(set) var ntkAlpha: Double = 1
 
     public init(config: ModelConfig, capacity: Int) throws {
         layerCount = config.layerCount
@@ -89,11 +92,8 @@ public final class Transformer: @unchecked Sendable {
     private let activations = QuantizedActivations()
 
     public init(model: Model, threads: Int? = nil, maxBatch: Int = 128) throws {
-        guard let weights = model.weights else {
-            throw QwenError.notImplemented(model.weightsUnavailableReason ?? "this model's weights cannot be run")
-        }
         config = model.config
-        self.weights = weights
+        weights = model.weights
         self.maxBatch = maxBatch
         pool = ThreadPool(threads: max(1, threads ?? model.threads))
         let c = config
@@ -161,7 +161,7 @@ public final class Transformer: @unchecked Sendable {
             dequantizeRow(weights.tokenEmbedding, row: Int(id), into: x.pointer + t * hidden)
         }
 
-        let ropeTheta = effectiveRopeTheta(length: length)
+        let ropeTheta = ropeTheta(ntkAlpha: cache.ntkAlpha)
         let half = c.ropeDim / 2
         for t in 0..<n {
             ropeAngles(position: start + t, ropeDim: c.ropeDim, theta: ropeTheta,
@@ -237,18 +237,37 @@ public final class Transformer: @unchecked Sendable {
         }
     }
 
-    /// Qwen v1's dynamic NTK: beyond the trained length, stretch the RoPE base by
-    /// alpha^(d/(d-2)) with alpha = 2^ceil(log2(length / trained) + 1) - 1.
-    func effectiveRopeTheta(length: Int) -> Float {
-        guard config.useDynamicNTK, length > config.contextLength else { return config.ropeTheta }
+    /// Qwen v1's dynamic NTK alpha for a call that runs a sequence of `length` tokens, as
+    /// modeling_qwen.py's get_ntk_alpha: 1 up to the trained length, beyond it
+    /// 2^ceil(log2(length / trained) + 1) - 1. Always 1 without `useDynamicNTK`.
+    public func ntkAlpha(sequenceLength length: Int) -> Double {
+        guard config.useDynamicNTK, length > config.contextLength else { return 1 }
         let contextValue = log2(Double(length) / Double(config.contextLength)) + 1
-        let alpha = max(pow(2, ceil(contextValue)) - 1, 1)
+        return max(pow(2, ceil(contextValue)) - 1, 1)
+    }
+
+    /// Starts a call (a prompt's prefill and the tokens decoded after it) whose prompt is
+    /// `length` tokens, the cached prefix included. As Qwen's modeling code does, the NTK
+    /// alpha is computed once here from the whole prompt and kept for every chunk of the
+    /// prefill and every decoded token of the call; cached keys rotated with another
+    /// alpha are dropped (Qwen's own generate recomputes the whole prompt each call).
+    public func beginSequence(length: Int, cache: KVCache) {
+        let alpha = ntkAlpha(sequenceLength: length)
+        if alpha != cache.ntkAlpha {
+            cache.truncate(to: 0)
+            cache.ntkAlpha = alpha
+        }
+    }
+
+    /// The RoPE base for an NTK alpha: base * alpha^(d / (d - 2)), d the rotated dims.
+    func ropeTheta(ntkAlpha alpha: Double) -> Float {
+        guard alpha != 1 else { return config.ropeTheta }
         let d = Double(config.ropeDim)
         return Float(Double(config.ropeTheta) * pow(alpha, d / (d - 2)))
     }
 
-    /// Qwen v1's logN attention: queries past the trained length are scaled by
-    /// log(position + 1) / log(trained length).
+    /// Qwen v1's logN attention: queries at positions past the trained length are scaled
+    /// by log(position + 1) / log(trained length) (modeling_qwen.py's logn_tensor).
     func logNScale(position: Int) -> Float {
         guard config.useLogNAttention, position + 1 > config.contextLength else { return 1 }
         return Float(log(Double(position + 1)) / log(Double(config.contextLength)))

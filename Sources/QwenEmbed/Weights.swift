@@ -64,12 +64,83 @@ struct RawTensor {
     let data: UnsafeRawBufferPointer
 }
 
+/// Where a GPTQ checkpoint's quantized layers come from, and what their conversion keeps.
+final class GPTQSource {
+    let settings: GPTQSettings
+    let tensors: [String: SafetensorsTensor]
+    /// Gets each packed layer's bytes once converted (madvise on the mapped shard).
+    let release: (UnsafeRawBufferPointer) -> Void
+    /// The converted matrices' owners.
+    private(set) var owners: [RepackedMatrix] = []
+    /// Converted layers by name prefix (a fused QKV is sliced three times).
+    private var converted: [String: WeightMatrix] = [:]
+
+    init(settings: GPTQSettings, tensors: [String: SafetensorsTensor], release: @escaping (UnsafeRawBufferPointer) -> Void) {
+        self.settings = settings
+        self.tensors = tensors
+        self.release = release
+    }
+
+    /// The [rows, cols] matrix of the GPTQ layer `prefix` (prefix.qweight, .qzeros,
+    /// .scales, optional .g_idx), converted once; nil when the checkpoint has no prefix.qweight.
+    func matrix(_ prefix: String, rows: Int, cols: Int, source: String) throws -> WeightMatrix? {
+        if let done = converted[prefix] { return done }
+        guard let qweight = tensors[prefix + ".qweight"] else { return nil }
+        let bits = settings.bits, groupSize = settings.groupSize ?? cols
+        let groups = (cols + groupSize - 1) / groupSize
+        func require(_ suffix: String, _ dtype: SafetensorsDType, _ shape: [Int]) throws -> SafetensorsTensor {
+            let name = prefix + suffix
+            guard let t = tensors[name] else { throw QwenError.badModel("\(source): missing tensor \(name)") }
+            guard t.dtype == dtype else {
+                throw QwenError.badModel("\(source): tensor \(name) is \(t.dtype.rawValue), expected \(dtype.rawValue)")
+            }
+            guard t.shape == shape else {
+                throw QwenError.badModel("\(source): tensor \(name) has shape \(t.shape), expected \(shape) (\(bits)-bit GPTQ of a [\(rows), \(cols)] layer, group size \(groupSize))")
+            }
+            return t
+        }
+        guard cols % 32 == 0, rows % (32 / bits) == 0 else {
+            throw QwenError.badModel("\(source): GPTQ layer \(prefix) is [\(rows), \(cols)]; inputs must be a multiple of 32")
+        }
+        _ = try require(".qweight", .i32, [cols * bits / 32, rows])
+        let qzeros = try require(".qzeros", .i32, [groups, rows * bits / 32])
+        let scales = try require(".scales", .f16, [groups, rows])
+        let groupIndex = tensors[prefix + ".g_idx"] != nil ? try require(".g_idx", .i32, [cols]) : nil
+        let layer = GPTQTensors(bits: bits, inFeatures: cols, outFeatures: rows, groupSize: groupSize, groups: groups,
+                                  qweight: qweight.data.baseAddress!, qzeros: qzeros.data.baseAddress!,
+                                  scales: scales.data.baseAddress!, groupIndex: groupIndex?.data.baseAddress)
+        let repacked: RepackedMatrix
+        do { repacked = try RepackedMatrix.fromGPTQ(layer) } catch KernelError.invalidShape(let why) {
+            throw QwenError.badModel("\(source): GPTQ layer \(prefix): \(why)")
+        }
+        release(qweight.data)
+        owners.append(repacked)
+        converted[prefix] = repacked.matrix
+        return repacked.matrix
+    }
+}
+
 /// Looks tensors up by checkpoint name and turns them into the engine's layout.
 struct WeightMapper {
     let source: String
     /// The tensor of that name, nil when the checkpoint has none; throws when it has one
     /// the engine cannot read (an unsupported dtype).
     let lookup: (String) throws -> RawTensor?
+    /// The quantized layers of a GPTQ checkpoint.
+    var gptq: GPTQSource? = nil
+
+    /// The weight of linear layer `prefix` as a [rows, cols] matrix: prefix.weight, or the
+    /// GPTQ tensors prefix.qweight etc. `hasBias`: whether the forward pass adds a bias
+    /// for this layer (a bias tensor it would ignore is refused).
+    func linear(_ prefix: String, rows: Int, cols: Int, hasBias: Bool) throws -> WeightMatrix {
+        if !hasBias, try lookup(prefix + ".bias") != nil {
+            throw QwenError.unsupportedModel("\(source): tensor \(prefix).bias: this layer has no bias in the architecture")
+        }
+        if try lookup(prefix + ".weight") == nil, let gptq, let m = try gptq.matrix(prefix, rows: rows, cols: cols, source: source) {
+            return m
+        }
+        return try matrix(prefix + ".weight", rows: rows, cols: cols)
+    }
 
     func tensor(_ name: String) throws -> RawTensor {
         guard let t = try lookup(name) else { throw QwenError.badModel("\(source): missing tensor \(name)") }
@@ -88,7 +159,7 @@ struct WeightMapper {
     /// Rows [first, first + count) of a [rows, cols] matrix (used to split a fused QKV).
     func rowSlice(_ name: String, totalRows: Int, cols: Int, first: Int, count: Int) throws -> WeightMatrix {
         let whole = try matrix(name, rows: totalRows, cols: cols)
-        return try checked(name) { try WeightMatrix(type: whole.type, rows: count, cols: cols, data: whole.data + first * whole.rowBytes) }
+        return try checked(name) { try whole.rows(first, count: count) }
     }
 
     /// Reports a kernel shape error as a bad model naming the tensor.
@@ -170,19 +241,21 @@ struct WeightMapper {
                 let p = "transformer.h.\(i)."
                 let rows = qDim + 2 * kvDim
                 let bias = try vector(p + "attn.c_attn.bias", count: rows)
+                let qkv = try linear(p + "attn.c_attn", rows: rows, cols: h, hasBias: true)
+                func slice(_ first: Int, _ count: Int) throws -> WeightMatrix {
+                    try checked(p + "attn.c_attn") { try qkv.rows(first, count: count) }
+                }
                 layers.append(LayerWeights(
                     attentionNorm: try vector(p + "ln_1.weight", count: h),
-                    query: try rowSlice(p + "attn.c_attn.weight", totalRows: rows, cols: h, first: 0, count: qDim),
-                    key: try rowSlice(p + "attn.c_attn.weight", totalRows: rows, cols: h, first: qDim, count: kvDim),
-                    value: try rowSlice(p + "attn.c_attn.weight", totalRows: rows, cols: h, first: qDim + kvDim, count: kvDim),
+                    query: try slice(0, qDim), key: try slice(qDim, kvDim), value: try slice(qDim + kvDim, kvDim),
                     queryBias: Array(bias[0..<qDim]), keyBias: Array(bias[qDim..<qDim + kvDim]),
                     valueBias: Array(bias[(qDim + kvDim)...]),
-                    attentionOutput: try matrix(p + "attn.c_proj.weight", rows: h, cols: qDim),
+                    attentionOutput: try linear(p + "attn.c_proj", rows: h, cols: qDim, hasBias: false),
                     ffnNorm: try vector(p + "ln_2.weight", count: h),
                     // Qwen v1 computes w1(x) * silu(w2(x)): w2 is the gate, w1 the up branch.
-                    gate: try matrix(p + "mlp.w2.weight", rows: ffn, cols: h),
-                    up: try matrix(p + "mlp.w1.weight", rows: ffn, cols: h),
-                    down: try matrix(p + "mlp.c_proj.weight", rows: h, cols: ffn)))
+                    gate: try linear(p + "mlp.w2", rows: ffn, cols: h, hasBias: false),
+                    up: try linear(p + "mlp.w1", rows: ffn, cols: h, hasBias: false),
+                    down: try linear(p + "mlp.c_proj", rows: h, cols: ffn, hasBias: false)))
             }
             let output = c.tiedEmbeddings ? embedding : try matrix("lm_head.weight", rows: c.vocabSize, cols: h)
             return TransformerWeights(tokenEmbedding: embedding, layers: layers,
@@ -193,17 +266,17 @@ struct WeightMapper {
                 let p = "model.layers.\(i)."
                 layers.append(LayerWeights(
                     attentionNorm: try vector(p + "input_layernorm.weight", count: h),
-                    query: try matrix(p + "self_attn.q_proj.weight", rows: qDim, cols: h),
-                    key: try matrix(p + "self_attn.k_proj.weight", rows: kvDim, cols: h),
-                    value: try matrix(p + "self_attn.v_proj.weight", rows: kvDim, cols: h),
+                    query: try linear(p + "self_attn.q_proj", rows: qDim, cols: h, hasBias: true),
+                    key: try linear(p + "self_attn.k_proj", rows: kvDim, cols: h, hasBias: true),
+                    value: try linear(p + "self_attn.v_proj", rows: kvDim, cols: h, hasBias: true),
                     queryBias: try vector(p + "self_attn.q_proj.bias", count: qDim),
                     keyBias: try vector(p + "self_attn.k_proj.bias", count: kvDim),
                     valueBias: try vector(p + "self_attn.v_proj.bias", count: kvDim),
-                    attentionOutput: try matrix(p + "self_attn.o_proj.weight", rows: h, cols: qDim),
+                    attentionOutput: try linear(p + "self_attn.o_proj", rows: h, cols: qDim, hasBias: false),
                     ffnNorm: try vector(p + "post_attention_layernorm.weight", count: h),
-                    gate: try matrix(p + "mlp.gate_proj.weight", rows: ffn, cols: h),
-                    up: try matrix(p + "mlp.up_proj.weight", rows: ffn, cols: h),
-                    down: try matrix(p + "mlp.down_proj.weight", rows: h, cols: ffn)))
+                    gate: try linear(p + "mlp.gate_proj", rows: ffn, cols: h, hasBias: false),
+                    up: try linear(p + "mlp.up_proj", rows: ffn, cols: h, hasBias: false),
+                    down: try linear(p + "mlp.down_proj", rows: h, cols: ffn, hasBias: false)))
             }
             let output = try (c.tiedEmbeddings || lookup("lm_head.weight") == nil)
                 ? embedding : try matrix("lm_head.weight", rows: c.vocabSize, cols: h)

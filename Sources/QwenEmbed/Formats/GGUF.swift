@@ -97,7 +97,7 @@ public final class GGUFFile: @unchecked Sendable {
         var tensors: [GGUFTensor] = []
         var byName: [String: Int] = [:]
         for t in raw {
-            guard let type = GGMLType(rawValue: t.typeRaw) else {
+            guard let type = GGMLType(rawValue: t.typeRaw), type.isGGML else {
                 throw QwenError.unsupportedModel("\(name): tensor \(t.name) has ggml type \(t.typeRaw), which is not supported")
             }
             var elements = 1

@@ -148,4 +148,15 @@ public final class SafetensorsCheckpoint: @unchecked Sendable {
         self.shards = shards
         self.tensors = tensors
     }
+
+    /// Gives the pages of `range` (bytes of one of the shards) back to the kernel once
+    /// nothing reads them again (see `MappedFile.releasePages`); other ranges are ignored.
+    public func releasePages(_ range: UnsafeRawBufferPointer) {
+        guard let start = range.baseAddress else { return }
+        for shard in shards {
+            guard let base = shard.file.bytes.baseAddress, start >= base,
+                  start + range.count <= base + shard.file.bytes.count else { continue }
+            shard.file.releasePages(range)
+        }
+    }
 }
