@@ -19,6 +19,7 @@ final class KernelsTests: XCTestCase {
     }
 
     func fixture(_ type: GGMLType) throws -> Fixture {
+        if !type.isGGML { return try Self.zeroPointFixture(type) }
         let data = try Data(contentsOf: Self.fixtures.appendingPathComponent("quant-\(type.name).bin"))
         let bytes = [UInt8](data)
         func u32(_ at: Int) -> Int { Int(bytes[at]) | Int(bytes[at + 1]) << 8 | Int(bytes[at + 2]) << 16 | Int(bytes[at + 3]) << 24 }
@@ -37,7 +38,28 @@ final class KernelsTests: XCTestCase {
                        dots: (0..<rows).map { f64(dotsAt + 8 * $0) })
     }
 
-    static let quantized: [GGMLType] = [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K, .f16, .bf16]
+    static let quantized: [GGMLType] = [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K, .f16, .bf16, .q4_Z, .q8_Z]
+
+    /// The engine's own zero-point formats have no gguf-py: their fixture is a random
+    /// asymmetric GPTQ layer repacked (ggml layout rebuilt from the split one), with
+    /// GPTQ's own values and their f64 dots as the expectations.
+    static func zeroPointFixture(_ type: GGMLType) throws -> Fixture {
+        let layer = GPTQLayer(bits: type == .q4_Z ? 4 : 8, inFeatures: 512, outFeatures: 16, groupSize: 64, symmetric: false, actOrder: false)
+        let owner = try layer.repacked()
+        let split = owner.matrix
+        defer { withExtendedLifetime(owner) {} }
+        XCTAssertEqual(split.type, type)
+        var storage = [UInt8](repeating: 0, count: split.rows * split.rowBytes)
+        storage.withUnsafeMutableBytes { out in
+            for r in 0..<split.rows { ggmlRow(type, cols: split.cols, split.row(r), into: out.baseAddress! + r * split.rowBytes) }
+        }
+        var random = SystemRandomNumberGenerator()
+        let x = (0..<split.cols).map { _ in Float.random(in: -1...1, using: &random) }
+        let expected = (0..<(split.rows * split.cols)).map { layer.value($0 / split.cols, $0 % split.cols) }
+        let dots = (0..<split.rows).map { r in (0..<split.cols).reduce(0.0) { $0 + Double(expected[r * split.cols + $1]) * Double(x[$1]) } }
+        let matrix = try storage.withUnsafeBytes { try WeightMatrix(type: type, rows: split.rows, cols: split.cols, data: $0.baseAddress!) }
+        return Fixture(storage: storage, matrix: matrix, expected: expected, x: x, dots: dots)
+    }
 
     func testReferenceDequantizationEqualsGGUFPy() throws {
         for type in Self.quantized {

@@ -1,0 +1,155 @@
+import Foundation
+import XCTest
+@testable import Kernels
+
+/// Random GPTQ layers (AutoGPTQ's v1 packing, built here bit by bit) and the values
+/// GPTQ's definition gives them, w[o, i] = scale[g_idx[i], o] * (q[i, o] - (stored zero + 1)):
+/// the source of the Q4_Z / Q8_Z fixtures of KernelsTests and of the repacking tests.
+struct GPTQLayer {
+    let bits: Int, inFeatures: Int, outFeatures: Int, groupSize: Int, groups: Int
+    var qweight: [UInt32]    // [in * bits / 32, out]
+    var qzeros: [UInt32]     // [groups, out * bits / 32]
+    var scales: [Float16]    // [groups, out]
+    var groupIndex: [Int32]  // [in]
+
+    init(bits: Int, inFeatures: Int, outFeatures: Int, groupSize: Int, symmetric: Bool, actOrder: Bool) {
+        var random = SystemRandomNumberGenerator()
+        self.bits = bits; self.inFeatures = inFeatures; self.outFeatures = outFeatures; self.groupSize = groupSize
+        groups = inFeatures / groupSize
+        let perWord = 32 / bits, maxq = UInt32((1 << bits) - 1)
+        let order = actOrder ? Array(0..<inFeatures).shuffled(using: &random) : Array(0..<inFeatures)
+        groupIndex = [Int32](repeating: 0, count: inFeatures)
+        for (rank, column) in order.enumerated() { groupIndex[column] = Int32(rank / groupSize) }
+        qweight = [UInt32](repeating: 0, count: inFeatures / perWord * outFeatures)
+        for i in 0..<inFeatures {
+            for o in 0..<outFeatures {
+                qweight[(i / perWord) * outFeatures + o] |= UInt32.random(in: 0...maxq, using: &random) << UInt32(bits * (i % perWord))
+            }
+        }
+        qzeros = [UInt32](repeating: 0, count: groups * outFeatures / perWord)
+        scales = []
+        for g in 0..<groups {
+            for o in 0..<outFeatures {
+                // Stored zero - 1, as v1 packs it: 2^(bits-1) - 1 when symmetric; anything otherwise.
+                let stored = symmetric ? UInt32(1 << (bits - 1)) - 1 : UInt32.random(in: 0...maxq, using: &random)
+                qzeros[g * (outFeatures / perWord) + o / perWord] |= stored << UInt32(bits * (o % perWord))
+                scales.append(Float16(Float.random(in: 0.001...0.05, using: &random)))
+            }
+        }
+    }
+
+    /// GPTQ's value of weight [o, i], straight from the packed tensors.
+    func value(_ o: Int, _ i: Int) -> Float {
+        let perWord = 32 / bits, mask = UInt32((1 << bits) - 1), g = Int(groupIndex[i])
+        let q = (qweight[(i / perWord) * outFeatures + o] >> UInt32(bits * (i % perWord))) & mask
+        let zero = ((qzeros[g * (outFeatures / perWord) + o / perWord] >> UInt32(bits * (o % perWord))) & mask) + 1
+        return Float(scales[g * outFeatures + o]) * Float(Int(q) - Int(zero))
+    }
+
+    /// The repacked matrix (its arrays must outlive the call: `fromGPTQ` copies them).
+    func repacked(withGroupIndex: Bool = true) throws -> RepackedMatrix {
+        try qweight.withUnsafeBytes { w in
+            try qzeros.withUnsafeBytes { z in
+                try scales.withUnsafeBytes { s in
+                    try groupIndex.withUnsafeBytes { g in
+                        try RepackedMatrix.fromGPTQ(GPTQTensors(
+                            bits: bits, inFeatures: inFeatures, outFeatures: outFeatures, groupSize: groupSize, groups: groups,
+                            qweight: w.baseAddress!, qzeros: z.baseAddress!, scales: s.baseAddress!,
+                            groupIndex: withGroupIndex ? g.baseAddress! : nil))
+                    }
+                }
+            }
+        }
+    }
+}
+
+final class GPTQTests: XCTestCase {
+    /// Every variant repacks to the format its zeros call for, and every weight keeps GPTQ's
+    /// value exactly, in the order `inputOrder` says.
+    func testRepackingKeepsEveryWeightExactly() throws {
+        for bits in [4, 8] {
+            for symmetric in [true, false] {
+                for (groupSize, actOrder) in [(32, false), (64, false), (128, true), (256, false), (64, true)] {
+                    let layer = GPTQLayer(bits: bits, inFeatures: 256, outFeatures: 24, groupSize: groupSize, symmetric: symmetric, actOrder: actOrder)
+                    let what = "\(bits)-bit \(symmetric ? "sym" : "asym") group \(groupSize)\(actOrder ? " act-order" : "")"
+                    let owner = try layer.repacked()
+                    let m = owner.matrix
+                    defer { withExtendedLifetime(owner) {} }
+                    XCTAssertEqual(m.type, bits == 4 ? (symmetric ? .q4_0 : .q4_Z) : (symmetric ? .q8_0 : .q8_Z), what)
+                    XCTAssertEqual(m.layout, .splitScales)
+                    XCTAssertEqual(m.inputOrder == nil, !actOrder, what)
+                    var row = [Float](repeating: .nan, count: m.cols)
+                    for o in 0..<m.rows {
+                        row.withUnsafeMutableBufferPointer { Reference.dequantizeRow(m, row: o, into: $0.baseAddress!) }
+                        for j in 0..<m.cols {
+                            let i = m.inputOrder.map { Int($0[j]) } ?? j
+                            XCTAssertEqual(row[j], layer.value(o, i), "\(what) [\(o), \(i)]")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A trivial g_idx and none at all give the same matrix.
+    func testMissingGroupIndexMeansColumnOverGroupSize() throws {
+        let layer = GPTQLayer(bits: 4, inFeatures: 128, outFeatures: 8, groupSize: 64, symmetric: true, actOrder: false)
+        let a = try layer.repacked(), b = try layer.repacked(withGroupIndex: false)
+        XCTAssertEqual(Data(bytes: a.matrix.data, count: a.matrix.rows * a.matrix.rowBytes),
+                       Data(bytes: b.matrix.data, count: b.matrix.rows * b.matrix.rowBytes))
+    }
+
+    /// Act-order matrices through matvec and matmul on every instruction set, with a plain
+    /// matrix sharing the input (one job, two input orders): equal to the reference.
+    func testActOrderMatvecAndMatmulEqualReference() throws {
+        let pool = ThreadPool(threads: 2)
+        var random = SystemRandomNumberGenerator()
+        let layers = [GPTQLayer(bits: 4, inFeatures: 256, outFeatures: 40, groupSize: 64, symmetric: false, actOrder: true),
+                      GPTQLayer(bits: 8, inFeatures: 256, outFeatures: 24, groupSize: 128, symmetric: true, actOrder: false)]
+        let owners = try layers.map { try $0.repacked() }
+        let ws = owners.map(\.matrix)
+        let n = 3, cols = 256
+        let x = (0..<(n * cols)).map { _ in Float.random(in: -1...1, using: &random) }   // [n, cols]
+        for table in KernelsTests.tables {
+            for tokens in [1, n] {
+                var ys = ws.map { [Float](repeating: .nan, count: tokens * $0.rows) }         // [tokens, rows] each
+                let outputs = ys.indices.map { i in ys[i].withUnsafeMutableBufferPointer { $0.baseAddress! } }
+                x.withUnsafeBufferPointer { xp in
+                    if tokens == 1 {
+                        matvec(ws, xp.baseAddress!, outputs, pool: pool, kernels: table)
+                    } else {
+                        matmul(ws, xp.baseAddress!, outputs, n: tokens, pool: pool, kernels: table)
+                    }
+                }
+                for (k, w) in ws.enumerated() {
+                    ys[k] = Array(UnsafeBufferPointer(start: outputs[k], count: tokens * w.rows))
+                    for t in 0..<tokens {
+                        // Decode sees int8 activations in the matrix's own column order.
+                        let input = Array(x[(t * cols)..<((t + 1) * cols)])
+                        for o in 0..<w.rows {
+                            let exact = (0..<cols).reduce(0.0) { $0 + Double(layers[k].value(o, $1)) * Double(input[$1]) }
+                            let magnitude = (0..<cols).reduce(0.0) { $0 + abs(Double(layers[k].value(o, $1)) * Double(input[$1])) }
+                            // matmul: f32 products of exact weights; matvec: int8 activations,
+                            // each off by at most max|x| / 254 (|x| <= 1 here).
+                            let weightSum = (0..<cols).reduce(0.0) { $0 + abs(Double(layers[k].value(o, $1))) }
+                            let tolerance = (tokens == 1 ? weightSum / 254 : 0) + magnitude * 1e-5 + 1e-6
+                            XCTAssertEqual(Double(ys[k][t * w.rows + o]), exact, accuracy: tolerance, "\(table.isa) matrix \(k) token \(t) row \(o)")
+                        }
+                    }
+                }
+            }
+        }
+        withExtendedLifetime(owners) {}
+    }
+
+    func testBadGroupIndexIsRefused() throws {
+        var layer = GPTQLayer(bits: 4, inFeatures: 64, outFeatures: 8, groupSize: 32, symmetric: true, actOrder: false)
+        layer.groupIndex[5] = 9
+        XCTAssertThrowsError(try layer.repacked()) { XCTAssertTrue("\($0)".contains("g_idx[5]"), "\($0)") }
+        layer.groupIndex[5] = 1      // group 1 now has 33 columns: no 32-column block of one group
+        XCTAssertThrowsError(try layer.repacked()) { XCTAssertTrue("\($0)".contains("32-column"), "\($0)") }
+        layer.groupIndex[5] = 0
+        layer.scales[3] = .infinity
+        XCTAssertThrowsError(try layer.repacked()) { XCTAssertTrue("\($0)".contains("not finite"), "\($0)") }
+    }
+}
