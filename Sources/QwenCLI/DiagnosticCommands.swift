@@ -109,6 +109,7 @@ struct BenchCommand: ParsableCommand {
         guard p >= 1, n >= 1, r >= 1 else { throw ValidationError("-p, -n and -r must be at least 1") }
         let loadStart = monotonicMilliseconds()
         let model = try options.load()
+        _ = try model.weights.layers.all()   // GPTQ blocks are repacked on first use: count it as loading
         let loadMs = monotonicMilliseconds() - loadStart
         let bench = try ThroughputBench(model: model, threads: options.threads, contextSize: max(context, p + n))
         var prefill = 0.0, decode = 0.0
@@ -123,7 +124,7 @@ struct BenchCommand: ParsableCommand {
         let threads = bench.threads
         // Weight bytes one decoded token reads: every layer matrix and the output head.
         let w = model.weights
-        let bytesPerToken = w.layers.reduce(w.output.rows * w.output.rowBytes) { total, l in
+        let bytesPerToken = try w.layers.all().reduce(w.output.rows * w.output.rowBytes) { total, l in
             [l.query, l.key, l.value, l.attentionOutput, l.gate, l.up, l.down].reduce(total) { $0 + $1.rows * $1.rowBytes }
         }
         if json {

@@ -206,7 +206,7 @@ public final class Model: @unchecked Sendable {
             parameterCount: parameters, weightType: weightType, fileBytes: checkpoint.fileBytes)
         return Model(path: directory, config: config, tokenizer: tokenizer, info: info, weights: weights,
                      threads: threads,
-                     maxWindowSize: maxWindow, storage: [checkpoint] + (mapper.gptq?.owners ?? []))
+                     maxWindowSize: maxWindow, storage: [checkpoint] + (mapper.gptq.map { [$0] } ?? []))
     }
 
     /// The GPTQ settings of a checkpoint directory: config.json's quantization_config, else

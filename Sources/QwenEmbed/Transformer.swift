@@ -170,7 +170,8 @@ public final class Transformer: @unchecked Sendable {
         let attentionScale = 1 / Float(headDim).squareRoot()
         let groupSize = c.headCount / c.kvHeadCount
 
-        for (layerIndex, layer) in weights.layers.enumerated() {
+        for layerIndex in 0..<weights.layers.count {
+            let layer = try weights.layers.layer(layerIndex)   // GPTQ: repacked on its first use
             layer.attentionNorm.withUnsafeBufferPointer { w in
                 for t in 0..<n {
                     rmsNorm(x.pointer + t * hidden, w.baseAddress!, normed.pointer + t * hidden, n: hidden, eps: c.rmsNormEps)

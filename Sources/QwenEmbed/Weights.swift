@@ -21,9 +21,50 @@ public struct LayerWeights: @unchecked Sendable {
 /// resolved here, so the forward pass sees one layout.
 public struct TransformerWeights: @unchecked Sendable {
     public var tokenEmbedding: WeightMatrix  // [vocab, hidden]
-    public var layers: [LayerWeights]
+    public var layers: LayerStore
     public var outputNorm: [Float]           // [hidden]
     public var output: WeightMatrix          // [vocab, hidden] (the embedding when tied)
+}
+
+/// The blocks of a model: ready at load (GGUF, float checkpoints), or built on first use
+/// (GPTQ: each block's layers are repacked the first time a forward pass reaches it, so a
+/// checkpoint loads and opens sessions without reading its weights, and its packed pages
+/// are released block by block). Safe to share between threads.
+public final class LayerStore: @unchecked Sendable {
+    public let count: Int
+    private let ready: [LayerWeights]                        // [count] when built at load
+    private let build: ((Int) throws -> LayerWeights)?
+    private var built: [LayerWeights?]                       // [count] when built on first use
+    private let lock = Mutex()                                // guards `built`
+
+    init(_ layers: [LayerWeights]) {
+        count = layers.count
+        ready = layers
+        build = nil
+        built = []
+    }
+
+    init(count: Int, buildingEachOnFirstUse build: @escaping (Int) throws -> LayerWeights) {
+        self.count = count
+        ready = []
+        self.build = build
+        built = Array(repeating: nil, count: count)
+    }
+
+    /// Block i (0..<count), built now if this is its first use; throws what building it
+    /// found wrong (e.g. a GPTQ g_idx out of range).
+    public func layer(_ i: Int) throws -> LayerWeights {
+        guard let build else { return ready[i] }
+        return try lock.locked {
+            if let layer = built[i] { return layer }
+            let layer = try build(i)
+            built[i] = layer
+            return layer
+        }
+    }
+
+    /// Every block, building those not built yet.
+    public func all() throws -> [LayerWeights] { try (0..<count).map(layer) }
 }
 
 extension TransformerWeights {
@@ -32,7 +73,7 @@ extension TransformerWeights {
     /// embedding when it is the same matrix as the output head. `release` gets each
     /// original's bytes as soon as they are copied (so peak memory grows by one matrix).
     /// Returns the copies' owners.
-    func repackedForKernels(release: (UnsafeRawBufferPointer) -> Void) -> (weights: TransformerWeights, owners: [RepackedMatrix]) {
+    func repackedForKernels(release: (UnsafeRawBufferPointer) -> Void) throws -> (weights: TransformerWeights, owners: [RepackedMatrix]) {
         var owners: [RepackedMatrix] = []
         func pack(_ w: WeightMatrix) -> WeightMatrix {
             guard let copy = RepackedMatrix.splittingScales(w) else { return w }
@@ -41,13 +82,13 @@ extension TransformerWeights {
             return copy.matrix
         }
         var out = self
-        out.layers = layers.map { l in
+        out.layers = LayerStore(try layers.all().map { l in
             var l = l
             l.query = pack(l.query); l.key = pack(l.key); l.value = pack(l.value)
             l.attentionOutput = pack(l.attentionOutput)
             l.gate = pack(l.gate); l.up = pack(l.up); l.down = pack(l.down)
             return l
-        }
+        })
         let tied = output.data == tokenEmbedding.data
         out.output = pack(output)
         if tied { out.tokenEmbedding = out.output }
@@ -65,15 +106,14 @@ struct RawTensor {
 }
 
 /// Where a GPTQ checkpoint's quantized layers come from, and what their conversion keeps.
-final class GPTQSource {
+final class GPTQSource: @unchecked Sendable {
     let settings: GPTQSettings
     let tensors: [String: SafetensorsTensor]
     /// Gets each packed layer's bytes once converted (madvise on the mapped shard).
     let release: (UnsafeRawBufferPointer) -> Void
-    /// The converted matrices' owners.
-    private(set) var owners: [RepackedMatrix] = []
-    /// Converted layers by name prefix (a fused QKV is sliced three times).
-    private var converted: [String: WeightMatrix] = [:]
+    /// The repacked matrices' owners (appended as blocks are built, from any thread).
+    private var owners: [RepackedMatrix] = []
+    private let lock = Mutex()               // guards `owners`
 
     init(settings: GPTQSettings, tensors: [String: SafetensorsTensor], release: @escaping (UnsafeRawBufferPointer) -> Void) {
         self.settings = settings
@@ -81,10 +121,9 @@ final class GPTQSource {
         self.release = release
     }
 
-    /// The [rows, cols] matrix of the GPTQ layer `prefix` (prefix.qweight, .qzeros,
-    /// .scales, optional .g_idx), converted once; nil when the checkpoint has no prefix.qweight.
-    func matrix(_ prefix: String, rows: Int, cols: Int, source: String) throws -> WeightMatrix? {
-        if let done = converted[prefix] { return done }
+    /// The GPTQ tensors of layer `prefix` as a [rows, cols] matrix, their dtypes and shapes
+    /// checked (data not read); nil when the checkpoint has no prefix.qweight.
+    func tensors(_ prefix: String, rows: Int, cols: Int, source: String) throws -> GPTQTensors? {
         guard let qweight = tensors[prefix + ".qweight"] else { return nil }
         let bits = settings.bits, groupSize = settings.groupSize ?? cols
         let groups = (cols + groupSize - 1) / groupSize
@@ -94,7 +133,7 @@ final class GPTQSource {
             guard t.dtype == dtype else {
                 throw QwenError.badModel("\(source): tensor \(name) is \(t.dtype.rawValue), expected \(dtype.rawValue)")
             }
-            guard t.shape == shape else {
+            guard t.shape == shape, t.data.baseAddress != nil else {
                 throw QwenError.badModel("\(source): tensor \(name) has shape \(t.shape), expected \(shape) (\(bits)-bit GPTQ of a [\(rows), \(cols)] layer, group size \(groupSize))")
             }
             return t
@@ -106,16 +145,22 @@ final class GPTQSource {
         let qzeros = try require(".qzeros", .i32, [groups, rows * bits / 32])
         let scales = try require(".scales", .f16, [groups, rows])
         let groupIndex = tensors[prefix + ".g_idx"] != nil ? try require(".g_idx", .i32, [cols]) : nil
-        let layer = GPTQTensors(bits: bits, inFeatures: cols, outFeatures: rows, groupSize: groupSize, groups: groups,
-                                  qweight: qweight.data.baseAddress!, qzeros: qzeros.data.baseAddress!,
-                                  scales: scales.data.baseAddress!, groupIndex: groupIndex?.data.baseAddress)
+        return GPTQTensors(bits: bits, inFeatures: cols, outFeatures: rows, groupSize: groupSize, groups: groups,
+                           qweight: qweight.data.baseAddress!, qzeros: qzeros.data.baseAddress!,
+                           scales: scales.data.baseAddress!, groupIndex: groupIndex?.data.baseAddress)
+    }
+
+    /// The [rows, cols] matrix of GPTQ layer `prefix`, repacked (`RepackedMatrix.fromGPTQ`);
+    /// nil when the checkpoint has no prefix.qweight. The packed weights' pages are released
+    /// once copied.
+    func matrix(_ prefix: String, rows: Int, cols: Int, source: String) throws -> WeightMatrix? {
+        guard let layer = try tensors(prefix, rows: rows, cols: cols, source: source) else { return nil }
         let repacked: RepackedMatrix
         do { repacked = try RepackedMatrix.fromGPTQ(layer) } catch KernelError.invalidShape(let why) {
             throw QwenError.badModel("\(source): GPTQ layer \(prefix): \(why)")
         }
-        release(qweight.data)
-        owners.append(repacked)
-        converted[prefix] = repacked.matrix
+        if let qweight = tensors[prefix + ".qweight"] { release(qweight.data) }
+        lock.locked { owners.append(repacked) }
         return repacked.matrix
     }
 }
@@ -128,19 +173,6 @@ struct WeightMapper {
     let lookup: (String) throws -> RawTensor?
     /// The quantized layers of a GPTQ checkpoint.
     var gptq: GPTQSource? = nil
-
-    /// The weight of linear layer `prefix` as a [rows, cols] matrix: prefix.weight, or the
-    /// GPTQ tensors prefix.qweight etc. `hasBias`: whether the forward pass adds a bias
-    /// for this layer (a bias tensor it would ignore is refused).
-    func linear(_ prefix: String, rows: Int, cols: Int, hasBias: Bool) throws -> WeightMatrix {
-        if !hasBias, try lookup(prefix + ".bias") != nil {
-            throw QwenError.unsupportedModel("\(source): tensor \(prefix).bias: this layer has no bias in the architecture")
-        }
-        if try lookup(prefix + ".weight") == nil, let gptq, let m = try gptq.matrix(prefix, rows: rows, cols: cols, source: source) {
-            return m
-        }
-        return try matrix(prefix + ".weight", rows: rows, cols: cols)
-    }
 
     func tensor(_ name: String) throws -> RawTensor {
         guard let t = try lookup(name) else { throw QwenError.badModel("\(source): missing tensor \(name)") }
@@ -225,63 +257,128 @@ struct WeightMapper {
                 down: try matrix(p + "ffn_down.weight", rows: h, cols: ffn)))
         }
         let output = try lookup("output.weight") == nil ? embedding : try matrix("output.weight", rows: c.vocabSize, cols: h)
-        return TransformerWeights(tokenEmbedding: embedding, layers: layers,
+        return TransformerWeights(tokenEmbedding: embedding, layers: LayerStore(layers),
                                   outputNorm: try vector("output_norm.weight", count: h), output: output)
     }
 
-    /// Maps Hugging Face names: Qwen v1 (transformer.h.N.attn.c_attn, mlp.w1/w2/c_proj)
-    /// or Qwen2 (model.layers.N.self_attn.q_proj, mlp.gate_proj/up_proj/down_proj).
-    func huggingFaceWeights(_ c: ModelConfig) throws -> TransformerWeights {
+    /// One linear layer of a block in a Hugging Face checkpoint: its name prefix (weights
+    /// at prefix.weight, or GPTQ's prefix.qweight etc.), [rows, cols] and whether the
+    /// forward pass adds its bias (prefix.bias).
+    struct Linear {
+        let prefix: String
+        let rows: Int
+        let cols: Int
+        let hasBias: Bool
+    }
+
+    /// The linear layers of block i, in the order `huggingFaceLayer` reads them: Qwen v1's
+    /// fused c_attn, c_proj, w2 (gate), w1 (up), mlp.c_proj; Qwen2's q, k, v, o, gate, up,
+    /// down projections.
+    static func huggingFaceLinears(_ c: ModelConfig, layer i: Int) -> [Linear] {
         let h = c.hiddenSize, qDim = c.headCount * c.headDim, kvDim = c.kvHeadCount * c.headDim, ffn = c.intermediateSize
-        var layers: [LayerWeights] = []
         switch c.architecture {
         case .qwen:
-            let embedding = try matrix("transformer.wte.weight", rows: c.vocabSize, cols: h)
-            for i in 0..<c.layerCount {
-                let p = "transformer.h.\(i)."
-                let rows = qDim + 2 * kvDim
-                let bias = try vector(p + "attn.c_attn.bias", count: rows)
-                let qkv = try linear(p + "attn.c_attn", rows: rows, cols: h, hasBias: true)
-                func slice(_ first: Int, _ count: Int) throws -> WeightMatrix {
-                    try checked(p + "attn.c_attn") { try qkv.rows(first, count: count) }
-                }
-                layers.append(LayerWeights(
-                    attentionNorm: try vector(p + "ln_1.weight", count: h),
-                    query: try slice(0, qDim), key: try slice(qDim, kvDim), value: try slice(qDim + kvDim, kvDim),
-                    queryBias: Array(bias[0..<qDim]), keyBias: Array(bias[qDim..<qDim + kvDim]),
-                    valueBias: Array(bias[(qDim + kvDim)...]),
-                    attentionOutput: try linear(p + "attn.c_proj", rows: h, cols: qDim, hasBias: false),
-                    ffnNorm: try vector(p + "ln_2.weight", count: h),
-                    // Qwen v1 computes w1(x) * silu(w2(x)): w2 is the gate, w1 the up branch.
-                    gate: try linear(p + "mlp.w2", rows: ffn, cols: h, hasBias: false),
-                    up: try linear(p + "mlp.w1", rows: ffn, cols: h, hasBias: false),
-                    down: try linear(p + "mlp.c_proj", rows: h, cols: ffn, hasBias: false)))
-            }
-            let output = c.tiedEmbeddings ? embedding : try matrix("lm_head.weight", rows: c.vocabSize, cols: h)
-            return TransformerWeights(tokenEmbedding: embedding, layers: layers,
-                                      outputNorm: try vector("transformer.ln_f.weight", count: h), output: output)
+            let p = "transformer.h.\(i)."
+            // Qwen v1 computes w1(x) * silu(w2(x)): w2 is the gate, w1 the up branch.
+            return [Linear(prefix: p + "attn.c_attn", rows: qDim + 2 * kvDim, cols: h, hasBias: true),
+                    Linear(prefix: p + "attn.c_proj", rows: h, cols: qDim, hasBias: false),
+                    Linear(prefix: p + "mlp.w2", rows: ffn, cols: h, hasBias: false),
+                    Linear(prefix: p + "mlp.w1", rows: ffn, cols: h, hasBias: false),
+                    Linear(prefix: p + "mlp.c_proj", rows: h, cols: ffn, hasBias: false)]
         case .qwen2:
-            let embedding = try matrix("model.embed_tokens.weight", rows: c.vocabSize, cols: h)
-            for i in 0..<c.layerCount {
-                let p = "model.layers.\(i)."
-                layers.append(LayerWeights(
-                    attentionNorm: try vector(p + "input_layernorm.weight", count: h),
-                    query: try linear(p + "self_attn.q_proj", rows: qDim, cols: h, hasBias: true),
-                    key: try linear(p + "self_attn.k_proj", rows: kvDim, cols: h, hasBias: true),
-                    value: try linear(p + "self_attn.v_proj", rows: kvDim, cols: h, hasBias: true),
-                    queryBias: try vector(p + "self_attn.q_proj.bias", count: qDim),
-                    keyBias: try vector(p + "self_attn.k_proj.bias", count: kvDim),
-                    valueBias: try vector(p + "self_attn.v_proj.bias", count: kvDim),
-                    attentionOutput: try linear(p + "self_attn.o_proj", rows: h, cols: qDim, hasBias: false),
-                    ffnNorm: try vector(p + "post_attention_layernorm.weight", count: h),
-                    gate: try linear(p + "mlp.gate_proj", rows: ffn, cols: h, hasBias: false),
-                    up: try linear(p + "mlp.up_proj", rows: ffn, cols: h, hasBias: false),
-                    down: try linear(p + "mlp.down_proj", rows: h, cols: ffn, hasBias: false)))
-            }
-            let output = try (c.tiedEmbeddings || lookup("lm_head.weight") == nil)
-                ? embedding : try matrix("lm_head.weight", rows: c.vocabSize, cols: h)
-            return TransformerWeights(tokenEmbedding: embedding, layers: layers,
-                                      outputNorm: try vector("model.norm.weight", count: h), output: output)
+            let p = "model.layers.\(i)."
+            return [Linear(prefix: p + "self_attn.q_proj", rows: qDim, cols: h, hasBias: true),
+                    Linear(prefix: p + "self_attn.k_proj", rows: kvDim, cols: h, hasBias: true),
+                    Linear(prefix: p + "self_attn.v_proj", rows: kvDim, cols: h, hasBias: true),
+                    Linear(prefix: p + "self_attn.o_proj", rows: h, cols: qDim, hasBias: false),
+                    Linear(prefix: p + "mlp.gate_proj", rows: ffn, cols: h, hasBias: false),
+                    Linear(prefix: p + "mlp.up_proj", rows: ffn, cols: h, hasBias: false),
+                    Linear(prefix: p + "mlp.down_proj", rows: h, cols: ffn, hasBias: false)]
         }
+    }
+
+    /// Maps Hugging Face names: Qwen v1 (transformer.wte, transformer.h.N...) or Qwen2
+    /// (model.embed_tokens, model.layers.N...). Float checkpoints get their blocks now;
+    /// GPTQ ones get every tensor's name, dtype and shape checked now and their blocks
+    /// repacked on first use (`LayerStore`).
+    func huggingFaceWeights(_ c: ModelConfig) throws -> TransformerWeights {
+        let h = c.hiddenSize
+        let (embeddingName, normName) = c.architecture == .qwen
+            ? ("transformer.wte.weight", "transformer.ln_f.weight") : ("model.embed_tokens.weight", "model.norm.weight")
+        let embedding = try matrix(embeddingName, rows: c.vocabSize, cols: h)
+        // Qwen v1 always ships lm_head unless tied; a Qwen2 checkpoint without one ties it.
+        let untiedHead = try !c.tiedEmbeddings && (c.architecture == .qwen || lookup("lm_head.weight") != nil)
+        let output = untiedHead ? try matrix("lm_head.weight", rows: c.vocabSize, cols: h) : embedding
+        let layers: LayerStore
+        if gptq != nil {
+            for i in 0..<c.layerCount {
+                for l in Self.huggingFaceLinears(c, layer: i) { try checkLinear(l) }
+                _ = try layerVectors(c, layer: i)
+            }
+            layers = LayerStore(count: c.layerCount) { i in try self.huggingFaceLayer(c, layer: i) }
+        } else {
+            layers = LayerStore(try (0..<c.layerCount).map { try huggingFaceLayer(c, layer: $0) })
+        }
+        return TransformerWeights(tokenEmbedding: embedding, layers: layers,
+                                  outputNorm: try vector(normName, count: h), output: output)
+    }
+
+    /// Checks a linear layer's tensors exist with the dtypes and shapes it needs, without
+    /// reading their data.
+    func checkLinear(_ l: Linear) throws {
+        if !l.hasBias, try lookup(l.prefix + ".bias") != nil {
+            throw QwenError.unsupportedModel("\(source): tensor \(l.prefix).bias: this layer has no bias in the architecture")
+        }
+        if try lookup(l.prefix + ".weight") == nil, let gptq, try gptq.tensors(l.prefix, rows: l.rows, cols: l.cols, source: source) != nil {
+            return
+        }
+        _ = try matrix(l.prefix + ".weight", rows: l.rows, cols: l.cols)
+    }
+
+    /// The weight of linear layer `l` as a [rows, cols] matrix: prefix.weight, or its GPTQ
+    /// tensors repacked.
+    func linear(_ l: Linear) throws -> WeightMatrix {
+        try checkLinear(l)
+        if try lookup(l.prefix + ".weight") == nil, let gptq, let m = try gptq.matrix(l.prefix, rows: l.rows, cols: l.cols, source: source) {
+            return m
+        }
+        return try matrix(l.prefix + ".weight", rows: l.rows, cols: l.cols)
+    }
+
+    /// Block i's norms and biases, copied to f32: (attention norm, ffn norm, q/k/v biases).
+    func layerVectors(_ c: ModelConfig, layer i: Int) throws -> ([Float], [Float], [Float], [Float], [Float]) {
+        let h = c.hiddenSize, qDim = c.headCount * c.headDim, kvDim = c.kvHeadCount * c.headDim
+        switch c.architecture {
+        case .qwen:
+            let p = "transformer.h.\(i)."
+            let bias = try vector(p + "attn.c_attn.bias", count: qDim + 2 * kvDim)
+            return (try vector(p + "ln_1.weight", count: h), try vector(p + "ln_2.weight", count: h),
+                    Array(bias[0..<qDim]), Array(bias[qDim..<qDim + kvDim]), Array(bias[(qDim + kvDim)...]))
+        case .qwen2:
+            let p = "model.layers.\(i)."
+            return (try vector(p + "input_layernorm.weight", count: h), try vector(p + "post_attention_layernorm.weight", count: h),
+                    try vector(p + "self_attn.q_proj.bias", count: qDim), try vector(p + "self_attn.k_proj.bias", count: kvDim),
+                    try vector(p + "self_attn.v_proj.bias", count: kvDim))
+        }
+    }
+
+    /// Block i of a Hugging Face checkpoint (Qwen v1's fused c_attn split into q, k, v).
+    func huggingFaceLayer(_ c: ModelConfig, layer i: Int) throws -> LayerWeights {
+        let qDim = c.headCount * c.headDim, kvDim = c.kvHeadCount * c.headDim
+        let linears = try Self.huggingFaceLinears(c, layer: i).map(linear)
+        let (attentionNorm, ffnNorm, qb, kb, vb) = try layerVectors(c, layer: i)
+        let projections: [WeightMatrix]                    // q, k, v, o, gate, up, down
+        if c.architecture == .qwen {
+            let name = Self.huggingFaceLinears(c, layer: i)[0].prefix
+            let qkv = linears[0]
+            projections = [try checked(name) { try qkv.rows(0, count: qDim) },
+                           try checked(name) { try qkv.rows(qDim, count: kvDim) },
+                           try checked(name) { try qkv.rows(qDim + kvDim, count: kvDim) }] + linears[1...]
+        } else {
+            projections = linears
+        }
+        return LayerWeights(attentionNorm: attentionNorm, query: projections[0], key: projections[1], value: projections[2],
+                            queryBias: qb, keyBias: kb, valueBias: vb, attentionOutput: projections[3], ffnNorm: ffnNorm,
+                            gate: projections[4], up: projections[5], down: projections[6])
     }
 }

@@ -321,7 +321,7 @@ final class FormatTests: XCTestCase {
             XCTAssertEqual(model.info.layerCount, 2)
             XCTAssertEqual(model.config.intermediateSize, 48)
             XCTAssertEqual(model.tokenizer.encode("Hello, world!"), [9707, 11, 1879, 0])
-            XCTAssertEqual(model.weights.layers[1].key.rows, 32)
+            XCTAssertEqual(try model.weights.layers.layer(1).key.rows, 32)
             let perLayer: Int = 32 + 96 * 32 + 96 + 32 * 32 + 32 + 3 * 48 * 32
             let expected: Int = 2 * 151936 * 32 + 2 * perLayer + 32
             XCTAssertEqual(model.info.parameterCount, Int64(expected))

@@ -144,3 +144,77 @@ final class QwenV1ReferenceTests: XCTestCase {
         XCTAssertEqual(session.history.count, 2)
     }
 }
+
+/// GPTQ settings and tensors the engine cannot run are refused at load, naming the field
+/// or tensor; nothing traps.
+final class GPTQLoadingTests: XCTestCase {
+    /// A copy of a generated variant, with `edit` applied to its config.json text and
+    /// `rename` applied to its safetensors header (same-length name changes).
+    func variant(_ name: String, config edit: (String) -> String = { $0 }, rename: (String, String)? = nil) throws -> String {
+        let source = try QwenV1ReferenceTests.checkpoint(name)
+        let dir = try TestPaths.temporaryDirectory().appendingPathComponent(name)
+        try FileManager.default.copyItem(atPath: source, toPath: dir.path)
+        let config = dir.appendingPathComponent("config.json")
+        try edit(String(contentsOf: config, encoding: .utf8)).write(to: config, atomically: true, encoding: .utf8)
+        if let (from, to) = rename {
+            precondition(from.utf8.count == to.utf8.count)
+            let file = dir.appendingPathComponent("model.safetensors")
+            var bytes = try [UInt8](Data(contentsOf: file))
+            let headerLength = Int(bytes[0..<8].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) })
+            var header = String(decoding: bytes[8..<(8 + headerLength)], as: UTF8.self)
+            header = header.replacingOccurrences(of: "\"\(from)\"", with: "\"\(to)\"")
+            bytes.replaceSubrange(8..<(8 + headerLength), with: Array(header.utf8))
+            try Data(bytes).write(to: file)
+        }
+        return dir.path
+    }
+
+    func assertRefused(_ path: String, _ expected: String..., file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertThrowsError(try Model.load(path: path), file: file, line: line) { error in
+            let message = "\(error)"
+            for part in expected { XCTAssertTrue(message.contains(part), "\(message) lacks \(part)", file: file, line: line) }
+        }
+    }
+
+    func testUnsupportedSettingsAreNamed() throws {
+        assertRefused(try variant("gptq-int4-g128") { $0.replacingOccurrences(of: "\"bits\": 4", with: "\"bits\": 3") }, "bits 3")
+        assertRefused(try variant("gptq-int4-g128") { $0.replacingOccurrences(of: "\"quant_method\": \"gptq\"", with: "\"quant_method\": \"gptq\", \"checkpoint_format\": \"gptq_v2\"") },
+                      "checkpoint_format", "gptq_v2")
+        assertRefused(try variant("gptq-int4-g128") { $0.replacingOccurrences(of: "\"quant_method\": \"gptq\"", with: "\"quant_method\": \"awq\"") }, "quant_method", "awq")
+        assertRefused(try variant("gptq-int4-g128") { $0.replacingOccurrences(of: "\"quant_method\": \"gptq\"", with: "\"quant_method\": \"gptq\", \"is_marlin_format\": true") }, "is_marlin_format")
+        assertRefused(try variant("gptq-int4-g128") { $0.replacingOccurrences(of: "\"group_size\": 128", with: "\"group_size\": 48") }, "group_size 48")
+    }
+
+    func testInconsistentTensorsAreNamed() throws {
+        // The config's group size disagrees with the tensors: scales of the wrong shape.
+        assertRefused(try variant("gptq-int4-g128") { $0.replacingOccurrences(of: "\"group_size\": 128", with: "\"group_size\": 64") },
+                      "transformer.h.0.attn.c_attn.qzeros", "shape")
+        // A missing qzeros.
+        assertRefused(try variant("gptq-int4-g128", rename: ("transformer.h.1.mlp.w1.qzeros", "transformer.h.1.mlp.w1.qzeroz")),
+                      "missing tensor transformer.h.1.mlp.w1.qzeros")
+        // A bias the architecture has no place for.
+        assertRefused(try variant("bf16", rename: ("transformer.h.0.attn.c_attn.bias", "transformer.h.0.attn.c_proj.bias")),
+                      "transformer.h.0.attn.c_proj.bias")
+    }
+
+    /// A g_idx out of range is found when its block is first built: the forward pass
+    /// reports it as a bad model and the model stays usable for the error's caller.
+    func testBadGroupIndexIsReportedOnFirstUse() throws {
+        let path = try variant("gptq-int4-g64-actorder")
+        let shard = URL(fileURLWithPath: path).appendingPathComponent("model-00001-of-00002.safetensors")
+        let index = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path).appendingPathComponent("model.safetensors.index.json"))) as? [String: Any]
+        let map = try XCTUnwrap(index?["weight_map"] as? [String: String])
+        let name = try XCTUnwrap(map.keys.sorted().first { $0.hasSuffix(".g_idx") && map[$0] == "model-00001-of-00002.safetensors" })
+        var bytes = try [UInt8](Data(contentsOf: shard))
+        let headerLength = Int(bytes[0..<8].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) })
+        let header = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(bytes[8..<(8 + headerLength)])) as? [String: Any])
+        let begin = try XCTUnwrap(((header[name] as? [String: Any])?["data_offsets"] as? [Int])?.first)
+        bytes.replaceSubrange((8 + headerLength + begin)..<(8 + headerLength + begin + 4), with: [0xFF, 0xFF, 0, 0])
+        try Data(bytes).write(to: shard)
+        let model = try Model.load(path: path)
+        let scorer = try SequenceScorer(model: model, threads: 1, contextSize: 4, batch: 4)
+        XCTAssertThrowsError(try scorer.run([9707, 11, 1879]) { _, _ in }) { error in
+            XCTAssertTrue("\(error)".contains("g_idx[0] = 65535"), "\(error)")
+        }
+    }
+}
