@@ -175,7 +175,9 @@ public struct ModelConfig: Sendable, Equatable {
         }
         return try ModelConfig(
             architecture: architecture, vocabSize: vocab, hiddenSize: hidden,
-            intermediateSize: try gguf.requireInt(p + "feed_forward_length"),
+            // llama.cpp's qwen export states Qwen v1's config value, both FFN branches
+            // together (its loader uses n_ff / 2 per branch, as we do).
+            intermediateSize: try gguf.requireInt(p + "feed_forward_length") / (architecture == .qwen ? 2 : 1),
             layerCount: try gguf.requireInt(p + "block_count"),
             headCount: heads, kvHeadCount: gguf.int(p + "attention.head_count_kv") ?? heads,
             headDim: headDim, contextLength: try gguf.requireInt(p + "context_length"),
