@@ -2,8 +2,8 @@
  * qwen.h — QwenEmbed: Qwen chat models inside your own process.
  *
  * One library (libqwen.so), one header, no Python, no GPU, no server. Loads Qwen
- * (v1) Hugging Face checkpoints (bf16/fp16 safetensors, GPTQ Int4) and GGUF files
- * (qwen2, qwen) directly.
+ * (v1) Hugging Face checkpoints (bf16/fp16 safetensors, GPTQ Int4/Int8 as AutoGPTQ
+ * writes them) and GGUF files (qwen2, qwen) directly.
  *
  * THREAD-SAFETY CONTRACT
  *   - A qwen_model is immutable after qwen_model_load; any number of threads may
@@ -200,7 +200,8 @@ typedef struct {
 
 typedef struct {
     uint32_t struct_size;
-    int32_t n_ctx;             /* context window in tokens; 0 = model default, capped */
+    int32_t n_ctx;             /* context window in tokens; 0 = the trained length capped at
+                                  8192 (dynamic-NTK Qwen v1 checkpoints: 8192) */
     int32_t n_threads;         /* 0 = the model's */
     uint64_t seed;             /* sampler seed; 0 = from the clock */
     const char *system_prompt; /* NULL = "You are a helpful assistant."; copied */
@@ -212,8 +213,11 @@ void qwen_session_params_init(qwen_session_params *params);
 
 /** Create a session (history, KV cache, sampler) on `model`; the session holds a
  *  reference to the model. The KV cache (n_ctx positions, f16) is allocated here.
- *  Errors: INVALID_ARGUMENT (NULL, negative fields, invalid UTF-8 system prompt),
- *  OUT_OF_MEMORY, NOT_IMPLEMENTED (a checkpoint this build loads but cannot run). */
+ *  Errors: INVALID_ARGUMENT (NULL, negative fields, invalid UTF-8 system prompt, an
+ *  n_ctx above the model's limit: 32768 for Qwen v1 checkpoints with dynamic NTK),
+ *  OUT_OF_MEMORY. A GPTQ checkpoint's layers are repacked the first time a call runs
+ *  them; what that finds wrong in the file (a g_idx out of range, a NaN scale) is that
+ *  call's BAD_MODEL. */
 qwen_status qwen_session_create(qwen_model *model, const qwen_session_params *params,
                                 qwen_session **out);
 /** NULL is a no-op. Must not overlap a running call on the same session. */
