@@ -20,7 +20,7 @@ CFLAGS ?= -std=c11 -O2 -Wall -Wextra -Werror
 LIBDIR := $(CURDIR)/.build/release
 C_LINK := -I$(CURDIR)/include -L$(LIBDIR) -lqwen -Wl,-rpath,$(LIBDIR) -lpthread
 
-.PHONY: all run build deps model test test-swift test-c test-python test-sanitize examples install bench check-consumer clean
+.PHONY: all run build deps model test test-swift test-c test-python test-sanitize fuzz examples install bench check-consumer clean
 PREFIX ?= /usr/local
 
 all: build examples
@@ -88,6 +88,12 @@ test-sanitize: model
 		echo "== $$bin (AddressSanitizer)"; \
 		ASAN_OPTIONS=detect_leaks=0 QWEN_MODEL=$$(bash scripts/fetch-model.sh 2>/dev/null | tail -1) ./$$bin; \
 	done
+
+# libFuzzer targets (tests/fuzz) against an AddressSanitizer + coverage libqwen.so
+# (.build-fuzz), FUZZ_SECONDS each (default 60); prints RELIABILITY.md's table.
+FUZZ_SECONDS ?= 60
+fuzz: model
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh
 
 test-python:
 	QWEN_LIBRARY=$(LIBDIR)/libqwen.so QWEN_CLI=$(LIBDIR)/qwen \

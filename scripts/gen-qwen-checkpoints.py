@@ -38,6 +38,8 @@ VARIANTS = {
     "gptq-int8-g128": dict(bits=8, group=128, sym=True),
     "gptq-int8-g64-asym-actorder": dict(bits=8, group=64, sym=False, desc_act=True),
     "long-context": dict(dtype="bf16", seq_length=32),
+    # For the fuzzers (make fuzz): small enough to rewrite per input.
+    "fuzz-base": dict(dtype="bf16", vocab=512),
 }
 
 
@@ -57,11 +59,11 @@ def weight(name, shape, scale):
     return (uniform(name, int(np.prod(shape))) * scale).reshape(shape)
 
 
-def float_tensors():
+def float_tensors(vocab=VOCAB):
     """The float model: {name: float32 array} in Qwen v1's names and [out, in] layout."""
-    t = {"transformer.wte.weight": weight("wte", (VOCAB, HIDDEN), 1.0),
+    t = {"transformer.wte.weight": weight("wte", (vocab, HIDDEN), 1.0),
          "transformer.ln_f.weight": 1 + weight("ln_f", (HIDDEN,), 0.2),
-         "lm_head.weight": weight("lm_head", (VOCAB, HIDDEN), 0.25)}
+         "lm_head.weight": weight("lm_head", (vocab, HIDDEN), 0.25)}
     for i in range(LAYERS):
         p = f"transformer.h.{i}."
         t[p + "ln_1.weight"] = 1 + weight(p + "ln_1", (HIDDEN,), 0.2)
@@ -154,7 +156,7 @@ def write_variant(out_dir, name, spec):
     target = os.path.join(out_dir, name)
     os.makedirs(target, exist_ok=True)
     bits = spec.get("bits")
-    float_model = float_tensors()
+    float_model = float_tensors(spec.get("vocab", VOCAB))
     tensors = {}
     for key, value in float_model.items():
         prefix = key.rsplit(".", 1)[0]
@@ -169,7 +171,7 @@ def write_variant(out_dir, name, spec):
     config = {
         "architectures": ["QWenLMHeadModel"], "model_type": "qwen", "hidden_size": HIDDEN,
         "num_attention_heads": HEADS, "num_hidden_layers": LAYERS, "intermediate_size": 2 * FFN,
-        "vocab_size": VOCAB, "seq_length": spec.get("seq_length", 2048), "max_position_embeddings": 8192,
+        "vocab_size": spec.get("vocab", VOCAB), "seq_length": spec.get("seq_length", 2048), "max_position_embeddings": 8192,
         "kv_channels": HIDDEN // HEADS, "rotary_pct": 1.0, "rotary_emb_base": 10000,
         "layer_norm_epsilon": 1e-6, "use_dynamic_ntk": True, "use_logn_attn": True, "no_bias": True,
         "tie_word_embeddings": False, "bf16": spec.get("dtype") == "bf16", "fp16": spec.get("dtype", "fp16") == "fp16",

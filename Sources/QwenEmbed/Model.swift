@@ -145,13 +145,15 @@ public final class Model: @unchecked Sendable {
         guard FileSystem.exists(configPath) else { throw QwenError.io("\(directory): no config.json") }
         let json = try JSONValue.parse(MappedFile.readAll(path: configPath), context: "config.json")
         let config = try ModelConfig.fromHuggingFace(json: json)
+        // The safetensors headers before the vocabulary: a broken checkpoint is refused
+        // without first reading 151k tokens.
+        let checkpoint = try SafetensorsCheckpoint(directory: directory, useMmap: options.useMmap)
+        try report(0.2)
         let vocabPath = FileSystem.join(directory, "qwen.tiktoken")
         guard FileSystem.exists(vocabPath) else {
             throw QwenError.unsupportedModel("\(directory): no qwen.tiktoken (the tokenizer Qwen checkpoints ship)")
         }
         let tokenizer = try Tokenizer(tiktokenFile: vocabPath)
-        try report(0.2)
-        let checkpoint = try SafetensorsCheckpoint(directory: directory, useMmap: options.useMmap)
         try report(0.7)
 
         var maxWindow = 6144

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# make fuzz FUZZ_SECONDS=N: every libFuzzer target in tests/fuzz for N seconds (default
+# 60) against libqwen.so built with AddressSanitizer and coverage (.build-fuzz), each
+# from a seed corpus derived from real files. Prints one markdown row per target
+# (executions, coverage, corpus, result) for RELIABILITY.md; exits non-zero on a finding
+# (the crashing input is left in $FUZZ_DIR/<target>/crash-*).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECONDS_EACH=${FUZZ_SECONDS:-60}
+FUZZ_DIR=${FUZZ_DIR:-$(pwd)/.build-fuzz/work}
+CACHE=${QWEN_CACHE:-$HOME/.cache/qwen-embed}
+mkdir -p "$FUZZ_DIR"
+
+swift build -c release --product qwen --scratch-path .build-fuzz -Xswiftc -sanitize=address \
+  -Xswiftc -sanitize-coverage=edge,inline-8bit-counters,pc-table,trace-cmp \
+  -Xlinker --version-script="$(pwd)/scripts/libqwen.map" >&2
+LIB=$(pwd)/.build-fuzz/release
+
+# A valid base checkpoint (bf16, 512-token vocabulary) and the seeds.
+python3 scripts/gen-qwen-checkpoints.py "$FUZZ_DIR" fuzz-base >/dev/null
+BASE=$FUZZ_DIR/fuzz-base
+# The checkpoint target links a 512-rank vocabulary: loading all 151k ranks per input
+# would make it ~50 executions a second.
+head -512 "$CACHE/qwen.tiktoken" > "$FUZZ_DIR/small.tiktoken"
+export QWEN_FUZZ_TIKTOKEN=$FUZZ_DIR/small.tiktoken QWEN_FUZZ_CHECKPOINT=$BASE
+python3 scripts/fuzz-seeds.py "$FUZZ_DIR/seeds" "$BASE" "$CACHE" >&2
+
+echo "| target | seconds | executions | exec/s | coverage (edges) | corpus | result |"
+echo "|---|---|---|---|---|---|---|"
+status=0
+for src in tests/fuzz/fuzz_*.c; do
+  name=$(basename "$src" .c)
+  bin=$FUZZ_DIR/$name
+  clang -g -O1 -fsanitize=fuzzer,address -I include "$src" -o "$bin" -L"$LIB" -lqwen -Wl,-rpath,"$LIB"
+  corpus=$FUZZ_DIR/corpus/$name
+  mkdir -p "$corpus" "$FUZZ_DIR/$name.artifacts"
+  log=$FUZZ_DIR/$name.log
+  result=ok
+  ASAN_OPTIONS=detect_leaks=1 "$bin" "$corpus" "$FUZZ_DIR/seeds/$name" -max_total_time="$SECONDS_EACH" \
+    -max_len=1100000 -rss_limit_mb=4096 -timeout=20 -print_final_stats=1 \
+    -artifact_prefix="$FUZZ_DIR/$name.artifacts/" >"$log" 2>&1 || { result="FINDING (see $log)"; status=1; }
+  runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo 0)
+  cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*' || echo 0)
+  files=$(ls "$corpus" | wc -l)
+  echo "| $name | $SECONDS_EACH | $runs | $(( runs / (SECONDS_EACH > 0 ? SECONDS_EACH : 1) )) | $cov | $files | $result |"
+done
+exit $status
