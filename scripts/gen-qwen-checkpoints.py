@@ -38,8 +38,9 @@ VARIANTS = {
     "gptq-int8-g128": dict(bits=8, group=128, sym=True),
     "gptq-int8-g64-asym-actorder": dict(bits=8, group=64, sym=False, desc_act=True),
     "long-context": dict(dtype="bf16", seq_length=32),
-    # For the fuzzers (make fuzz): small enough to rewrite per input.
+    # For the fuzzers (make fuzz) and the corrupt-file corpus: small enough to rewrite per input.
     "fuzz-base": dict(dtype="bf16", vocab=512),
+    "fuzz-gptq": dict(bits=4, group=64, sym=False, desc_act=True, vocab=512),
 }
 
 

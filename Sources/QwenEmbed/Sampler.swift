@@ -74,7 +74,9 @@ public struct Sampler: Sendable {
     }
 
     /// logits: [vocab] f32, modified in place. `history`: prompt + generated ids.
-    public mutating func sample(_ logits: UnsafeMutablePointer<Float>, vocab: Int, history: [Int32]) -> Int32 {
+    /// Nil when the logits are not all finite (a checkpoint with NaN or infinite weights):
+    /// no token can be chosen from them.
+    public mutating func sample(_ logits: UnsafeMutablePointer<Float>, vocab: Int, history: [Int32]) -> Int32? {
         let p = parameters
         if p.repetitionPenalty != 1 {
             var seen = Set<Int32>()
@@ -84,7 +86,12 @@ public struct Sampler: Sendable {
             }
         }
         var best = 0
-        for i in 1..<vocab where logits[i] > logits[best] { best = i }
+        var finite = logits[0].isFinite
+        for i in 1..<vocab {
+            if logits[i] > logits[best] { best = i }
+            finite = finite && logits[i].isFinite
+        }
+        guard finite else { return nil }
         if p.temperature == 0 { return Int32(best) }
 
         // Candidates: tokens within e^-40 of the best (the rest carry no probability

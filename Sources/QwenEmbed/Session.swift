@@ -366,7 +366,9 @@ public final class Session: @unchecked Sendable {
                 return flush(.length)
             }
             let vocab = session.model.config.vocabSize
-            let id = sampler.sample(session.logits.pointer, vocab: vocab, history: prompt + generatedIds)
+            guard let id = sampler.sample(session.logits.pointer, vocab: vocab, history: prompt + generatedIds) else {
+                throw QwenError.badModel("the model computed non-finite logits (NaN or infinite weights in the checkpoint?)")
+            }
             if session.stopTokens.contains(id) { return flush(.stop) }
             generatedIds.append(id)
             result.generatedTokens = generatedIds.count

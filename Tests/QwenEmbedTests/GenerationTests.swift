@@ -4,7 +4,7 @@ import XCTest
 
 /// Sampler, stop-string filter and ChatML rendering, without running the model.
 final class GenerationTests: XCTestCase {
-    func sample(_ logits: [Float], _ parameters: SamplingParameters, history: [Int32] = [], seed: UInt64 = 1) -> Int32 {
+    func sample(_ logits: [Float], _ parameters: SamplingParameters, history: [Int32] = [], seed: UInt64 = 1) -> Int32? {
         var copy = logits
         var sampler = Sampler(parameters: parameters, seed: seed)
         return copy.withUnsafeMutableBufferPointer { sampler.sample($0.baseAddress!, vocab: $0.count, history: history) }
@@ -22,6 +22,17 @@ final class GenerationTests: XCTestCase {
         var sampler = Sampler(parameters: penalised, seed: 1)
         _ = logitsNeg.withUnsafeMutableBufferPointer { sampler.sample($0.baseAddress!, vocab: 2, history: [0]) }
         XCTAssertEqual(logitsNeg[0], -1.1, accuracy: 1e-6)
+    }
+
+    /// NaN or infinite logits (a checkpoint with broken weights) give no token, greedy or
+    /// sampled, instead of an arbitrary one or a trap.
+    func testNonFiniteLogitsGiveNoToken() {
+        for bad in [Float.nan, .infinity, -.infinity] {
+            for parameters in [SamplingParameters.greedy, SamplingParameters()] {
+                XCTAssertNil(sample([1, bad, 2], parameters))
+                XCTAssertNil(sample([bad, bad, bad], parameters))
+            }
+        }
     }
 
     func testTopKOneAndTinyTopPAreArgmax() {
@@ -45,7 +56,7 @@ final class GenerationTests: XCTestCase {
         var counts = [0, 0, 0]
         for _ in 0..<20000 {
             var l = logits
-            counts[Int(l.withUnsafeMutableBufferPointer { sampler.sample($0.baseAddress!, vocab: 3, history: []) })] += 1
+            counts[Int(l.withUnsafeMutableBufferPointer { sampler.sample($0.baseAddress!, vocab: 3, history: []) } ?? 2)] += 1
         }
         XCTAssertEqual(Double(counts[0]) / 20000, 0.75, accuracy: 0.015)
         XCTAssertEqual(counts[2], 0)

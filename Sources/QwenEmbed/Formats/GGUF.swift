@@ -124,6 +124,7 @@ public final class GGUFFile: @unchecked Sendable {
             tensors.append(GGUFTensor(name: t.name, dims: t.dims, type: type,
                                       data: UnsafeRawBufferPointer(start: base, count: byteCount)))
         }
+        try checkNoOverlap(tensors.map { ($0.name, $0.data) }, file: name)
         self.tensors = tensors
         tensorsByName = byName
     }

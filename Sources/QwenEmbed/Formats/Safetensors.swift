@@ -92,8 +92,18 @@ public final class SafetensorsFile: @unchecked Sendable {
             tensors[key] = SafetensorsTensor(name: key, dtype: dtype, shape: shape,
                                              data: UnsafeRawBufferPointer(start: base, count: end - begin))
         }
+        try checkNoOverlap(tensors.values.map { ($0.name, $0.data) }, file: name)
         self.tensors = tensors
         self.metadata = metadata
+    }
+}
+
+/// Throws a bad model naming two tensors whose bytes overlap: a file whose tensors share
+/// bytes was written wrongly (or on purpose), and nothing should read one through the other.
+func checkNoOverlap(_ ranges: [(name: String, data: UnsafeRawBufferPointer)], file: String) throws {
+    let sorted = ranges.filter { $0.data.count > 0 }.sorted { $0.data.baseAddress! < $1.data.baseAddress! }
+    for (a, b) in zip(sorted, sorted.dropFirst()) where a.data.baseAddress! + a.data.count > b.data.baseAddress! {
+        throw QwenError.badModel("\(file): tensors \(a.name) and \(b.name) overlap")
     }
 }
 
