@@ -235,7 +235,9 @@ size_t qwen_session_n_messages(const qwen_session *session);
 qwen_status qwen_session_get_message(const qwen_session *session, size_t i, qwen_role *role,
                                      const char **content);
 /** Ask the running call on `session` to stop; any thread. The call returns
- *  QWEN_ERR_CANCELLED within one token or one prefill chunk, history unchanged. */
+ *  QWEN_ERR_CANCELLED within one token or one prefill chunk, history unchanged and
+ *  the keys/values it computed dropped: the next call runs exactly as if the
+ *  cancelled one had never been made. */
 void qwen_session_cancel(qwen_session *session);
 
 /* -------------------------------------------------------------- generation */

@@ -279,6 +279,10 @@ public final class Session: @unchecked Sendable {
     private func finish(_ run: Run) throws -> GenerationResult {
         var result = run.result
         if result.finishReason == .cancelled {
+            // Nothing of a cancelled call stays: not its turn in the history, nor the keys
+            // and values it computed, so the next call runs exactly as if it had never
+            // been made (the cache keeps the prefix the call found and reused).
+            cache.truncate(to: result.cachedTokens)
             throw QwenError.cancelled("the call was cancelled")
         }
         result.text = run.text
