@@ -71,22 +71,35 @@ test-c:
 	done
 
 # The Swift suites under AddressSanitizer (XCTest's own allocations leak, so leak
-# detection is off) and ThreadSanitizer, and the C suites against a libqwen.so built with
-# AddressSanitizer (.build-asan); ~3 minutes, not part of `make test`. (swiftc has no
-# UndefinedBehaviorSanitizer on Linux; Swift traps on overflow and bounds itself.)
-ASAN_LIBDIR := $(CURDIR)/.build-asan/release
+# detection is off) and ThreadSanitizer; the C suites under AddressSanitizer +
+# UndefinedBehaviorSanitizer against a libqwen.so built with AddressSanitizer (its C part
+# with UBSan too: .build-asan), and under ThreadSanitizer against a ThreadSanitizer
+# libqwen.so (.build-tsan; test_chat runs sessions, cancels and BUSY calls from several
+# threads). ~6 minutes, not part of `make test`: run before each submission. (swiftc
+# has no UndefinedBehaviorSanitizer on Linux; Swift traps on overflow and bounds itself.)
+SAN_CC ?= clang
+# The toolchain's ThreadSanitizer runtime intercepts libdispatch: link the toolchain's copy.
+SWIFT_RUNTIME := $(shell dirname $$(readlink -f $$(command -v swiftc)))/../lib/swift/linux
+SAN_CFLAGS := -std=c11 -O1 -g -fno-omit-frame-pointer -Wall -Wextra -Werror -I$(CURDIR)/include -lpthread
 test-sanitize: model
 	ASAN_OPTIONS=detect_leaks=0 swift test --sanitize=address
 	swift test --sanitize=thread
 	swift build -c release --product qwen --scratch-path .build-asan -Xswiftc -sanitize=address \
+		-Xcc -fsanitize=undefined -Xlinker --version-script=$(CURDIR)/scripts/libqwen.map
+	swift build -c release --product qwen --scratch-path .build-tsan -Xswiftc -sanitize=thread \
 		-Xlinker --version-script=$(CURDIR)/scripts/libqwen.map
-	@mkdir -p build/asan
-	@set -e; for src in tests/c/*.c; do \
-		bin=build/asan/$$(basename $$src .c); \
-		$(CC) -std=c11 -O1 -g -fsanitize=address -fno-omit-frame-pointer -Wall -Wextra -Werror -o $$bin $$src \
-			-I$(CURDIR)/include -L$(ASAN_LIBDIR) -lqwen -Wl,-rpath,$(ASAN_LIBDIR) -lpthread; \
-		echo "== $$bin (AddressSanitizer)"; \
-		ASAN_OPTIONS=detect_leaks=0 QWEN_MODEL=$$(bash scripts/fetch-model.sh 2>/dev/null | tail -1) ./$$bin; \
+	@mkdir -p build/asan build/tsan
+	@set -e; model=$$(bash scripts/fetch-model.sh 2>/dev/null | tail -1); for src in tests/c/*.c; do \
+		name=$$(basename $$src .c); \
+		$(SAN_CC) -fsanitize=address,undefined -fno-sanitize-recover=undefined -o build/asan/$$name $$src $(SAN_CFLAGS) \
+			-L$(CURDIR)/.build-asan/release -lqwen -Wl,-rpath,$(CURDIR)/.build-asan/release; \
+		echo "== build/asan/$$name (AddressSanitizer + UndefinedBehaviorSanitizer)"; \
+		ASAN_OPTIONS=detect_leaks=0 QWEN_MODEL=$$model ./build/asan/$$name; \
+		$(SAN_CC) -fsanitize=thread -o build/tsan/$$name $$src $(SAN_CFLAGS) \
+			-L$(CURDIR)/.build-tsan/release -lqwen -Wl,-rpath,$(CURDIR)/.build-tsan/release \
+			-L$(SWIFT_RUNTIME) -ldispatch -lBlocksRuntime -Wl,-rpath,$(SWIFT_RUNTIME); \
+		echo "== build/tsan/$$name (ThreadSanitizer)"; \
+		TSAN_OPTIONS=halt_on_error=1 QWEN_MODEL=$$model ./build/tsan/$$name; \
 	done
 
 # libFuzzer targets (tests/fuzz) against an AddressSanitizer + coverage libqwen.so
