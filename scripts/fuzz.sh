@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make fuzz FUZZ_SECONDS=N: every libFuzzer target in tests/fuzz for N seconds (default
 # 60) against libqwen.so built with AddressSanitizer and coverage (.build-fuzz), each
-# from a seed corpus derived from real files. Prints one markdown row per target
+# from a seed corpus derived from real files; then the example server's request parsing
+# with atheris. Prints one markdown row per target
 # (executions, coverage, corpus, result) for RELIABILITY.md; exits non-zero on a finding
 # (the crashing input is left in $FUZZ_DIR/<target>/crash-*).
 set -euo pipefail
@@ -44,4 +45,14 @@ for src in tests/fuzz/fuzz_*.c; do
   files=$(ls "$corpus" | wc -l)
   echo "| $name | $SECONDS_EACH | $runs | $(( runs / (SECONDS_EACH > 0 ? SECONDS_EACH : 1) )) | $cov | $files | $result |"
 done
+# The example server's request parsing, with atheris (Python's libFuzzer).
+python3 -c "import atheris" 2>/dev/null || python3 -m pip install -q atheris >&2
+name=fuzz_server_request
+corpus=$FUZZ_DIR/corpus/$name; log=$FUZZ_DIR/$name.log; result=ok
+mkdir -p "$corpus" "$FUZZ_DIR/$name.artifacts"
+python3 tests/fuzz/$name.py "$corpus" -max_total_time="$SECONDS_EACH" -print_final_stats=1 \
+  -artifact_prefix="$FUZZ_DIR/$name.artifacts/" >"$log" 2>&1 || { result="FINDING (see $log)"; status=1; }
+runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo 0)
+cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*' || echo 0)
+echo "| $name | $SECONDS_EACH | $runs | $(( runs / (SECONDS_EACH > 0 ? SECONDS_EACH : 1) )) | $cov | $(ls "$corpus" | wc -l) | $result |"
 exit $status

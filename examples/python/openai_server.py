@@ -142,7 +142,7 @@ def parse_request(body):
     for i, m in enumerate(messages):
         if not isinstance(m, dict):
             raise RequestError(400, f"messages[{i}] must be an object", param=f"messages[{i}]")
-        role = ROLES.get(m.get("role"))
+        role = ROLES.get(m.get("role")) if isinstance(m.get("role"), str) else None
         if role is None:
             raise RequestError(400, f"messages[{i}].role {m.get('role')!r} is not supported "
                                     "(system, developer, user, assistant)", param=f"messages[{i}].role")

@@ -149,3 +149,17 @@ def test_bad_requests(server):
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(server + "/nope", timeout=30)
     assert info.value.code == 404
+
+
+def test_request_parsing_refuses_every_malformed_body_with_a_400():
+    """Regressions found by tests/fuzz/fuzz_server_request.py: a role that is not a string
+    raised TypeError (a 500) instead of a 400 naming the field."""
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "examples" / "python"))
+    import openai_server
+    for body in ({"messages": [{"role": ["user"], "content": "hi"}]},
+                 {"messages": [{"role": {"x": 1}, "content": "hi"}]},
+                 {"messages": [{"role": "user", "content": [["hi"]]}]},
+                 {"messages": "hi"}, [], None, {"messages": [{"role": "user", "content": "hi"}], "stop": [1]}):
+        with pytest.raises(openai_server.RequestError) as refused:
+            openai_server.parse_request(body)
+        assert refused.value.status == 400 and refused.value.message
