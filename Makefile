@@ -20,7 +20,7 @@ CFLAGS ?= -std=c11 -O2 -Wall -Wextra -Werror
 LIBDIR := $(CURDIR)/.build/release
 C_LINK := -I$(CURDIR)/include -L$(LIBDIR) -lqwen -Wl,-rpath,$(LIBDIR) -lpthread
 
-.PHONY: all run build deps model test test-swift test-c test-python test-sanitize fuzz examples install bench check-consumer clean
+.PHONY: all run build deps model test test-swift test-c test-python test-sanitize fuzz wheel examples install bench check-consumer clean
 PREFIX ?= /usr/local
 
 all: build examples
@@ -45,6 +45,16 @@ examples: build
 	@mkdir -p build/pkgconfig-root/lib build/pkgconfig-root/include
 	ln -sf $(LIBDIR)/libqwen.so build/pkgconfig-root/lib/libqwen.so
 	ln -sf $(CURDIR)/include/qwen.h build/pkgconfig-root/include/qwen.h
+
+# build/wheel/qwen_embed-*.whl: the Python package with this build's libqwen.so inside
+# (the portable build: kernels for every instruction set, chosen at run time), tagged
+# for this platform; `pip install build/wheel/qwen_embed-*.whl` needs nothing else.
+wheel: build
+	@rm -rf build/wheel bindings/python/build && mkdir -p build/wheel
+	cp .build/release/libqwen.so bindings/python/qwen_embed/libqwen.so
+	$(PYTHON) -m pip wheel --no-deps --no-build-isolation -q -w build/wheel bindings/python; status=$$?; \
+		rm -f bindings/python/qwen_embed/libqwen.so; rm -rf bindings/python/build bindings/python/*.egg-info; exit $$status
+	@ls build/wheel/*.whl
 
 install: build
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the build and the tests need, skipping what is already there:
 # Debian: libopenblas-dev, binutils (objdump, for the instruction-set isolation test);
-# PyPI: pytest, tiktoken, gguf, numpy.
+# PyPI: pytest, tiktoken, gguf, numpy, setuptools (for make wheel).
 set -euo pipefail
 PY="${PYTHON:-python3}"
 
@@ -19,6 +19,8 @@ pip_missing=()
 for mod in pytest tiktoken gguf numpy; do
   "$PY" -c "import $mod" 2>/dev/null || pip_missing+=("$mod")
 done
+# make wheel builds without isolation: setuptools with bdist_wheel built in (>= 70.1).
+"$PY" -c "from setuptools.command.bdist_wheel import bdist_wheel" 2>/dev/null || pip_missing+=("setuptools>=70.1")
 if [ ${#pip_missing[@]} -gt 0 ]; then
   echo "install-deps: pip install ${pip_missing[*]}" >&2
   "$PY" -m pip install -q "${pip_missing[@]}" >&2

@@ -1,5 +1,5 @@
-"""atheris target: the OpenAI-compatible example server's request parsing
-(examples/python/openai_server.py parse_request) on arbitrary bodies. The first input byte
+"""atheris target: the OpenAI-compatible server's request parsing
+(qwen_embed.server.parse_request) on arbitrary bodies. The first input byte
 picks raw JSON text (json.loads of the rest) or a structured request built from the bytes
 (objects, lists, strings, numbers, booleans and nulls in the fields the server reads).
 A body must either parse or be refused with RequestError (a 400 naming the field); any
@@ -12,10 +12,9 @@ import atheris
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bindings" / "python"))
-sys.path.insert(0, str(ROOT / "examples" / "python"))
 
 with atheris.instrument_imports():
-    import openai_server
+    import qwen_embed.server as openai_server
 
 FIELDS = ["messages", "role", "content", "type", "text", "n", "max_tokens", "max_completion_tokens",
           "temperature", "top_p", "seed", "stop", "stream", "stream_options", "include_usage",

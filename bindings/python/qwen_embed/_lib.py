@@ -8,9 +8,12 @@ byte strings, exactly as the header has them. The Pythonic layer lives in
 The shared library is found (in this order) through
 
 1. the environment variable ``QWEN_LIBRARY`` (a path to ``libqwen.so``),
-2. ``libqwen.so`` next to this package's ``__init__.py``,
+2. ``libqwen.so`` next to this package's ``__init__.py`` (the wheel ships it there),
 3. ``.build/release/libqwen.so`` in a parent folder of the package (a source
    checkout of QwenEmbed, after ``make build``),
+4. ``lib/libqwen.so`` under the ``make install`` prefixes: ``$QWEN_PREFIX``, then
+   ``/usr/local`` and ``/usr``,
+5. the system's search path (``ldconfig``'s cache, as ``ctypes.util.find_library``),
 
 and loaded on first use (importing ``qwen_embed`` never fails because of it). At load
 its ``qwen_abi_version()`` must equal ``QWEN_ABI_VERSION`` below, else
@@ -278,6 +281,8 @@ def _candidates() -> List[pathlib.Path]:
     found = [here / _LIB_NAME]
     for parent in here.parents:
         found.append(parent / ".build" / "release" / _LIB_NAME)
+    prefixes = [os.environ.get("QWEN_PREFIX", ""), "/usr/local", "/usr"]
+    found += [pathlib.Path(prefix) / "lib" / _LIB_NAME for prefix in prefixes if prefix]
     return found
 
 
@@ -292,6 +297,10 @@ def find_library() -> str:
     for path in candidates:
         if path.is_file():
             return str(path)
+    import ctypes.util
+    system = ctypes.util.find_library("qwen")   # a name the dynamic loader resolves itself
+    if system:
+        return system
     tried = "\n  ".join(str(p) for p in candidates[:4])
     raise LibraryError(
         f"{_LIB_NAME} not found. Set QWEN_LIBRARY to its path, put it next to the qwen_embed "
