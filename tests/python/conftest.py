@@ -1,8 +1,9 @@
-"""Shared fixtures: the release CLI, libqwen.so and the real model (fetched and
-cached by scripts/fetch-model.sh)."""
+"""Shared fixtures: the release CLI, libqwen.so, the real model (fetched and cached by
+scripts/fetch-model.sh) and the tiny generated Qwen v1 checkpoints; rss_kb()."""
 import os
 import pathlib
 import subprocess
+import sys
 
 import pytest
 
@@ -26,3 +27,26 @@ def qwen_cli() -> str:
     path = os.environ.get("QWEN_CLI", str(ROOT / ".build" / "release" / "qwen"))
     assert os.access(path, os.X_OK), f"{path} is missing; run make build"
     return path
+
+
+def rss_kb() -> int:
+    """This process's resident memory (VmRSS), KiB."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS in /proc/self/status")
+
+
+@pytest.fixture(scope="session")
+def qwen_v1_checkpoint(tmp_path_factory):
+    """checkpoint(variant) -> the directory scripts/gen-qwen-checkpoints.py writes for it
+    (tiny Qwen v1 checkpoints: bf16, GPTQ variants, ...), written once per test run."""
+    out = tmp_path_factory.mktemp("qwen-v1")
+
+    def checkpoint(variant: str) -> pathlib.Path:
+        if not (out / variant / "config.json").exists():
+            subprocess.run([sys.executable, str(ROOT / "scripts" / "gen-qwen-checkpoints.py"), str(out), variant],
+                           check=True, capture_output=True)
+        return out / variant
+    return checkpoint

@@ -15,22 +15,14 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bindings" / "python"))
 
 import qwen_embed  # noqa: E402
-
-
-def rss_kb() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
+from conftest import rss_kb  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> pathlib.Path:
-    out = tmp_path_factory.mktemp("qwen-v1")
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "gen-qwen-checkpoints.py"), str(out),
-                    "gptq-int4-g128", "gptq-int8-g64-asym-actorder"], check=True, capture_output=True)
-    return out
+def tiny(qwen_v1_checkpoint) -> pathlib.Path:
+    """The folder holding the two GPTQ variants these tests use."""
+    qwen_v1_checkpoint("gptq-int8-g64-asym-actorder")
+    return qwen_v1_checkpoint("gptq-int4-g128").parent
 
 
 @pytest.fixture(scope="module")

@@ -26,17 +26,14 @@ TOLERANCE = {("f16", 128): 0.002, ("f16", 1): 0.002, ("q8_0", 128): 0.6, ("q8_0"
 
 
 @pytest.fixture(scope="module")
-def source(tmp_path_factory):
-    out = tmp_path_factory.mktemp("qwen-gguf")
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "gen-qwen-checkpoints.py"), str(out), "bf16"],
-                   check=True, capture_output=True)
-    return out / "bf16"
+def source(qwen_v1_checkpoint):
+    return qwen_v1_checkpoint("bf16")
 
 
 @pytest.fixture(scope="module", params=["q8_0", "f16"])
 def pair(request, source):
     outtype = request.param
-    gguf_path = source.parent / f"tiny-qwen-{outtype}.gguf"
+    gguf_path = source.parent / f"tiny-qwen-{outtype}.gguf"   # next to the checkpoints, shared by the run
     subprocess.run([sys.executable, str(ROOT / "scripts" / "gen-qwen-gguf.py"), str(source), str(gguf_path), outtype],
                    check=True, capture_output=True)
     return source, gguf_path, outtype

@@ -17,17 +17,15 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bindings" / "python"))
 
 import qwen_embed  # noqa: E402
+from conftest import rss_kb  # noqa: E402
 from qwen_embed.errors import CancelledError, ContextFullError, InvalidArgumentError, QwenError  # noqa: E402
 
 THREADS, TURNS = 8, 200
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    out = tmp_path_factory.mktemp("stress")
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "gen-qwen-checkpoints.py"), str(out), "bf16"],
-                   check=True, capture_output=True)
-    with qwen_embed.Model(str(out / "bf16"), n_threads=1) as m:
+def model(qwen_v1_checkpoint):
+    with qwen_embed.Model(str(qwen_v1_checkpoint("bf16")), n_threads=1) as m:
         yield m
 
 
@@ -83,14 +81,6 @@ def test_many_threads_with_cancels_and_resets_equal_single_threaded_replays(mode
             again = replay.chat(text, max_tokens=max_tokens, temperature=0)
             assert again == reply, f"thread {t} event {i}: {again!r} != {reply!r}"
         replay.close()
-
-
-def rss_kb() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 def test_a_thousand_load_free_cycles_keep_memory_flat(tmp_path):

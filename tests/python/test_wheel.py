@@ -25,11 +25,8 @@ def venv(path):
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    out = tmp_path_factory.mktemp("wheel-model")
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "gen-qwen-checkpoints.py"), str(out), "gptq-int4-g128"],
-                   check=True, capture_output=True)
-    return out / "gptq-int4-g128"
+def tiny(qwen_v1_checkpoint):
+    return qwen_v1_checkpoint("gptq-int4-g128")
 
 
 def test_the_wheel_installs_and_runs_in_a_fresh_venv(tmp_path, tiny):
