@@ -298,6 +298,9 @@ case("config.json not JSON", d, "BAD_MODEL", "config.json")
 case("config.json without hidden_size", edit_config("config-no-hidden", lambda c: c.pop("hidden_size")), "BAD_MODEL", "hidden_size")
 case("config.json 0 heads", edit_config("config-heads0", lambda c: c.update(num_attention_heads=0)), "BAD_MODEL")
 case("config.json hidden 2^40", edit_config("config-hidden", lambda c: c.update(hidden_size=1 << 40)), "BAD_MODEL", "hidden")
+# Found by fuzz_checkpoint: a rotary_pct of 8.9e99 trapped converting the rotated width to Int.
+case("config.json rotary_pct 1e100", edit_config("config-rotary", lambda c: c.update(rotary_pct=1e100)), "BAD_MODEL", "rotary_pct")
+case("config.json rotary_pct 0", edit_config("config-rotary0", lambda c: c.update(rotary_pct=0)), "BAD_MODEL", "rotary_pct")
 case("config.json unknown architecture", edit_config("config-arch", lambda c: c.update(architectures=["LlamaForCausalLM"], model_type="llama")),
      "UNSUPPORTED_MODEL", "LlamaForCausalLM")
 case("config.json empty", edit_config("config-empty", lambda c: c.clear()), "UNSUPPORTED_MODEL", "architecture")

@@ -124,6 +124,7 @@ public struct ModelConfig: Sendable, Equatable {
             let ffn = try require(int("intermediate_size", "ffn_hidden_size"), "intermediate_size")
             let headDim = int("kv_channels") ?? hidden / max(heads, 1)
             let ropePct = number("rotary_pct") ?? 1.0
+            guard ropePct > 0, ropePct <= 1 else { throw QwenError.badModel("\(source): rotary_pct \(ropePct) is out of range (0, 1]") }
             return try ModelConfig(
                 architecture: .qwen, vocabSize: vocab, hiddenSize: hidden, intermediateSize: ffn / 2,
                 layerCount: layers, headCount: heads, kvHeadCount: heads, headDim: headDim,
