@@ -120,7 +120,7 @@ fuzz: model
 
 test-python:
 	QWEN_LIBRARY=$(LIBDIR)/libqwen.so QWEN_CLI=$(LIBDIR)/qwen \
-		$(PYTHON) -m pytest -q tests/python bindings/python/tests
+		$(PYTHON) -m pytest -p no:hypothesispytest -q tests/python bindings/python/tests
 
 # Side by side with llama.cpp on every kernel path this CPU runs (BENCHMARKS.md).
 bench: build model

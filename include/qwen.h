@@ -190,7 +190,8 @@ typedef struct qwen_session qwen_session;
 typedef enum {
     QWEN_ROLE_SYSTEM = 0,
     QWEN_ROLE_USER = 1,
-    QWEN_ROLE_ASSISTANT = 2
+    QWEN_ROLE_ASSISTANT = 2,
+    QWEN_ROLE_TOOL = 3          /* a tool's result, answering the assistant's last tool call */
 } qwen_role;
 
 typedef struct {
@@ -234,6 +235,55 @@ size_t qwen_session_n_messages(const qwen_session *session);
  *  mutating call (chat, generate, reset, free). */
 qwen_status qwen_session_get_message(const qwen_session *session, size_t i, qwen_role *role,
                                      const char **content);
+/* ---------------------------------------------------------- function calling
+ * Qwen's function calling, exactly as its own OpenAI-compatible server does it
+ * (QwenLM/Qwen openai_api.py): the tools are described in a ReAct instruction put in
+ * front of the last user question; an assistant turn that called a tool is rendered as
+ * "Thought: ...\nAction: NAME\nAction Input: ARGS", a tool result as
+ * "\nObservation: RESULT"; "Observation:" ends a reply; the reply is parsed back into
+ * content plus a tool call, or the final answer. Flow:
+ *
+ *     qwen_tool tools[] = {{"get_weather", "Current weather of a city.",
+ *                           "{\"type\": \"object\", \"properties\": {\"city\": {\"type\": \"string\"}}}"}};
+ *     qwen_session_set_tools(s, tools, 1);
+ *     qwen_message q = {QWEN_ROLE_USER, "What is the weather in Paris?"};
+ *     qwen_chat(s, &q, 1, NULL, NULL, NULL, NULL);
+ *     size_t last = qwen_session_n_messages(s) - 1;   // the reply
+ *     const char *name, *args;
+ *     qwen_session_get_tool_call(s, last, &name, &args);
+ *     if (name) {                                      // run the tool, hand back its result
+ *         qwen_message r = {QWEN_ROLE_TOOL, "{\"temperature\": 21}"};
+ *         qwen_chat(s, &r, 1, NULL, NULL, NULL, NULL); // the answer, in the history
+ *     }
+ *
+ * With tools set, streamed pieces and qwen_result.text are the model's raw ReAct text;
+ * the history holds the parsed reply (qwen_session_get_message: the thought before a
+ * call, or the final answer). A conversation ending with a QWEN_ROLE_TOOL message
+ * continues the assistant's turn, as Qwen's server does. Contents are tokenized with
+ * special tokens as plain text (the ids equal Qwen's whenever a content holds no
+ * special-token text; Qwen's server would parse them in that case). */
+
+typedef struct {
+    const char *name;          /* what the model writes after "Action:"; required */
+    const char *description;   /* what the tool is useful for; NULL = "" */
+    const char *parameters;    /* JSON text of its parameters' schema; NULL = {}. Re-written
+                                  as Python's json.dumps(ensure_ascii=False) writes it */
+} qwen_tool;
+
+/** Offer `tools` (copied) on the session's following chat calls; n_tools = 0 offers
+ *  none. Kept across qwen_session_reset, like the system prompt. Errors:
+ *  INVALID_ARGUMENT (empty name, parameters that are not JSON, invalid UTF-8). */
+qwen_status qwen_session_set_tools(qwen_session *session, const qwen_tool *tools, size_t n_tools);
+/** Append one message to the history without generating: restoring a conversation, or
+ *  an assistant turn that called a tool (tool_name and tool_arguments, copied; both NULL
+ *  for a plain message). content NULL = "". System messages: set the system prompt. */
+qwen_status qwen_session_add_message(qwen_session *session, qwen_role role, const char *content,
+                                     const char *tool_name, const char *tool_arguments);
+/** The tool call of history message i: *name and *arguments, or *name = NULL when it
+ *  called none. Valid as long as qwen_session_get_message's content. `arguments` may be NULL. */
+qwen_status qwen_session_get_tool_call(const qwen_session *session, size_t i, const char **name,
+                                       const char **arguments);
+
 /** Ask the running call on `session` to stop; any thread. The call returns
  *  QWEN_ERR_CANCELLED within one token or one prefill chunk, history unchanged and
  *  the keys/values it computed dropped: the next call runs exactly as if the
@@ -280,7 +330,8 @@ typedef struct {
 
 /** Append `messages` to the history, render ChatML, generate the assistant reply
  *  (streamed through `cb`, may be NULL) and append it to the history. The last
- *  message must be the user's; a QWEN_ROLE_SYSTEM message replaces the system prompt.
+ *  message must be the user's (or a tool result, see function calling); a
+ *  QWEN_ROLE_SYSTEM message replaces the system prompt.
  *  `cb` runs on the calling thread and must not call into this session.
  *  On any error the history is as before the call. Errors: INVALID_ARGUMENT,
  *  CONTEXT_FULL (the query cannot fit n_ctx), CANCELLED (qwen_session_cancel),

@@ -9,8 +9,10 @@ import Glibc
 final class SessionHandle {
     let session: Session
     let modelHandle: ModelHandle
-    /// History contents as C strings, rebuilt after the history changes.
+    /// History contents, and each turn's tool call (name, arguments), as C strings;
+    /// rebuilt after the history changes.
     private var messageStrings: [UnsafeMutablePointer<CChar>] = []
+    private var toolCallStrings: [(UnsafeMutablePointer<CChar>, UnsafeMutablePointer<CChar>)?] = []
     private var messageStringsFor: Int = -1
     /// The last result's text (qwen_result.text) and the last pulled piece.
     private var resultText: UnsafeMutablePointer<CChar>? = nil
@@ -22,7 +24,7 @@ final class SessionHandle {
     }
 
     deinit {
-        messageStrings.forEach { free($0) }
+        freeMessageStrings()
         free(resultText)
         free(pieceText)
     }
@@ -34,15 +36,26 @@ final class SessionHandle {
         return Unmanaged<SessionHandle>.fromOpaque(UnsafeRawPointer(p)).takeUnretainedValue()
     }
 
-    func message(_ i: Int) -> (Role, UnsafePointer<CChar>)? {
+    private func freeMessageStrings() {
+        messageStrings.forEach { free($0) }
+        toolCallStrings.forEach { if let (name, arguments) = $0 { free(name); free(arguments) } }
+        messageStrings = []
+        toolCallStrings = []
+    }
+
+    /// Message i of the history: role, content, and its tool call (NULLs when none).
+    func message(_ i: Int) -> (role: Role, content: UnsafePointer<CChar>,
+                               toolCall: (name: UnsafePointer<CChar>, arguments: UnsafePointer<CChar>)?)? {
         let history = session.history
         guard i >= 0, i < history.count else { return nil }
         if messageStringsFor != history.count || messageStrings.count != history.count {
-            messageStrings.forEach { free($0) }
+            freeMessageStrings()
             messageStrings = history.map { strdup($0.content) }
+            toolCallStrings = history.map { message in message.toolCall.map { (strdup($0.name), strdup($0.arguments)) } }
             messageStringsFor = history.count
         }
-        return (history[i].role, UnsafePointer(messageStrings[i]))
+        return (history[i].role, UnsafePointer(messageStrings[i]),
+                toolCallStrings[i].map { (UnsafePointer($0.0), UnsafePointer($0.1)) })
     }
 
     func invalidateMessages() { messageStringsFor = -1 }
@@ -202,11 +215,72 @@ func pieceHandler(_ cb: qwen_stream_fn?, _ userData: UnsafeMutableRawPointer?) -
                                                         _ content: UnsafeMutablePointer<UnsafePointer<CChar>?>?) -> qwen_status {
     guarded {
         let handle = try SessionHandle.from(session)
-        guard let (r, text) = handle.message(i) else {
+        guard let message = handle.message(i) else {
             throw QwenError.invalidArgument("message index \(i) is out of range (the history has \(handle.session.history.count))")
         }
-        role?.pointee = qwen_role(rawValue: UInt32(r.rawValue))
-        content?.pointee = text
+        role?.pointee = qwen_role(rawValue: UInt32(message.role.rawValue))
+        content?.pointee = message.content
+        return QWEN_OK
+    }
+}
+
+@c @implementation public func qwen_session_get_tool_call(_ session: OpaquePointer?, _ i: Int,
+                                                          _ name: UnsafeMutablePointer<UnsafePointer<CChar>?>?,
+                                                          _ arguments: UnsafeMutablePointer<UnsafePointer<CChar>?>?) -> qwen_status {
+    guarded {
+        let handle = try SessionHandle.from(session)
+        let name = try required(name, "name")
+        name.pointee = nil
+        arguments?.pointee = nil
+        guard let message = handle.message(i) else {
+            throw QwenError.invalidArgument("message index \(i) is out of range (the history has \(handle.session.history.count))")
+        }
+        name.pointee = message.toolCall?.name
+        arguments?.pointee = message.toolCall?.arguments
+        return QWEN_OK
+    }
+}
+
+@c @implementation public func qwen_session_set_tools(_ session: OpaquePointer?, _ tools: UnsafePointer<qwen_tool>?,
+                                                      _ n: Int) -> qwen_status {
+    guarded {
+        let handle = try SessionHandle.from(session)
+        let n = try sizeArgument(n, "n_tools")
+        guard n <= 4096 else { throw QwenError.invalidArgument("n_tools is \(n); at most 4096 tools") }
+        var definitions: [ToolDefinition] = []
+        if n > 0 {
+            let list = try required(tools, "tools")
+            for i in 0..<n {
+                let tool = list[i]
+                definitions.append(try ToolDefinition(
+                    name: try utf8Argument(tool.name, "tools[\(i)].name"),
+                    description: tool.description == nil ? "" : try utf8Argument(tool.description, "tools[\(i)].description"),
+                    parameters: tool.parameters == nil ? nil : try utf8Argument(tool.parameters, "tools[\(i)].parameters")))
+            }
+        }
+        try handle.session.setTools(definitions)
+        return QWEN_OK
+    }
+}
+
+@c @implementation public func qwen_session_add_message(_ session: OpaquePointer?, _ role: qwen_role,
+                                                        _ content: UnsafePointer<CChar>?, _ toolName: UnsafePointer<CChar>?,
+                                                        _ toolArguments: UnsafePointer<CChar>?) -> qwen_status {
+    guarded {
+        let handle = try SessionHandle.from(session)
+        guard let r = Role(rawValue: Int32(bitPattern: role.rawValue)) else {
+            throw QwenError.invalidArgument("role is \(role.rawValue), not a qwen_role")
+        }
+        let text = content == nil ? "" : try utf8Argument(content, "content")
+        var call: ToolCall? = nil
+        if toolName != nil {
+            call = ToolCall(name: try utf8Argument(toolName, "tool_name"),
+                            arguments: toolArguments == nil ? "" : try utf8Argument(toolArguments, "tool_arguments"))
+        } else if toolArguments != nil {
+            throw QwenError.invalidArgument("tool_arguments without tool_name")
+        }
+        try handle.session.addMessage(ChatMessage(role: r, content: text, toolCall: call))
+        handle.invalidateMessages()
         return QWEN_OK
     }
 }

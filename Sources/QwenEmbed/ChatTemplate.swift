@@ -1,12 +1,14 @@
 /// Who wrote a message (mirrors qwen_role).
 public enum Role: Int32, Sendable {
-    case system = 0, user = 1, assistant = 2
+    /// `tool`: a tool's result (Qwen's "function" role).
+    case system = 0, user = 1, assistant = 2, tool = 3
 
     var name: String {
         switch self {
         case .system: return "system"
         case .user: return "user"
         case .assistant: return "assistant"
+        case .tool: return "tool"
         }
     }
 }
@@ -14,9 +16,12 @@ public enum Role: Int32, Sendable {
 public struct ChatMessage: Sendable, Equatable {
     public var role: Role
     public var content: String
-    public init(role: Role, content: String) {
+    /// The tool an assistant turn called (its content is then the thought before the call).
+    public var toolCall: ToolCall?
+    public init(role: Role, content: String, toolCall: ToolCall? = nil) {
         self.role = role
         self.content = content
+        self.toolCall = toolCall
     }
 }
 
@@ -94,4 +99,36 @@ struct ChatTemplate {
         let dropped = turnSizes.dropLast(kept).reduce(0, +)
         return (ids, dropped)
     }
+
+    /// The prompt for a ReAct conversation (`ReActConversation`): with a question, what
+    /// Qwen's `model.chat(query, history, system)` runs (make_context, as `render`);
+    /// without one, what `text_complete_last_message` runs: the same turns with the last
+    /// assistant turn left open, each "{role}\n{content}" tokenized as one text (Qwen
+    /// encodes that prompt as one string) and no max_window_size cut — only oldest turns
+    /// dropped if the prompt would not fit `contextLimit`.
+    func render(system: String, react: ReActConversation, maxWindow: Int, contextLimit: Int) throws -> [Int32] {
+        if let query = react.query {
+            var messages: [ChatMessage] = []
+            for turn in react.history {
+                messages.append(ChatMessage(role: .user, content: turn.user))
+                messages.append(ChatMessage(role: .assistant, content: turn.assistant))
+            }
+            messages.append(ChatMessage(role: .user, content: query))
+            return try render(system: system, messages: messages, maxWindow: maxWindow, contextLimit: contextLimit).ids
+        }
+        func joint(_ role: String, _ content: String) -> [Int32] { [imStart] + tokenizer.encode("\(role)\n\(content)") }
+        let systemTokens = joint("system", system) + [imEnd]
+        let turns = react.history.map {
+            newline + joint("user", $0.user) + [imEnd] + newline + joint("assistant", $0.assistant) + [imEnd]
+        }
+        var first = 0
+        while systemTokens.count + turns[first...].reduce(0, { $0 + $1.count }) - 1 > contextLimit {
+            guard first < turns.count - 1 else {
+                throw QwenError.contextFull("the system prompt and the turn to continue need \(systemTokens.count + (turns.last?.count ?? 0) - 1) tokens; the context window allows \(contextLimit)")
+            }
+            first += 1
+        }
+        return Array((systemTokens + turns[first...].joined()).dropLast())   // the last <|im_end|>: left open
+    }
 }
+

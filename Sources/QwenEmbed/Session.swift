@@ -120,6 +120,8 @@ public final class Session: @unchecked Sendable {
     let template: ChatTemplate?
     public private(set) var systemPrompt: String
     public private(set) var history: [ChatMessage] = []
+    /// Tools offered to the model on every chat call (function calling); empty = none.
+    public private(set) var tools: [ToolDefinition] = []
     private var random: RandomSource
     private let cancelRequested = Atomic<Bool>(false)
     private let busy = Atomic<Bool>(false)
@@ -165,6 +167,27 @@ public final class Session: @unchecked Sendable {
 
     public func setSystemPrompt(_ prompt: String) throws {
         try exclusive { systemPrompt = prompt }
+    }
+
+    /// Offer `tools` on the following chat calls (empty: none). With tools, the prompt is
+    /// Qwen's ReAct prompt, "Observation:" ends the reply, and the reply joins the history
+    /// parsed into content and a tool call (`ToolReply`). Reset keeps them, as the system prompt.
+    public func setTools(_ tools: [ToolDefinition]) throws {
+        try exclusive { self.tools = tools }
+    }
+
+    /// Append `message` to the history without generating (restoring a conversation,
+    /// an assistant turn that called a tool). System messages go through `setSystemPrompt`.
+    public func addMessage(_ message: ChatMessage) throws {
+        try exclusive {
+            guard pull == nil else { throw QwenError.wrongState("a pull-form reply is in progress; end it first") }
+            guard message.role != .system else { throw QwenError.invalidArgument("a system message is the system prompt; set it instead") }
+            guard message.toolCall == nil || message.role == .assistant else {
+                throw QwenError.invalidArgument("only an assistant turn can carry a tool call")
+            }
+            if let call = message.toolCall, call.name.isEmpty { throw QwenError.invalidArgument("the tool call has an empty name") }
+            history.append(message)
+        }
     }
 
     private func exclusive<T>(_ body: () throws -> T) throws -> T {
@@ -261,6 +284,12 @@ public final class Session: @unchecked Sendable {
         for message in messages {
             if message.role == .system { system = message.content } else { conversation.append(message) }
         }
+        if ReActConversation.isNeeded(messages: conversation, tools: tools) {
+            let react = try ReActConversation(messages: conversation, tools: tools)
+            let ids = try template.render(system: pythonMessageStrip(system), react: react, maxWindow: maxWindowSize,
+                                          contextLimit: contextSize - 1)
+            return (ids, system, conversation)
+        }
         let (ids, _) = try template.render(system: system, messages: conversation, maxWindow: maxWindowSize,
                                            contextLimit: contextSize - 1)
         return (ids, system, conversation)
@@ -273,6 +302,8 @@ public final class Session: @unchecked Sendable {
 
     private func startChat(_ messages: [ChatMessage], _ parameters: GenerationParameters) throws -> Run {
         let (ids, system, conversation) = try renderChat(messages)
+        var parameters = parameters
+        if !tools.isEmpty && !parameters.stop.contains(observationStop) { parameters.stop.append(observationStop) }
         return try Run(session: self, prompt: ids, parameters: parameters, newHistory: (system, conversation))
     }
 
@@ -288,7 +319,12 @@ public final class Session: @unchecked Sendable {
         result.text = run.text
         if let (system, conversation) = run.newHistory {
             systemPrompt = system
-            history = conversation + [ChatMessage(role: .assistant, content: result.text)]
+            var reply = ChatMessage(role: .assistant, content: result.text)
+            if !tools.isEmpty {
+                let parsed = ToolReply(parsing: result.text)
+                reply = ChatMessage(role: .assistant, content: parsed.content, toolCall: parsed.toolCall)
+            }
+            history = conversation + [reply]
         }
         return result
     }

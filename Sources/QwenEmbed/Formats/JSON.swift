@@ -33,6 +33,21 @@ public indirect enum JSONValue: Sendable, Equatable {
     public static func parse(_ bytes: [UInt8], context: String) throws -> JSONValue {
         try bytes.withUnsafeBytes { try parse($0, context: context) }
     }
+
+    /// `text` re-serialized exactly as Python's `json.dumps(json.loads(text),
+    /// ensure_ascii=False)` writes it: key order kept (a repeated key keeps its first
+    /// place and its last value), ", " and ": " separators, non-ASCII literal, integers
+    /// as written (normalized), other numbers as Python's float repr. Qwen's prompts
+    /// embed JSON this way, so the engine must write it byte for byte.
+    public static func pythonDumps(_ text: String, context: String) throws -> String {
+        var bytes = Array(text.utf8)
+        return try bytes.withUnsafeMutableBufferPointer { buffer in
+            var parser = JSONParser(bytes: UnsafeBufferPointer(buffer), context: context)
+            var out = ""
+            try parser.rewriteDocument(into: &out)
+            return out
+        }
+    }
 }
 
 private struct JSONParser {
@@ -108,6 +123,141 @@ private struct JSONParser {
         }
     }
 
+    // MARK: Python json.dumps re-serialization
+
+    mutating func rewriteDocument(into out: inout String) throws {
+        try rewriteValue(depth: 0, into: &out)
+        skipWhitespace()
+        guard index == bytes.count else { throw fail("trailing data") }
+    }
+
+    mutating func rewriteValue(depth: Int, into out: inout String) throws {
+        guard depth < JSONParser.maxDepth else { throw fail("nested too deeply") }
+        skipWhitespace()
+        guard index < bytes.count else { throw fail("unexpected end") }
+        switch bytes[index] {
+        case UInt8(ascii: "{"):
+            index += 1
+            var keys: [String] = []                 // first-seen order
+            var values: [String: String] = [:]      // key -> its last value, written
+            skipWhitespace()
+            if index < bytes.count, bytes[index] == UInt8(ascii: "}") { index += 1; out += "{}"; return }
+            while true {
+                skipWhitespace()
+                guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw fail("expected a key") }
+                let key = try parseString()
+                skipWhitespace()
+                guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw fail("expected ':'") }
+                index += 1
+                var value = ""
+                try rewriteValue(depth: depth + 1, into: &value)
+                if values.updateValue(value, forKey: key) == nil { keys.append(key) }
+                skipWhitespace()
+                guard index < bytes.count else { throw fail("unexpected end in object") }
+                if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
+                if bytes[index] == UInt8(ascii: "}") { index += 1; break }
+                throw fail("expected ',' or '}'")
+            }
+            out += "{"
+            for (i, key) in keys.enumerated() {
+                if i > 0 { out += ", " }
+                JSONParser.writePythonString(key, into: &out)
+                out += ": "
+                out += values[key] ?? "null"
+            }
+            out += "}"
+        case UInt8(ascii: "["):
+            index += 1
+            out += "["
+            skipWhitespace()
+            if index < bytes.count, bytes[index] == UInt8(ascii: "]") { index += 1; out += "]"; return }
+            var first = true
+            while true {
+                if !first { out += ", " }
+                first = false
+                try rewriteValue(depth: depth + 1, into: &out)
+                skipWhitespace()
+                guard index < bytes.count else { throw fail("unexpected end in array") }
+                if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
+                if bytes[index] == UInt8(ascii: "]") { index += 1; out += "]"; return }
+                throw fail("expected ',' or ']'")
+            }
+        case UInt8(ascii: "\""):
+            JSONParser.writePythonString(try parseString(), into: &out)
+        case UInt8(ascii: "t"): try expectWord("true"); out += "true"
+        case UInt8(ascii: "f"): try expectWord("false"); out += "false"
+        case UInt8(ascii: "n"): try expectWord("null"); out += "null"
+        default:
+            let text = try scanNumber()
+            if text.utf8.contains(where: { $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "e") || $0 == UInt8(ascii: "E") }) {
+                guard let value = Double(text) else { throw fail("bad number") }
+                out += JSONParser.pythonFloatRepr(value)
+            } else {
+                out += JSONParser.pythonInt(text)
+            }
+        }
+    }
+
+    /// Python's int(text) printed: a JSON integer without a redundant "-" on zero.
+    static func pythonInt(_ text: String) -> String {
+        text.utf8.allSatisfy({ $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "0") }) ? "0" : text
+    }
+
+    /// Python's repr(float): the shortest digits that round-trip, positional for decimal
+    /// exponents -4...15, otherwise d.ddde±XX; "Infinity"/"NaN" as json.dumps writes them.
+    static func pythonFloatRepr(_ value: Double) -> String {
+        if value.isNaN { return "NaN" }
+        if value.isInfinite { return value < 0 ? "-Infinity" : "Infinity" }
+        let sign = value.sign == .minus ? "-" : ""
+        if value == 0 { return sign + "0.0" }
+        // Swift's description also gives the shortest round-trip digits; only the layout differs.
+        var text = Substring(value.magnitude.description)
+        var exponent = 0
+        if let e = text.firstIndex(where: { $0 == "e" || $0 == "E" }) {
+            exponent = Int(text[text.index(after: e)...]) ?? 0
+            text = text[..<e]
+        }
+        let parts = text.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
+        var digits = Array((parts.first ?? "") + (parts.count > 1 ? parts[1] : ""))
+        var point = (parts.first?.count ?? 0) + exponent   // value = 0.digits × 10^point
+        while digits.first == "0" { digits.removeFirst(); point -= 1 }
+        while digits.last == "0" { digits.removeLast() }
+        guard !digits.isEmpty else { return sign + "0.0" }
+        let scientific = point - 1
+        if scientific < -4 || scientific >= 16 {
+            var mantissa = String(digits[0])
+            if digits.count > 1 { mantissa += "." + String(digits[1...]) }
+            let magnitude = abs(scientific)
+            return sign + mantissa + "e" + (scientific < 0 ? "-" : "+") + (magnitude < 10 ? "0" : "") + String(magnitude)
+        }
+        if point <= 0 { return sign + "0." + String(repeating: "0", count: -point) + String(digits) }
+        if point >= digits.count { return sign + String(digits) + String(repeating: "0", count: point - digits.count) + ".0" }
+        return sign + String(digits[..<point]) + "." + String(digits[point...])
+    }
+
+    /// A string as json.dumps(ensure_ascii=False) writes it.
+    static func writePythonString(_ string: String, into out: inout String) {
+        let hex: [Character] = Array("0123456789abcdef")
+        out += "\""
+        for scalar in string.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case "\u{08}": out += "\\b"
+            case "\u{0C}": out += "\\f"
+            case _ where scalar.value < 0x20:
+                out += "\\u00"
+                out.append(hex[Int(scalar.value >> 4)])
+                out.append(hex[Int(scalar.value & 15)])
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        out += "\""
+    }
+
     mutating func expectWord(_ word: StaticString) throws {
         let count = word.utf8CodeUnitCount
         guard index + count <= bytes.count else { throw fail("unexpected end") }
@@ -116,12 +266,20 @@ private struct JSONParser {
     }
 
     mutating func parseNumber() throws -> Double {
+        let text = try scanNumber()
+        guard let value = Double(text) else { throw fail("bad number") }
+        return value
+    }
+
+    /// The text of the number at `index` (checked against JSON's grammar).
+    mutating func scanNumber() throws -> String {
         let start = index
         if index < bytes.count, bytes[index] == UInt8(ascii: "-") { index += 1 }
         func isDigit(_ b: UInt8) -> Bool { b >= 0x30 && b <= 0x39 }
         var digits = 0
         while index < bytes.count, isDigit(bytes[index]) { index += 1; digits += 1 }
         guard digits > 0 else { throw fail("expected a value") }
+        guard digits == 1 || bytes[index - digits] != UInt8(ascii: "0") else { throw fail("a number with a leading zero") }
         if index < bytes.count, bytes[index] == UInt8(ascii: ".") {
             index += 1
             var fraction = 0
@@ -135,9 +293,7 @@ private struct JSONParser {
             while index < bytes.count, isDigit(bytes[index]) { index += 1; exponent += 1 }
             guard exponent > 0 else { throw fail("bad exponent") }
         }
-        let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
-        guard let value = Double(text) else { throw fail("bad number") }
-        return value
+        return String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
     }
 
     mutating func parseHex4() throws -> UInt32 {

@@ -170,11 +170,26 @@ class qwen_session(Structure):
 
 qwen_session_p = POINTER(qwen_session)
 
-# typedef enum { QWEN_ROLE_SYSTEM = 0, QWEN_ROLE_USER = 1, QWEN_ROLE_ASSISTANT = 2 } qwen_role;
+# typedef enum { QWEN_ROLE_SYSTEM = 0, QWEN_ROLE_USER = 1, QWEN_ROLE_ASSISTANT = 2,
+#                QWEN_ROLE_TOOL = 3 } qwen_role;
 qwen_role = c_int
 QWEN_ROLE_SYSTEM = 0
 QWEN_ROLE_USER = 1
 QWEN_ROLE_ASSISTANT = 2
+QWEN_ROLE_TOOL = 3
+
+
+# typedef struct {
+#     const char *name;
+#     const char *description;   /* NULL = "" */
+#     const char *parameters;    /* JSON text; NULL = {} */
+# } qwen_tool;
+class qwen_tool(Structure):
+    _fields_ = [
+        ("name", c_char_p),
+        ("description", c_char_p),
+        ("parameters", c_char_p),
+    ]
 
 
 # typedef struct {
@@ -468,6 +483,21 @@ qwen_session_n_messages = _fn("qwen_session_n_messages", [qwen_session_p], c_siz
 qwen_session_get_message = _fn("qwen_session_get_message",
                                [qwen_session_p, c_size_t, POINTER(qwen_role), POINTER(c_char_p)],
                                qwen_status)
+
+# qwen_status qwen_session_set_tools(qwen_session *session, const qwen_tool *tools, size_t n_tools);
+qwen_session_set_tools = _fn("qwen_session_set_tools", [qwen_session_p, POINTER(qwen_tool), c_size_t],
+                             qwen_status)
+
+# qwen_status qwen_session_add_message(qwen_session *session, qwen_role role, const char *content,
+#                                      const char *tool_name, const char *tool_arguments);
+qwen_session_add_message = _fn("qwen_session_add_message",
+                               [qwen_session_p, qwen_role, c_char_p, c_char_p, c_char_p], qwen_status)
+
+# qwen_status qwen_session_get_tool_call(const qwen_session *session, size_t i, const char **name,
+#                                        const char **arguments);
+qwen_session_get_tool_call = _fn("qwen_session_get_tool_call",
+                                 [qwen_session_p, c_size_t, POINTER(c_char_p), POINTER(c_char_p)],
+                                 qwen_status)
 
 # void qwen_session_cancel(qwen_session *session);
 qwen_session_cancel = _fn("qwen_session_cancel", [qwen_session_p], None)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import codecs
 import ctypes
+import json
 import os
 import threading
 import weakref
@@ -32,8 +33,9 @@ from .errors import (BusyError, InvalidArgumentError, QwenError, check, make_err
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
 
 ROLES = {"system": _lib.QWEN_ROLE_SYSTEM, "user": _lib.QWEN_ROLE_USER,
-         "assistant": _lib.QWEN_ROLE_ASSISTANT}
+         "assistant": _lib.QWEN_ROLE_ASSISTANT, "tool": _lib.QWEN_ROLE_TOOL}
 ROLE_NAMES = {v: k for k, v in ROLES.items()}
+ROLES["function"] = _lib.QWEN_ROLE_TOOL  # the legacy OpenAI name of a tool result
 FINISH_REASONS = {_lib.QWEN_FINISH_STOP: "stop", _lib.QWEN_FINISH_LENGTH: "length",
                   _lib.QWEN_FINISH_CANCELLED: "cancelled", _lib.QWEN_FINISH_CALLBACK: "callback"}
 
@@ -120,7 +122,7 @@ def _role(role: Union[str, int]) -> int:
         try:
             return ROLES[role]
         except KeyError:
-            raise ValueError(f"unknown role {role!r}; expected system, user or assistant") from None
+            raise ValueError(f"unknown role {role!r}; expected system, user, assistant or tool") from None
     if role not in ROLE_NAMES:
         raise ValueError(f"unknown role {role!r}")
     return int(role)
@@ -160,6 +162,32 @@ class _Messages:
             self.array[i].role = role
             self.array[i].content = content
         self._keep = encoded
+
+
+def _tool_fields(tool: Any, index: int) -> Tuple[str, str, str]:
+    """(name, description, parameters JSON) of an OpenAI ``tools`` entry
+    ({"type": "function", "function": {...}}) or a legacy ``functions`` entry."""
+    if not isinstance(tool, dict):
+        raise TypeError(f"tools[{index}] must be a dict, not {type(tool).__name__}")
+    if "function" in tool and isinstance(tool["function"], dict):
+        if tool.get("type", "function") != "function":
+            raise ValueError(f"tools[{index}].type is {tool.get('type')!r}; only function tools exist")
+        tool = tool["function"]
+    name = tool.get("name")
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"tools[{index}].name must be a non-empty string")
+    description = tool.get("description") or ""
+    if not isinstance(description, str):
+        raise TypeError(f"tools[{index}].description must be a string")
+    parameters = tool.get("parameters", {})
+    if not isinstance(parameters, str):
+        parameters = json.dumps(parameters, ensure_ascii=False)
+    return name, description, parameters
+
+
+def _arguments_text(arguments: Any) -> str:
+    """A tool call's arguments as text (a dict is written as JSON)."""
+    return arguments if isinstance(arguments, str) else json.dumps(arguments, ensure_ascii=False)
 
 
 def _result_dict(r: _lib.qwen_result) -> Dict[str, Any]:
@@ -462,6 +490,7 @@ class Session:
         params.seed = int(seed)
         params.max_window_size = int(max_window_size)
         self._system = DEFAULT_SYSTEM_PROMPT if system is None else system
+        self._tools: List[Dict[str, Any]] = []
         system_bytes = None if system is None else _c_string(system, "system")
         params.system_prompt = system_bytes
         out = _lib.qwen_session_p()
@@ -544,34 +573,84 @@ class Session:
             check(_lib.qwen_session_set_system_prompt(h, data), "qwen_session_set_system_prompt")
         self._system = DEFAULT_SYSTEM_PROMPT if value is None else value
 
-    def _raw_history(self) -> List[Tuple[int, str]]:
+    def _raw_history(self) -> List[Tuple[int, str, Optional[Tuple[str, str]]]]:
+        """(role, content, tool call (name, arguments) or None) per history message."""
         with self._locked("qwen_session_get_message") as h:
             n = _lib.qwen_session_n_messages(h)
             out = []
             role = _lib.qwen_role()
-            content = c_char_p()
+            content, name, arguments = c_char_p(), c_char_p(), c_char_p()
             for i in range(n):
                 check(_lib.qwen_session_get_message(h, i, byref(role), byref(content)),
                       "qwen_session_get_message")
-                out.append((role.value, _decode(content.value)))
+                check(_lib.qwen_session_get_tool_call(h, i, byref(name), byref(arguments)),
+                      "qwen_session_get_tool_call")
+                call = None if name.value is None else (_decode(name.value), _decode(arguments.value))
+                out.append((role.value, _decode(content.value), call))
             return out
 
     @property
     def history(self) -> List[Tuple[str, str]]:
         """The conversation as (role, content) pairs, system prompt not included."""
-        return [(ROLE_NAMES.get(r, str(r)), c) for r, c in self._raw_history()]
+        return [(ROLE_NAMES.get(r, str(r)), c) for r, c, _ in self._raw_history()]
 
-    def prepare(self, system: str, conversation: Sequence[Tuple[int, str]]) -> List[Tuple[int, str]]:
-        """Make the session ready to continue ``conversation`` (roles user/assistant)
-        under ``system``; returns the messages still to send.
+    @property
+    def messages(self) -> List[Dict[str, Any]]:
+        """The conversation as dicts: role, content, and tool_call ({"name", "arguments"})
+        on an assistant turn that called a tool. With tools set, the last one is the
+        parsed reply: the final answer, or the thought before a call."""
+        out = []
+        for r, c, call in self._raw_history():
+            message: Dict[str, Any] = {"role": ROLE_NAMES.get(r, str(r)), "content": c}
+            if call is not None:
+                message["tool_call"] = {"name": call[0], "arguments": call[1]}
+            out.append(message)
+        return out
+
+    @property
+    def tools(self) -> List[Dict[str, Any]]:
+        """The tools offered on chat calls (function calling), as set."""
+        return list(self._tools)
+
+    @tools.setter
+    def tools(self, tools: Optional[Sequence[Dict[str, Any]]]) -> None:
+        """Offer ``tools`` (OpenAI ``tools`` entries or legacy ``functions`` entries;
+        None or [] = none) on the following chat calls. The prompt is then Qwen's ReAct
+        prompt and each reply joins the history parsed (see ``messages``)."""
+        tools = list(tools or [])
+        fields = [tuple(_c_string(x, "tool field") for x in _tool_fields(t, i)) for i, t in enumerate(tools)]
+        array = (_lib.qwen_tool * max(1, len(fields)))()
+        for i, (name, description, parameters) in enumerate(fields):
+            array[i].name, array[i].description, array[i].parameters = name, description, parameters
+        with self._locked("qwen_session_set_tools") as h:
+            check(_lib.qwen_session_set_tools(h, array, len(fields)), "qwen_session_set_tools")
+        self._tools = tools
+
+    def add_message(self, role: Union[str, int], content: str,
+                    tool_call: Optional[Dict[str, Any]] = None) -> None:
+        """Append a message to the history without generating (restoring a conversation,
+        or an assistant turn that called a tool: ``tool_call={"name", "arguments"}``,
+        arguments as text or a dict)."""
+        data = _c_string(content or "", "message content")
+        name = arguments = None
+        if tool_call is not None:
+            name = _c_string(tool_call["name"], "tool_call name")
+            arguments = _c_string(_arguments_text(tool_call.get("arguments", "")), "tool_call arguments")
+        with self._locked("qwen_session_add_message") as h:
+            check(_lib.qwen_session_add_message(h, _role(role), data, name, arguments), "qwen_session_add_message")
+
+    def prepare(self, system: str, conversation: Sequence[Tuple[Any, ...]]) -> List[Tuple[Any, ...]]:
+        """Make the session ready to continue ``conversation`` ((role, content) or
+        (role, content, tool call (name, arguments) or None) items) under ``system``;
+        returns the messages still to send.
 
         When the history is a prefix of ``conversation`` under the same system prompt,
         only the rest is sent (the KV cache of the prefix is reused); otherwise the
         session is reset and the whole conversation is sent."""
         conversation = list(conversation)
         history = self._raw_history()
-        if (system == self._system and len(history) < len(conversation)
-                and conversation[:len(history)] == history):
+        held = [m if len(m) == 3 else (m[0], m[1], None) for m in conversation[:len(history)]]
+        if system == self._system and len(history) < len(conversation) and held == history:
             return conversation[len(history):]
         self.reset()
         if system != self._system:
