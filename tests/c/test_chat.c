@@ -484,6 +484,53 @@ static void test_bad_arguments(void) {
     qwen_session_free(s);
 }
 
+/* Function calling from C: tools set and checked, a tool round through the history
+ * (the prompt ids themselves are held to Qwen's code in tests/python/test_tools.py). */
+static void test_tools(void) {
+    qwen_session *s = NULL;
+    CHECK_STATUS(qwen_session_create(model, NULL, &s), QWEN_OK);
+    if (!s) return;
+    qwen_tool bad = {"f", NULL, "{\"a\": }"};
+    CHECK_STATUS(qwen_session_set_tools(s, &bad, 1), QWEN_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(qwen_last_error(), "tool f") != NULL, "names the tool: %s", qwen_last_error());
+    qwen_tool unnamed = {NULL, NULL, NULL};
+    CHECK_STATUS(qwen_session_set_tools(s, &unnamed, 1), QWEN_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(qwen_session_set_tools(s, NULL, 1), QWEN_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(qwen_session_set_tools(NULL, NULL, 0), QWEN_ERR_INVALID_ARGUMENT);
+    qwen_tool weather = {"get_weather", "Get the current weather of a city.",
+                         "{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"}}}"};
+    CHECK_STATUS(qwen_session_set_tools(s, &weather, 1), QWEN_OK);
+
+    CHECK_STATUS(qwen_session_add_message(s, QWEN_ROLE_USER, "Weather in Paris?", NULL, NULL), QWEN_OK);
+    CHECK_STATUS(qwen_session_add_message(s, QWEN_ROLE_USER, "x", "f", "{}"), QWEN_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(qwen_session_add_message(s, QWEN_ROLE_SYSTEM, "x", NULL, NULL), QWEN_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(qwen_session_add_message(s, (qwen_role)7, "x", NULL, NULL), QWEN_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(qwen_session_add_message(s, QWEN_ROLE_ASSISTANT, "\xff", "f", NULL), QWEN_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(qwen_session_add_message(s, QWEN_ROLE_ASSISTANT, "I will look it up.", "get_weather",
+                                          "{\"city\": \"Paris\"}"), QWEN_OK);
+    CHECK(qwen_session_n_messages(s) == 2, "history %zu", qwen_session_n_messages(s));
+    const char *name = "x", *args = "x";
+    CHECK_STATUS(qwen_session_get_tool_call(s, 0, &name, &args), QWEN_OK);
+    CHECK(name == NULL && args == NULL, "a user message calls no tool");
+    CHECK_STATUS(qwen_session_get_tool_call(s, 1, &name, &args), QWEN_OK);
+    CHECK(name && strcmp(name, "get_weather") == 0 && args && strcmp(args, "{\"city\": \"Paris\"}") == 0, "tool call kept");
+    CHECK_STATUS(qwen_session_get_tool_call(s, 2, &name, &args), QWEN_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(qwen_session_get_tool_call(s, 1, NULL, &args), QWEN_ERR_INVALID_ARGUMENT);
+
+    /* The tool's result continues the assistant's turn; the reply joins the history parsed. */
+    qwen_message result = {QWEN_ROLE_TOOL, "{\"temperature\": 21}"};
+    qwen_gen_params g = greedy(48);
+    qwen_result r;
+    CHECK_STATUS(qwen_chat(s, &result, 1, &g, NULL, NULL, &r), QWEN_OK);
+    CHECK(qwen_session_n_messages(s) == 4, "history %zu", qwen_session_n_messages(s));
+    qwen_role role;
+    const char *content;
+    CHECK_STATUS(qwen_session_get_message(s, 3, &role, &content), QWEN_OK);
+    CHECK(role == QWEN_ROLE_ASSISTANT && strstr(r.text, content) != NULL, "parsed '%s' within raw '%s'", content, r.text);
+    CHECK(strstr(r.text, "Observation:") == NULL, "the reply stops before Observation: %s", r.text);
+    qwen_session_free(s);
+}
+
 int main(int argc, char **argv) {
     const char *fixture = argc > 1 ? argv[1] : "Tests/Fixtures/chatml-cases.txt";
     CHECK_STATUS(qwen_model_load(model_path(), NULL, &model), QWEN_OK);
@@ -497,6 +544,7 @@ int main(int argc, char **argv) {
     test_busy();
     test_parallel_sessions();
     test_generate_and_limits();
+    test_tools();
     qwen_model_free(model);
     return finish("test_chat");
 }
