@@ -14,7 +14,7 @@ except ImportError:  # a source checkout: use bindings/python
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "bindings" / "python"))
     import qwen_embed.server
 
-from qwen_embed.server import RequestError, main, make_server, parse_request  # noqa: E402,F401
+from qwen_embed.server import RequestError, create_app, main, parse_request  # noqa: E402,F401
 
 if __name__ == "__main__":
     sys.exit(main())

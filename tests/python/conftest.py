@@ -50,3 +50,41 @@ def qwen_v1_checkpoint(tmp_path_factory):
                            check=True, capture_output=True)
         return out / variant
     return checkpoint
+
+
+class ServerProcess:
+    """qwen-embed-server (examples/python/openai_server.py) on 127.0.0.1, a free port;
+    ``url``, and ``log()``: what it has written on stderr so far (the request log)."""
+
+    def __init__(self, model: str, *args: str):
+        import queue
+        import threading
+        env = dict(os.environ)
+        bindings = str(ROOT / "bindings" / "python")
+        env["PYTHONPATH"] = os.pathsep.join([bindings] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+        self.proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "examples" / "python" / "openai_server.py"), "-m", model,
+             "--host", "127.0.0.1", "--port", "0", *args],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        lines: "queue.Queue[str]" = queue.Queue()
+        self._stderr: list = []
+        threading.Thread(target=lambda: [lines.put(line) for line in self.proc.stdout], daemon=True).start()
+        threading.Thread(target=lambda: [self._stderr.append(line) for line in self.proc.stderr], daemon=True).start()
+        try:
+            first = lines.get(timeout=180)
+        except queue.Empty:
+            self.close()
+            raise AssertionError(f"the server did not start within 180 s: {self.log()[-2000:]}") from None
+        assert first.startswith("listening on http://127.0.0.1:"), first + self.log()
+        self.url = first.split()[-1].strip()
+
+    def log(self) -> str:
+        return "".join(self._stderr)
+
+    def close(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)

@@ -1,115 +1,97 @@
-"""A small OpenAI-compatible chat server over qwen_embed, standard library only.
+"""An OpenAI-compatible server over qwen_embed, on FastAPI + uvicorn (``pip install
+qwen-embed[server]``), with a web chat page at ``/``.
 
-    qwen-embed-server -m MODEL [--host 127.0.0.1] [--port 8000] [--threads N]
+    qwen-embed-server -m MODEL [--host 127.0.0.1] [--port 8000] [--parallel 2]
+                      [--queue 16] [--threads N] [--api-key KEY] [-c CTX]
     (from a source checkout: python examples/python/openai_server.py -m MODEL ...)
 
 Endpoints
-    POST /v1/chat/completions   messages, max_tokens (or max_completion_tokens),
-                                temperature, top_p, stop, seed, stream (SSE chunks,
-                                then "data: [DONE]"), stream_options.include_usage
-    GET  /v1/models             the one model served
-    GET  /health
+    POST /v1/chat/completions   messages (system/developer, user, assistant with
+                                tool_calls, tool/function results), tools / functions,
+                                tool_choice, stream (SSE), stream_options.include_usage,
+                                max_tokens, temperature, top_p, top_k,
+                                repetition_penalty, stop, seed
+    POST /v1/completions        raw continuation of prompt (qwen_generate)
+    GET  /v1/models             the model served
+    GET  /health                {"status": "ok", "running": R, "waiting": W}
+    GET  /                      the web chat page
 
-Each request runs on a session taken from a small pool (one per concurrent request,
---parallel of them). The pool prefers a session whose history is a prefix of the
-request's conversation, so a client that sends the whole conversation every turn
-(as OpenAI clients do) only pays for the new messages: the rest is in that
-session's KV cache. --port 0 picks a free port; the first stdout line is always
-"listening on http://HOST:PORT".
+Fields the engine cannot honour (n > 1, logprobs, response_format other than text,
+non-zero presence/frequency penalties, logit_bias, tool_choice "required") get a 400
+naming them rather than being ignored.
+
+Scheduling: --parallel requests run at once, each on its own session (the pool prefers
+the session whose history is a prefix of the request's conversation, so a client that
+re-sends the whole conversation every turn only pays for the new messages); up to
+--queue more wait in line, first come first served; beyond that, 429 with Retry-After.
+A client that disconnects (while waiting, during prefill or decoding, streamed or not)
+has its generation cancelled and its slot given to the next in line.
+
+Function calling is the engine's (Qwen's ReAct prompt, as Qwen's own openai_api.py):
+a reply that calls a tool comes back as tool_calls (finish_reason "tool_calls"; legacy
+``functions`` requests get function_call), its thought as content. A streamed request
+with tools streams that parsed result once the reply is complete.
+
+--port 0 picks a free port; the first stdout line is always "listening on http://HOST:PORT".
+The request parsing (parse_request, parse_completion_request) needs nothing beyond the
+standard library; FastAPI and uvicorn are imported only to serve.
 """
 import argparse
+import asyncio
+import collections
+import concurrent.futures
+import contextlib
 import json
+import logging
+import math
 import os
 import pathlib
 import sys
 import threading
 import time
+import traceback
 import uuid
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
 
 import qwen_embed
 
-ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
+log = logging.getLogger("qwen_embed.server")
+
+ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant",
+         "tool": "tool", "function": "tool"}
+ROLE_IDS = {"user": qwen_embed.model.ROLES["user"], "assistant": qwen_embed.model.ROLES["assistant"],
+            "tool": qwen_embed.model.ROLES["tool"]}
 MAX_BODY = 32 * 1024 * 1024
+PAGE = pathlib.Path(__file__).resolve().parent / "web" / "chat.html"
 
 
 class RequestError(Exception):
-    def __init__(self, status, message, code=None, param=None, kind="invalid_request_error"):
+    """A request the server refuses: HTTP status and an OpenAI-style error object."""
+
+    def __init__(self, status, message, code=None, param=None, kind="invalid_request_error", headers=None):
         super().__init__(message)
         self.status, self.message, self.code, self.param, self.kind = status, message, code, param, kind
+        self.headers = headers or {}
+
+    def body(self):
+        return {"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}}
 
 
-# ------------------------------------------------------------------- pool
+# ---------------------------------------------------------------- request parsing
 
-class SessionPool:
-    """At most ``size`` sessions; a request borrows one for its duration."""
-
-    def __init__(self, model, size, n_ctx=0):
-        self.model, self.size, self.n_ctx = model, max(1, size), n_ctx
-        self.cond = threading.Condition()
-        self.idle = []        # least recently used first
-        self.created = 0
-        self.closed = False
-
-    @staticmethod
-    def _reuse(session, system, conversation):
-        """How many of ``conversation``'s messages ``session`` already holds (-1: none usable)."""
-        if session.system_prompt != system:
-            return -1
-        history = session._raw_history()
-        if len(history) < len(conversation) and conversation[:len(history)] == history:
-            return len(history)
-        return -1
-
-    def acquire(self, system, conversation, timeout):
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                if self.closed:
-                    raise RequestError(503, "the server is shutting down", kind="server_error")
-                if self.idle:
-                    scores = [self._reuse(s, system, conversation) for s in self.idle]
-                    best = max(range(len(self.idle)), key=lambda i: (scores[i], -i))
-                    # No idle session holds part of this conversation: rather than wipe
-                    # one's cache, open another while the pool has room.
-                    if scores[best] >= 0 or self.created >= self.size:
-                        return self.idle.pop(best)
-                if self.created < self.size:
-                    self.created += 1
-                    break
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise RequestError(503, "all sessions are busy; try again later", kind="server_error")
-                self.cond.wait(left)
-        try:
-            return self.model.session(n_ctx=self.n_ctx)
-        except BaseException:
-            with self.cond:
-                self.created -= 1
-                self.cond.notify()
-            raise
-
-    def release(self, session):
-        with self.cond:
-            if self.closed:
-                session.close()
-                return
-            self.idle.append(session)
-            self.cond.notify()
-
-    def close(self):
-        with self.cond:
-            self.closed = True
-            idle, self.idle = self.idle, []
-            self.cond.notify_all()
-        for s in idle:
-            s.close()
+@dataclass
+class ChatRequest:
+    system: str
+    conversation: List[Tuple[int, str, Optional[Tuple[str, str]]]]   # (role id, content, tool call)
+    gen: Dict[str, Any]
+    stream: bool = False
+    include_usage: bool = False
+    tools: List[Dict[str, Any]] = field(default_factory=list)
+    legacy_functions: bool = False      # answered with function_call instead of tool_calls
 
 
-# ---------------------------------------------------------------- request
-
-def text_of(content, index):
+def text_of(content, where):
     if content is None:
         return ""
     if isinstance(content, str):
@@ -120,81 +102,214 @@ def text_of(content, index):
             if isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str):
                 parts.append(part["text"])
             else:
-                raise RequestError(400, f"messages[{index}].content: only text parts are supported",
-                                   param=f"messages[{index}].content")
+                raise RequestError(400, f"{where}: only text parts are supported", param=where)
         return "".join(parts)
-    raise RequestError(400, f"messages[{index}].content must be a string or a list of text parts",
-                       param=f"messages[{index}].content")
+    raise RequestError(400, f"{where} must be a string or a list of text parts", param=where)
 
 
-def parse_request(body):
-    """-> (system, conversation [(role, text)], generation kwargs, stream, include_usage)"""
-    if not isinstance(body, dict):
-        raise RequestError(400, "the request body must be a JSON object")
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise RequestError(400, "messages must be a non-empty list", param="messages")
-    systems, conversation = [], []
-    for i, m in enumerate(messages):
-        if not isinstance(m, dict):
-            raise RequestError(400, f"messages[{i}] must be an object", param=f"messages[{i}]")
-        role = ROLES.get(m.get("role")) if isinstance(m.get("role"), str) else None
-        if role is None:
-            raise RequestError(400, f"messages[{i}].role {m.get('role')!r} is not supported "
-                                    "(system, developer, user, assistant)", param=f"messages[{i}].role")
-        text = text_of(m.get("content"), i)
-        if role == "system":
-            systems.append(text)
-        else:
-            conversation.append((role, text))
-    if not conversation:
-        raise RequestError(400, "messages holds no user or assistant message", param="messages")
-    system = "\n\n".join(systems) if systems else qwen_embed.DEFAULT_SYSTEM_PROMPT
-    if body.get("n", 1) != 1:
-        raise RequestError(400, "only n = 1 is supported", param="n")
+def _unsupported(body, fields):
+    """400 naming the fields the engine cannot honour: {name: predicate(value) -> bad}."""
+    bad = [name for name, is_bad in fields.items() if name in body and body[name] is not None and is_bad(body[name])]
+    if bad:
+        raise RequestError(400, f"unsupported: {', '.join(bad)} (this server generates one choice of text, "
+                                "without log probabilities, penalties other than repetition_penalty, or logit bias)",
+                           param=bad[0])
 
-    gen = {}
 
+def _sampling(body, gen, default_max=None):
     def number(name, kind, target=None, low=None, high=None):
         value = body.get(name)
         if value is None:
             return
         if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and value != int(value)):
             raise RequestError(400, f"{name} must be a{'n integer' if kind is int else ' number'}", param=name)
-        if (low is not None and value < low) or (high is not None and value > high):
+        if math.isnan(value) or (low is not None and value < low) or (high is not None and value > high):
             raise RequestError(400, f"{name} must be in [{low}, {high}]", param=name)
         gen[target or name] = kind(value)
 
-    number("max_tokens", int, low=1)
-    number("max_completion_tokens", int, target="max_tokens", low=1)
+    if default_max is not None:
+        gen["max_tokens"] = default_max
+    number("max_tokens", int, low=0, high=1 << 20)
+    number("max_completion_tokens", int, target="max_tokens", low=0, high=1 << 20)
     number("temperature", float, low=0, high=2)
     number("top_p", float, low=0, high=1)
+    number("top_k", int, low=0, high=1 << 20)
+    number("repetition_penalty", float, low=0.01, high=10)
     number("seed", int, low=0, high=2 ** 64 - 1)
     stop = body.get("stop")
     if stop is not None:
         if isinstance(stop, str):
             stop = [stop]
-        if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
-            raise RequestError(400, "stop must be a string or a list of strings", param="stop")
+        if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop) or len(stop) > 16:
+            raise RequestError(400, "stop must be a string or a list of at most 16 strings", param="stop")
         stop = [s for s in stop if s]
         if stop:
             gen["stop"] = stop
-    stream = bool(body.get("stream", False))
+
+
+def _stream_flags(body):
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise RequestError(400, "stream must be a boolean", param="stream")
     options = body.get("stream_options") or {}
-    include_usage = bool(isinstance(options, dict) and options.get("include_usage"))
-    return system, conversation, gen, stream, include_usage
+    if not isinstance(options, dict):
+        raise RequestError(400, "stream_options must be an object", param="stream_options")
+    return stream, bool(options.get("include_usage"))
+
+
+def _tool_definitions(body):
+    """(tools for the session, legacy functions?) from tools/functions and tool_choice."""
+    tools, functions = body.get("tools"), body.get("functions")
+    if tools is not None and functions is not None:
+        raise RequestError(400, "give tools or functions, not both", param="functions")
+    legacy = functions is not None
+    entries = functions if legacy else tools
+    if entries is None:
+        entries = []
+    if not isinstance(entries, list):
+        raise RequestError(400, f"{'functions' if legacy else 'tools'} must be a list", param="tools")
+    defs = []
+    for i, entry in enumerate(entries):
+        where = f"{'functions' if legacy else 'tools'}[{i}]"
+        if not isinstance(entry, dict):
+            raise RequestError(400, f"{where} must be an object", param=where)
+        if not legacy:
+            if entry.get("type", "function") != "function" or not isinstance(entry.get("function"), dict):
+                raise RequestError(400, f"{where}: only {{\"type\": \"function\", \"function\": {{...}}}} tools exist",
+                                   param=where)
+            entry = entry["function"]
+        name, description, parameters = entry.get("name"), entry.get("description", ""), entry.get("parameters", {})
+        if not isinstance(name, str) or not name:
+            raise RequestError(400, f"{where}.name must be a non-empty string", param=where)
+        if description is None:
+            description = ""
+        if not isinstance(description, str):
+            raise RequestError(400, f"{where}.description must be a string", param=where)
+        if not isinstance(parameters, dict):
+            raise RequestError(400, f"{where}.parameters must be a JSON schema object", param=where)
+        defs.append({"name": name, "description": description, "parameters": parameters})
+
+    choice = body.get("tool_choice", body.get("function_call"))
+    if choice is None or choice == "auto":
+        return defs, legacy
+    if choice == "none":
+        return [], legacy
+    if choice == "required":
+        raise RequestError(400, "tool_choice \"required\" is not supported: Qwen's ReAct prompt cannot force a call",
+                           param="tool_choice")
+    if isinstance(choice, dict):
+        wanted = choice.get("function", choice) if isinstance(choice.get("function", choice), dict) else {}
+        name = wanted.get("name")
+        named = [d for d in defs if d["name"] == name]
+        if not named:
+            raise RequestError(400, f"tool_choice names {name!r}, which is not among the tools", param="tool_choice")
+        return named, legacy   # only that tool is offered (the prompt cannot force the call)
+    raise RequestError(400, "tool_choice must be \"auto\", \"none\" or {\"type\": \"function\", ...}",
+                       param="tool_choice")
+
+
+def _arguments_text(arguments, where):
+    if isinstance(arguments, str):
+        return arguments
+    if isinstance(arguments, (dict, list)):
+        return json.dumps(arguments, ensure_ascii=False)
+    raise RequestError(400, f"{where} must be a JSON string", param=where)
+
+
+def parse_request(body) -> ChatRequest:
+    """A /v1/chat/completions body -> ChatRequest, or RequestError (a 4xx naming the field)."""
+    if not isinstance(body, dict):
+        raise RequestError(400, "the request body must be a JSON object")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise RequestError(400, "messages must be a non-empty list", param="messages")
+    _unsupported(body, {
+        "n": lambda v: v != 1, "logprobs": lambda v: v is not False, "top_logprobs": lambda v: v != 0,
+        "presence_penalty": lambda v: v != 0, "frequency_penalty": lambda v: v != 0,
+        "logit_bias": lambda v: v != {},
+        "response_format": lambda v: not (isinstance(v, dict) and v.get("type") == "text"),
+    })
+    tools, legacy = _tool_definitions(body)
+    systems, conversation = [], []
+    for i, m in enumerate(messages):
+        where = f"messages[{i}]"
+        if not isinstance(m, dict):
+            raise RequestError(400, f"{where} must be an object", param=where)
+        role = ROLES.get(m.get("role")) if isinstance(m.get("role"), str) else None
+        if role is None:
+            raise RequestError(400, f"{where}.role {m.get('role')!r} is not supported "
+                                    "(system, developer, user, assistant, tool, function)", param=f"{where}.role")
+        text = text_of(m.get("content"), f"{where}.content")
+        if role == "system":
+            systems.append(text)
+            continue
+        calls = []
+        if role == "assistant":
+            tool_calls = m.get("tool_calls")
+            if tool_calls is not None:
+                if not isinstance(tool_calls, list):
+                    raise RequestError(400, f"{where}.tool_calls must be a list", param=f"{where}.tool_calls")
+                for j, call in enumerate(tool_calls):
+                    fn = call.get("function") if isinstance(call, dict) else None
+                    if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or not fn["name"]:
+                        raise RequestError(400, f"{where}.tool_calls[{j}].function.name must be a non-empty string",
+                                           param=f"{where}.tool_calls")
+                    calls.append((fn["name"], _arguments_text(fn.get("arguments", ""), f"{where}.tool_calls[{j}]")))
+            legacy_call = m.get("function_call")
+            if legacy_call is not None:
+                if not isinstance(legacy_call, dict) or not isinstance(legacy_call.get("name"), str) \
+                        or not legacy_call["name"]:
+                    raise RequestError(400, f"{where}.function_call.name must be a non-empty string",
+                                       param=f"{where}.function_call")
+                calls.append((legacy_call["name"], _arguments_text(legacy_call.get("arguments", ""),
+                                                                   f"{where}.function_call")))
+        if not calls:
+            conversation.append((ROLE_IDS[role], text, None))
+        else:
+            # Qwen's ReAct makes one call per turn: several calls become consecutive turns
+            # (the thought goes with the first), merged by the prompt as Qwen's server merges them.
+            for j, call in enumerate(calls):
+                conversation.append((ROLE_IDS[role], text if j == 0 else "", call))
+    if not conversation:
+        raise RequestError(400, "messages holds no user, assistant or tool message", param="messages")
+    system = "\n\n".join(systems) if systems else qwen_embed.DEFAULT_SYSTEM_PROMPT
+    gen: Dict[str, Any] = {}
+    _sampling(body, gen)
+    stream, include_usage = _stream_flags(body)
+    return ChatRequest(system, conversation, gen, stream, include_usage, tools, legacy)
+
+
+def parse_completion_request(body):
+    """A /v1/completions body -> (prompt, gen, stream, include_usage), or RequestError."""
+    if not isinstance(body, dict):
+        raise RequestError(400, "the request body must be a JSON object")
+    prompt = body.get("prompt")
+    if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
+        prompt = prompt[0]
+    if not isinstance(prompt, str) or not prompt:
+        raise RequestError(400, "prompt must be a non-empty string (one prompt per request)", param="prompt")
+    _unsupported(body, {
+        "n": lambda v: v != 1, "best_of": lambda v: v != 1, "logprobs": lambda v: v not in (0, False),
+        "echo": lambda v: v is not False, "suffix": lambda v: v != "",
+        "presence_penalty": lambda v: v != 0, "frequency_penalty": lambda v: v != 0,
+        "logit_bias": lambda v: v != {},
+    })
+    gen: Dict[str, Any] = {}
+    _sampling(body, gen, default_max=16)   # OpenAI's default for completions
+    stream, include_usage = _stream_flags(body)
+    return prompt, gen, stream, include_usage
 
 
 ERROR_STATUS = {
     qwen_embed.InvalidArgumentError: 400,
     qwen_embed.ContextFullError: 400,
     qwen_embed.BusyError: 503,
-    qwen_embed.CancelledError: 503,
     qwen_embed.QwenNotImplementedError: 501,
 }
 
 
 def request_error(e):
+    """Any failure -> RequestError (the engine's errors keep their message)."""
     if isinstance(e, RequestError):
         return e
     if isinstance(e, qwen_embed.QwenError):
@@ -208,224 +323,552 @@ def request_error(e):
 FINISH = {"stop": "stop", "length": "length", "callback": "stop"}
 
 
-# ---------------------------------------------------------------- handler
+# ---------------------------------------------------------------- scheduling
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "qwen-embed-openai/0.1"
-    # set on the class by make_server
-    pool = None
-    model_id = "qwen"
-    created = 0
-    queue_timeout = 300.0
-    quiet = False
+class ClientGone(Exception):
+    """The client disconnected; its work is cancelled and nothing is sent."""
 
-    def log_message(self, fmt, *args):
-        if not self.quiet:
-            sys.stderr.write("%s - %s\n" % (self.address_string(), fmt % args))
 
-    # -- plumbing
+class Admission:
+    """``slots`` requests run at once; up to ``queue`` more wait, first come first
+    served; beyond that a 429. Used from the event loop thread only."""
 
-    def _send_json(self, status, obj, extra_headers=()):
-        data = json.dumps(obj, ensure_ascii=False).encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("Access-Control-Allow-Origin", "*")
-        for k, v in extra_headers:
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(data)
+    def __init__(self, slots, queue):
+        self.slots, self.queue = slots, queue
+        self.running = 0
+        self.waiters = collections.deque()      # futures, oldest first
+        self.mean_seconds = 5.0                 # moving average of a request's slot time
 
-    def _send_error(self, err):
-        self._send_json(err.status, {"error": {"message": err.message, "type": err.kind,
-                                               "param": err.param, "code": err.code}})
+    def retry_after(self):
+        return max(1, math.ceil(self.mean_seconds * (len(self.waiters) + 1) / self.slots))
 
-    def _sse(self, obj):
-        payload = obj if isinstance(obj, str) else json.dumps(obj, ensure_ascii=False)
-        self.wfile.write(b"data: " + payload.encode("utf-8") + b"\n\n")
-        self.wfile.flush()
-
-    def _read_json(self):
-        length = self.headers.get("Content-Length")
-        if length is None:
-            raise RequestError(411, "Content-Length is required")
-        try:
-            length = int(length)
-        except ValueError:
-            raise RequestError(400, "bad Content-Length") from None
-        if length < 0 or length > MAX_BODY:
-            raise RequestError(413, "request body too large")
-        raw = self.rfile.read(length)
-        try:
-            return json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise RequestError(400, f"the body is not valid JSON: {e}") from None
-
-    # -- routes
-
-    def do_OPTIONS(self):
-        self.send_response(204)
-        self.send_header("Access-Control-Allow-Origin", "*")
-        self.send_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
-        self.send_header("Access-Control-Allow-Headers", "Content-Type, Authorization")
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def do_GET(self):
-        path = self.path.split("?", 1)[0].rstrip("/")
-        if path == "/v1/models":
-            self._send_json(200, {"object": "list", "data": [self._model_card()]})
-        elif path == f"/v1/models/{self.model_id}":
-            self._send_json(200, self._model_card())
-        elif path in ("/health", ""):
-            self._send_json(200, {"status": "ok", "model": self.model_id})
-        else:
-            self._send_error(RequestError(404, f"no route GET {path}", kind="not_found_error"))
-
-    def _model_card(self):
-        return {"id": self.model_id, "object": "model", "created": self.created, "owned_by": "qwen-embed"}
-
-    def do_POST(self):
-        path = self.path.split("?", 1)[0].rstrip("/")
-        if path != "/v1/chat/completions":
-            self._send_error(RequestError(404, f"no route POST {path}", kind="not_found_error"))
+    async def enter(self, is_disconnected):
+        if self.running < self.slots and not self.waiters:
+            self.running += 1
             return
+        if len(self.waiters) >= self.queue:
+            seconds = self.retry_after()
+            raise RequestError(429, f"the server is busy ({self.running} running, {len(self.waiters)} waiting); "
+                                    f"retry in {seconds} s", kind="rate_limit_error", code="rate_limit_exceeded",
+                               headers={"Retry-After": str(seconds)})
+        turn = asyncio.get_running_loop().create_future()
+        self.waiters.append(turn)
         try:
-            system, conversation, gen, stream, include_usage = parse_request(self._read_json())
-        except RequestError as e:
-            self._send_error(e)
-            return
-        roles = {"user": qwen_embed.model.ROLES["user"], "assistant": qwen_embed.model.ROLES["assistant"]}
-        conversation = [(roles[r], t) for r, t in conversation]
-        try:
-            session = self.pool.acquire(system, conversation, self.queue_timeout)
-        except BaseException as e:  # noqa: BLE001
-            self._send_error(request_error(e))
-            return
-        try:
-            self._complete(session, system, conversation, gen, stream, include_usage)
-        finally:
-            self.pool.release(session)
-
-    def _complete(self, session, system, conversation, gen, stream, include_usage):
-        cid = "chatcmpl-" + uuid.uuid4().hex[:24]
-        created = int(time.time())
-        headers_sent = False
-        try:
-            todo = session.prepare(system, conversation)
-            if not stream:
-                text = session.chat(todo, **gen)
-                r = session.last_result
-                self._send_json(200, {
-                    "id": cid, "object": "chat.completion", "created": created, "model": self.model_id,
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                                 "logprobs": None, "finish_reason": FINISH.get(r["finish_reason"], "stop")}],
-                    "usage": self._usage(r),
-                })
-                return
-            deltas = session.chat(todo, stream=True, **gen)
-            # Begin and prefill before the headers, so that a failure there (context
-            # full, bad parameters) still gets a proper HTTP status.
-            first = next(deltas, None)
-            self.send_response(200)
-            self.send_header("Content-Type", "text/event-stream; charset=utf-8")
-            self.send_header("Cache-Control", "no-cache")
-            self.send_header("Connection", "close")
-            self.send_header("Access-Control-Allow-Origin", "*")
-            self.end_headers()
-            self.close_connection = True
-            headers_sent = True
-
-            def chunk(delta, finish=None):
-                return {"id": cid, "object": "chat.completion.chunk", "created": created, "model": self.model_id,
-                        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
-            try:
-                self._sse(chunk({"role": "assistant", "content": ""}))
-                if first:
-                    self._sse(chunk({"content": first}))
-                for text in deltas:
-                    self._sse(chunk({"content": text}))
-            except (BrokenPipeError, ConnectionResetError):
-                deltas.close()  # the client left: stop generating, free the session
-                return
-            finally:
-                deltas.close()
-            r = session.last_result
-            self._sse(chunk({}, FINISH.get(r["finish_reason"], "stop")))
-            if include_usage:
-                self._sse({"id": cid, "object": "chat.completion.chunk", "created": created,
-                           "model": self.model_id, "choices": [], "usage": self._usage(r)})
-            self._sse("[DONE]")
-        except (BrokenPipeError, ConnectionResetError):
-            return
-        except BaseException as e:  # noqa: BLE001 - every failure becomes an OpenAI error object
-            err = request_error(e)
-            if not headers_sent:
-                self._send_error(err)
+            while not turn.done():
+                await asyncio.wait({turn}, timeout=0.25)
+                if not turn.done() and await is_disconnected():
+                    raise ClientGone()
+        except BaseException:
+            if turn.done() and not turn.cancelled():
+                self.leave(0.0)        # we were handed a slot: pass it on
             else:
-                try:
-                    self._sse({"error": {"message": err.message, "type": err.kind, "param": err.param,
-                                         "code": err.code}})
-                except OSError:
-                    pass
+                turn.cancel()
+                self.waiters.remove(turn)
+            raise
+
+    def leave(self, seconds):
+        if seconds:
+            self.mean_seconds = 0.8 * self.mean_seconds + 0.2 * seconds
+        while self.waiters:
+            turn = self.waiters.popleft()
+            if not turn.done():
+                turn.set_result(None)  # the slot passes to the next in line
+                return
+        self.running -= 1
+
+
+class SessionPool:
+    """Idle sessions, reused by the longest shared conversation prefix. Admission bounds
+    how many are in use, so ``take`` never waits."""
+
+    def __init__(self, model, n_ctx=0, n_threads=0):
+        self.model, self.n_ctx, self.n_threads = model, n_ctx, n_threads
+        self.lock = threading.Lock()
+        self.idle = []      # least recently used first
 
     @staticmethod
-    def _usage(r):
+    def _reuse(session, system, conversation):
+        if session.system_prompt != system:
+            return -1
+        history = session._raw_history()
+        held = [m for m in conversation[:len(history)]]
+        return len(history) if len(history) < len(conversation) and held == history else -1
+
+    def take(self, system, conversation):
+        with self.lock:
+            if self.idle:
+                scores = [self._reuse(s, system, conversation) for s in self.idle]
+                best = max(range(len(self.idle)), key=lambda i: (scores[i], -i))
+                return self.idle.pop(best)
+        return self.model.session(n_ctx=self.n_ctx, n_threads=self.n_threads)
+
+    def give_back(self, session):
+        with self.lock:
+            self.idle.append(session)
+
+    def close(self):
+        with self.lock:
+            idle, self.idle = self.idle, []
+        for s in idle:
+            s.close()
+
+
+class Generation:
+    """One engine call on a worker thread; its pieces arrive on an asyncio queue.
+    ``work(on_text)`` runs in the thread and returns the call's outcome."""
+
+    def __init__(self, executor, session, work):
+        self.session = session
+        self.cancelled = False      # the call was cancelled because its client left
+        self.loop = asyncio.get_running_loop()
+        self.queue: asyncio.Queue = asyncio.Queue()
+        self.future = self.loop.run_in_executor(executor, self._run, work)
+
+    def _put(self, item):
+        self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
+
+    def _run(self, work):
+        try:
+            outcome = work(lambda text: self._put(("text", text)))
+            self._put(("done", outcome))
+        except BaseException as e:  # noqa: BLE001 - handed to the request
+            self._put(("error", e))
+
+    async def events(self, is_disconnected):
+        """("text", piece)... then ("done", outcome) or ("error", exception); raises
+        ClientGone (after cancelling the call) if the client leaves meanwhile."""
+        checked = time.monotonic()
+        while True:
+            try:
+                kind, value = await asyncio.wait_for(self.queue.get(), timeout=0.25)
+            except asyncio.TimeoutError:
+                kind = None
+            # Every quarter second, pieces flowing or not: a closed connection is not
+            # otherwise noticed while a stream's writes still succeed.
+            if kind is None or time.monotonic() - checked > 0.25:
+                checked = time.monotonic()
+                if await is_disconnected():
+                    self.cancel()
+                    raise ClientGone()
+            if kind is None:
+                continue
+            yield kind, value
+            if kind != "text":
+                return
+
+    def cancel(self):
+        self.cancelled = True
+        self.session.cancel()
+
+    async def finished(self):
+        """Cancel the call if it is still running and wait for its thread to end."""
+        if not self.future.done():
+            self.cancel()
+        try:
+            await asyncio.shield(self.future)
+        except BaseException:  # noqa: BLE001 - the outcome was already handed over (or not wanted)
+            pass
+
+
+# ---------------------------------------------------------------- the app
+
+class LogAndGuard:
+    """ASGI middleware: the API key on /v1/*, and one log line per request once its
+    response is complete (streams included), with the note a handler left in
+    request.state.log_note. Plain ASGI rather than BaseHTTPMiddleware, which would put
+    streamed bodies behind a queue where a client's disconnect is no longer seen."""
+
+    def __init__(self, app, api_key=None):
+        self.app, self.api_key = app, api_key
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        start = time.monotonic()
+        status = {"code": 0}
+        client = scope.get("client") or ("-", 0)
+
+        async def recording_send(message):
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+        try:
+            authorization = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
+            if self.api_key and scope["path"].startswith("/v1/") and authorization != f"Bearer {self.api_key}":
+                err = RequestError(401, "invalid or missing API key (Authorization: Bearer KEY)",
+                                   kind="authentication_error", code="invalid_api_key")
+                body = json.dumps(err.body()).encode()
+                await recording_send({"type": "http.response.start", "status": 401, "headers": [
+                    (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+                await send({"type": "http.response.body", "body": body})
+                return
+            await self.app(scope, receive, recording_send)
+        finally:
+            log.info('%s "%s %s" %d %.0f ms%s', client[0], scope["method"], scope["path"], status["code"],
+                     (time.monotonic() - start) * 1000, (scope.get("state") or {}).get("log_note", ""))
+
+
+def create_app(model, model_id="qwen", parallel=2, queue=16, n_ctx=0, n_threads=0, api_key=None):
+    """The FastAPI application serving ``model``."""
+    import anyio
+    from fastapi import FastAPI, Request
+    from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    admission = Admission(max(1, parallel), max(0, queue))
+    pool = SessionPool(model, n_ctx, n_threads)
+    executor = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="qwen-gen")
+    created = int(time.time())
+    @contextlib.asynccontextmanager
+    async def lifespan(_app):
+        yield
+        executor.shutdown(wait=True, cancel_futures=True)
+        pool.close()
+
+    app = FastAPI(title="qwen-embed", version=qwen_embed.__version__, docs_url="/docs", redoc_url=None,
+                  lifespan=lifespan)
+    app.state.pool, app.state.executor, app.state.admission = pool, executor, admission
+
+    def error_response(err):
+        return JSONResponse(err.body(), status_code=err.status, headers=err.headers)
+
+    app.add_middleware(LogAndGuard, api_key=api_key)
+
+    @app.exception_handler(RequestError)
+    async def on_request_error(request, err):
+        return error_response(err)
+
+    @app.exception_handler(qwen_embed.QwenError)
+    async def on_engine_error(request, exc):
+        err = request_error(exc)
+        if err.status >= 500:
+            log.error("%d on %s %s\n%s", err.status, request.method, request.url.path,
+                      "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+        return error_response(err)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http_error(request, exc):
+        kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
+        return error_response(RequestError(exc.status_code, f"{exc.detail}: {request.method} {request.url.path}",
+                                           kind=kind))
+
+    @app.exception_handler(Exception)
+    async def on_crash(request, exc):
+        log.error("500 on %s %s\n%s", request.method, request.url.path,
+                  "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+        return error_response(RequestError(500, f"internal error: {exc!r}", kind="server_error"))
+
+    async def read_json(request):
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+            raise RequestError(413, f"the request body is over {MAX_BODY} bytes")
+        data = bytearray()
+        async for chunk in request.stream():
+            data += chunk
+            if len(data) > MAX_BODY:
+                raise RequestError(413, f"the request body is over {MAX_BODY} bytes")
+        try:
+            return json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError) as e:
+            raise RequestError(400, f"the body is not valid JSON: {e}") from None
+
+    def usage(r):
         return {"prompt_tokens": r["n_prompt_tokens"], "completion_tokens": r["n_generated_tokens"],
                 "total_tokens": r["n_prompt_tokens"] + r["n_generated_tokens"],
                 "prompt_tokens_details": {"cached_tokens": r["n_cached_tokens"]}}
 
+    async def run(request, system, conversation, work, respond):
+        """Admission, a session, the engine call on a worker thread, then
+        ``await respond(events, first_event)``: a complete response (the call is over when
+        it returns) or a StreamingResponse (released when its stream ends). The first
+        event, awaited here, comes after the prefill, so a failure there still gets its
+        HTTP status. Slot and session are released whatever happens."""
+        try:
+            await admission.enter(request.is_disconnected)
+        except ClientGone:
+            request.state.log_note = " (client left while waiting; cancelled)"
+            return JSONResponse({"error": {"message": "the client left", "type": "client_closed"}}, status_code=499)
+        started = time.monotonic()
+        session = generation = None
+        handed_over = False
+        try:
+            session = await asyncio.get_running_loop().run_in_executor(executor, pool.take, system, conversation)
+            generation = Generation(executor, session, lambda on_text: work(session, on_text))
+            events = generation.events(request.is_disconnected)
+            first = await events.__anext__()
+            if first[0] == "error":
+                raise first[1]
+            response = await respond(events, first)
+            if isinstance(response, StreamingResponse):
+                stream = response.body_iterator
 
-def make_server(model, host, port, parallel=2, n_ctx=0, model_id=None, queue_timeout=300.0, quiet=False):
-    pool = SessionPool(model, parallel, n_ctx)
-    handler = type("QwenHandler", (Handler,), {
-        "pool": pool, "model_id": model_id or "qwen", "created": int(time.time()),
-        "queue_timeout": queue_timeout, "quiet": quiet,
-    })
-    server = ThreadingHTTPServer((host, port), handler)
-    server.daemon_threads = True
-    server.pool = pool
-    return server
+                async def released_at_end():
+                    try:
+                        async for part in stream:
+                            yield part
+                    finally:
+                        with anyio.CancelScope(shield=True):
+                            await release(request, generation, session, started)
+                response.body_iterator = released_at_end()
+                handed_over = True
+            return response
+        except ClientGone:
+            request.state.log_note = " (client left; cancelled)"
+            return JSONResponse({"error": {"message": "the client left", "type": "client_closed"}}, status_code=499)
+        finally:
+            if not handed_over:
+                with anyio.CancelScope(shield=True):
+                    await release(request, generation, session, started)
 
+    async def release(request, generation, session, started):
+        if generation is not None:
+            await generation.finished()
+            if generation.cancelled:
+                request.state.log_note = " (client left; cancelled)"
+        if session is not None:
+            pool.give_back(session)
+        admission.leave(time.monotonic() - started)
+
+    def sse(obj):
+        return "data: " + (obj if isinstance(obj, str) else json.dumps(obj, ensure_ascii=False)) + "\n\n"
+
+    def streaming(body_iterator):
+        return StreamingResponse(body_iterator, media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    # -- routes
+
+    @app.get("/", response_class=HTMLResponse)
+    async def page():
+        return HTMLResponse(PAGE.read_text(encoding="utf-8"))
+
+    @app.get("/health")
+    async def health():
+        return {"status": "ok", "model": model_id, "running": admission.running, "waiting": len(admission.waiters)}
+
+    def model_card():
+        return {"id": model_id, "object": "model", "created": created, "owned_by": "qwen-embed"}
+
+    @app.get("/v1/models")
+    async def models():
+        return {"object": "list", "data": [model_card()]}
+
+    @app.get("/v1/models/{name}")
+    async def one_model(name: str):
+        if name != model_id:
+            raise RequestError(404, f"no model {name!r}; this server serves {model_id!r}", kind="not_found_error")
+        return model_card()
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request):
+        req = parse_request(await read_json(request))
+        cid = "chatcmpl-" + uuid.uuid4().hex[:24]
+        stamp = int(time.time())
+
+        def work(session, on_text):
+            todo = session.prepare(req.system, req.conversation)
+            session.tools = req.tools
+            for role, content, call in todo[:-1]:
+                session.add_message(role, content, None if call is None else {"name": call[0], "arguments": call[1]})
+            role, content, call = todo[-1]
+            if call is not None:
+                raise RequestError(400, "the last message must be the user's or a tool result", param="messages")
+            session.chat([(role, content)], callback=None if req.tools else on_text, **req.gen)
+            return session.last_result, session.messages[-1]
+
+        def message_of(reply):
+            """The assistant message of a parsed reply (tools) as OpenAI writes it."""
+            call = reply.get("tool_call")
+            if call is None:
+                return {"role": "assistant", "content": reply["content"]}, None
+            if req.legacy_functions:
+                return {"role": "assistant", "content": reply["content"] or None,
+                        "function_call": {"name": call["name"], "arguments": call["arguments"]}}, "function_call"
+            return {"role": "assistant", "content": reply["content"] or None,
+                    "tool_calls": [{"id": "call_" + uuid.uuid4().hex[:24], "type": "function",
+                                    "function": {"name": call["name"], "arguments": call["arguments"]}}]}, "tool_calls"
+
+        def chunk(delta, finish=None):
+            return {"id": cid, "object": "chat.completion.chunk", "created": stamp, "model": model_id,
+                    "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
+
+        def note(r):
+            request.state.log_note = (f" chat {r['n_prompt_tokens']}+{r['n_generated_tokens']} tokens "
+                                      f"({r['n_cached_tokens']} cached) {r['finish_reason']}")
+
+        async def collect(events, first):
+            kind, value = first
+            async for kind, value in events:
+                pass
+            if kind == "error":
+                raise value
+            r, reply = value
+            note(r)
+            message, finish = message_of(reply) if req.tools else ({"role": "assistant", "content": r["text"]}, None)
+            return JSONResponse({
+                "id": cid, "object": "chat.completion", "created": stamp, "model": model_id,
+                "choices": [{"index": 0, "message": message, "logprobs": None,
+                             "finish_reason": finish or FINISH.get(r["finish_reason"], "stop")}],
+                "usage": usage(r)})
+
+        async def stream(events, first):
+            async def body():
+                yield sse(chunk({"role": "assistant", "content": ""}))
+                kind, value = first
+                try:
+                    while True:
+                        if kind == "text":
+                            yield sse(chunk({"content": value}))
+                        elif kind == "error":
+                            err = request_error(value)
+                            yield sse(err.body())
+                            return
+                        else:
+                            r, reply = value
+                            note(r)
+                            finish = FINISH.get(r["finish_reason"], "stop")
+                            if req.tools:
+                                message, call_finish = message_of(reply)
+                                delta = {k: v for k, v in message.items() if k != "role"}
+                                if "tool_calls" in delta:
+                                    delta["tool_calls"] = [dict(delta["tool_calls"][0], index=0)]
+                                yield sse(chunk(delta))
+                                finish = call_finish or finish
+                            yield sse(chunk({}, finish))
+                            if req.include_usage:
+                                yield sse({"id": cid, "object": "chat.completion.chunk", "created": stamp,
+                                           "model": model_id, "choices": [], "usage": usage(r)})
+                            yield sse("[DONE]")
+                            return
+                        kind, value = await events.__anext__()
+                except ClientGone:
+                    request.state.log_note = " (client left; cancelled)"
+            return streaming(body())
+
+        return await run(request, req.system, req.conversation, work, stream if req.stream else collect)
+
+    @app.post("/v1/completions")
+    async def completions(request: Request):
+        prompt, gen, stream, include_usage = parse_completion_request(await read_json(request))
+        cid = "cmpl-" + uuid.uuid4().hex[:24]
+        stamp = int(time.time())
+
+        def work(session, on_text):
+            text = session.generate(prompt, callback=on_text, **gen)
+            return session.last_result, text
+
+        def choice(text, finish):
+            return {"id": cid, "object": "text_completion", "created": stamp, "model": model_id,
+                    "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish}]}
+
+        def note(r):
+            request.state.log_note = f" generate {r['n_prompt_tokens']}+{r['n_generated_tokens']} tokens"
+
+        async def collect(events, first):
+            kind, value = first
+            async for kind, value in events:
+                pass
+            if kind == "error":
+                raise value
+            r, text = value
+            note(r)
+            body = choice(text, FINISH.get(r["finish_reason"], "stop"))
+            body["usage"] = usage(r)
+            return JSONResponse(body)
+
+        async def streamed(events, first):
+            async def body():
+                kind, value = first
+                try:
+                    while True:
+                        if kind == "text":
+                            yield sse(choice(value, None))
+                        elif kind == "error":
+                            yield sse(request_error(value).body())
+                            return
+                        else:
+                            r, _ = value
+                            note(r)
+                            yield sse(choice("", FINISH.get(r["finish_reason"], "stop")))
+                            if include_usage:
+                                yield sse({"id": cid, "object": "text_completion", "created": stamp,
+                                           "model": model_id, "choices": [], "usage": usage(r)})
+                            yield sse("[DONE]")
+                            return
+                        kind, value = await events.__anext__()
+                except ClientGone:
+                    request.state.log_note = " (client left; cancelled)"
+            return streaming(body())
+
+        return await run(request, qwen_embed.DEFAULT_SYSTEM_PROMPT, [], work, streamed if stream else collect)
+
+    return app
+
+
+# ---------------------------------------------------------------- command line
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description="OpenAI-compatible chat server over qwen_embed.")
+    p = argparse.ArgumentParser(prog="qwen-embed-server",
+                                description="OpenAI-compatible server and web chat page over qwen_embed.")
     p.add_argument("-m", "--model", required=True, help="a .gguf file or a Hugging Face checkpoint directory")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000, help="0 = any free port")
-    p.add_argument("--threads", type=int, default=0, help="compute threads per request (0 = all cores)")
-    p.add_argument("--parallel", type=int, default=2, help="sessions, i.e. requests served at once")
+    p.add_argument("--parallel", type=int, default=2, help="requests generating at once (one session each)")
+    p.add_argument("--queue", type=int, default=16, help="requests waiting for a slot; beyond that 429")
+    p.add_argument("--threads", type=int, default=0,
+                   help="compute threads per request (0 = the cores divided among --parallel)")
     p.add_argument("-c", "--ctx", type=int, default=0, help="context window per session (0 = model default)")
     p.add_argument("--model-id", default=None, help="the id /v1/models reports (default: the file name)")
-    p.add_argument("--queue-timeout", type=float, default=300.0, help="seconds a request waits for a session")
+    p.add_argument("--api-key", default=os.environ.get("QWEN_API_KEY"),
+                   help="require 'Authorization: Bearer KEY' on /v1/* (default: $QWEN_API_KEY; none = open)")
     p.add_argument("--quiet", action="store_true", help="no request log on stderr")
     args = p.parse_args(argv)
+    if args.parallel < 1 or args.queue < 0 or args.threads < 0:
+        p.error("--parallel must be >= 1, --queue and --threads >= 0")
 
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(message)s")
     try:
-        model = qwen_embed.Model(args.model, n_threads=args.threads)
+        import socket
+
+        import fastapi  # noqa: F401 - create_app imports it; checked here for a clear message
+        import uvicorn
+    except ImportError as e:
+        print(f"qwen-embed-server: {e.name} is missing; install the server extra: pip install 'qwen-embed[server]'",
+              file=sys.stderr)
+        return 1
+    threads = args.threads or max(1, (os.cpu_count() or 1) // args.parallel)
+    try:
+        model = qwen_embed.Model(args.model, n_threads=threads)
     except (qwen_embed.QwenError, qwen_embed.LibraryError) as e:
         print(f"qwen-embed-server: {e}", file=sys.stderr)
         return 1
     model_id = args.model_id or pathlib.Path(args.model.rstrip("/")).name
     if model_id.endswith(".gguf"):
         model_id = model_id[:-5]
+    app = create_app(model, model_id, args.parallel, args.queue, args.ctx, threads, args.api_key)
     try:
-        server = make_server(model, args.host, args.port, args.parallel, args.ctx, model_id,
-                             args.queue_timeout, args.quiet)
+        family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((args.host, args.port))
+        sock.listen(2048)
     except OSError as e:
         print(f"qwen-embed-server: cannot listen on {args.host}:{args.port}: {e}", file=sys.stderr)
+        model.close()
         return 1
-    host, port = server.server_address[:2]
+    host, port = sock.getsockname()[:2]
     print(f"listening on http://{host}:{port}", flush=True)
-    print(f"serving {model_id} from {os.path.abspath(args.model)}", file=sys.stderr, flush=True)
+    log.info("serving %s from %s: %d at once, %d waiting, %d threads each%s", model_id,
+             os.path.abspath(args.model), args.parallel, args.queue, threads, ", API key required" if args.api_key else "")
+    config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_keep_alive=30,
+                            timeout_graceful_shutdown=5)
     try:
-        server.serve_forever()
+        uvicorn.Server(config).run(sockets=[sock])
     except KeyboardInterrupt:
         pass
     finally:
-        server.server_close()
-        server.pool.close()
+        sock.close()
         model.close()
     return 0
 
