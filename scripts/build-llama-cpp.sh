@@ -5,6 +5,7 @@
 #   ${QWEN_CACHE:-~/.cache/qwen-embed}/llama.cpp-<version>/bin-avx2   with --avx2: AVX2 + FMA +
 #       F16C only, for comparing our AVX2 path with llama.cpp's on an AVX-512 machine
 # Prints the bin directory on the last line of stdout. Skips everything when built.
+# llama-server is the comparison of the server benchmark (scripts/bench_server.py).
 # CPU only, Release; ~10 minutes on 2 cores (run niced).
 set -euo pipefail
 VERSION=${LLAMA_CPP_PYTHON_VERSION:-0.3.36}
@@ -23,7 +24,8 @@ fi
 BIN="$DIR/bin$([ $VARIANT = native ] || echo "-$VARIANT")"
 BUILD="$DIR/build$([ $VARIANT = native ] || echo "-$VARIANT")"
 
-if [ -x "$BIN/llama-bench" ] && [ -x "$BIN/llama-perplexity" ]; then
+TARGETS=(llama-bench llama-perplexity llama-server)
+if [ -x "$BIN/llama-bench" ] && [ -x "$BIN/llama-perplexity" ] && [ -x "$BIN/llama-server" ]; then
   echo "$BIN"; exit 0
 fi
 if ! command -v cmake >/dev/null; then
@@ -41,9 +43,9 @@ fi
 SRC="$DIR/src/vendor/llama.cpp"
 say "configuring $SRC ($VARIANT)"
 cmake -S "$SRC" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release "${CPU_FLAGS[@]}" -DLLAMA_CURL=OFF \
-  -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF -DBUILD_SHARED_LIBS=OFF >&2
-say "building llama-bench llama-perplexity (takes a while)"
-nice -n 19 cmake --build "$BUILD" -j 2 --target llama-bench llama-perplexity >&2
+  -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=ON -DBUILD_SHARED_LIBS=OFF >&2
+say "building ${TARGETS[*]} (takes a while)"
+nice -n 19 cmake --build "$BUILD" -j 2 --target "${TARGETS[@]}" >&2
 mkdir -p "$BIN"
-for t in llama-bench llama-perplexity; do cp "$BUILD/bin/$t" "$BIN/"; done
+for t in "${TARGETS[@]}"; do cp "$BUILD/bin/$t" "$BIN/"; done
 echo "$BIN"

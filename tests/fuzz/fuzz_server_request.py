@@ -1,5 +1,5 @@
 """atheris target: the OpenAI-compatible server's request parsing
-(qwen_embed.server.parse_request) on arbitrary bodies. The first input byte
+(qwen_embed.server.parse_request and parse_completion_request) on arbitrary bodies. The first input byte
 picks raw JSON text (json.loads of the rest) or a structured request built from the bytes
 (objects, lists, strings, numbers, booleans and nulls in the fields the server reads).
 A body must either parse or be refused with RequestError (a 400 naming the field); any
@@ -18,7 +18,10 @@ with atheris.instrument_imports():
 
 FIELDS = ["messages", "role", "content", "type", "text", "n", "max_tokens", "max_completion_tokens",
           "temperature", "top_p", "seed", "stop", "stream", "stream_options", "include_usage",
-          "system", "user", "assistant", "developer", "tool"]
+          "system", "user", "assistant", "developer", "tool", "tools", "functions", "tool_choice",
+          "tool_calls", "function_call", "function", "name", "arguments", "parameters", "description",
+          "auto", "none", "required", "prompt", "logprobs", "response_format", "top_k",
+          "repetition_penalty", "presence_penalty", "logit_bias", "echo", "suffix", "best_of"]
 
 
 def value(fdp, depth):
@@ -48,10 +51,11 @@ def test_one_input(data):
             return
     else:
         body = value(fdp, 0)
-    try:
-        openai_server.parse_request(body)
-    except openai_server.RequestError as e:
-        assert 400 <= e.status < 500 and e.message, (e.status, e.message)
+    for parse in (openai_server.parse_request, openai_server.parse_completion_request):
+        try:
+            parse(body)
+        except openai_server.RequestError as e:
+            assert 400 <= e.status < 500 and e.message, (e.status, e.message)
 
 
 if __name__ == "__main__":

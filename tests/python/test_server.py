@@ -9,7 +9,6 @@ import json
 import logging
 import pathlib
 import socket
-import statistics
 import sys
 import time
 import urllib.parse
@@ -18,11 +17,13 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bindings" / "python"))
+sys.path.insert(0, str(ROOT / "scripts"))
 
 import openai  # noqa: E402
 
 import qwen_embed  # noqa: E402
 import qwen_embed.server  # noqa: E402
+from bench_server import concurrent_streams  # noqa: E402
 from conftest import ServerProcess  # noqa: E402
 
 PARALLEL, QUEUE = 2, 16
@@ -235,52 +236,6 @@ def test_100_concurrent_streams_answered_or_refused_with_429(server):
     assert result["retry_after_missing"] == 0
     print(f"\n100 streams: {result['served']} served, {result['refused']} refused (429); first token "
           f"p50 {result['ttft_p50']:.2f} s p99 {result['ttft_p99']:.2f} s; {result['tokens_per_s']:.1f} tok/s")
-
-
-async def concurrent_streams(url, clients, max_tokens):
-    """Starts `clients` streaming chat requests at once (official openai client, no
-    retries); returns counts, first-token latencies and aggregate tokens/s."""
-    aclient = openai.AsyncOpenAI(base_url=url + "/v1", api_key="unused", max_retries=0, timeout=600,
-                                 http_client=openai.DefaultAsyncHttpxClient(
-                                     limits=__import__("httpx").Limits(max_connections=clients + 10)))
-    first_token, other, refused, missing = [], [], 0, 0
-    tokens = 0
-
-    async def one(i):
-        nonlocal refused, missing, tokens
-        start = time.monotonic()
-        try:
-            stream = await aclient.chat.completions.create(
-                model="qwen", messages=[{"role": "user", "content": f"Count from {i} to {i + 20}."}],
-                max_tokens=max_tokens, temperature=0.7, stream=True, stream_options={"include_usage": True})
-            got_first = False
-            async for chunk in stream:
-                if not got_first and chunk.choices and chunk.choices[0].delta.content:
-                    first_token.append(time.monotonic() - start)
-                    got_first = True
-                if chunk.usage:
-                    tokens += chunk.usage.completion_tokens
-            return "served"
-        except openai.RateLimitError as e:
-            refused += 1
-            if not e.response.headers.get("retry-after", "").isdigit():
-                missing += 1
-            return "refused"
-        except Exception as e:  # noqa: BLE001 - collected and reported
-            other.append(repr(e))
-            return "failed"
-
-    start = time.monotonic()
-    outcomes = await asyncio.gather(*(one(i) for i in range(clients)))
-    wall = time.monotonic() - start
-    await aclient.close()
-    first_token.sort()
-    return {"served": outcomes.count("served"), "refused": refused, "other_failures": other,
-            "retry_after_missing": missing, "wall_s": wall, "tokens": tokens,
-            "tokens_per_s": tokens / wall if wall else 0.0,
-            "ttft_p50": statistics.median(first_token) if first_token else float("nan"),
-            "ttft_p99": first_token[min(len(first_token) - 1, int(0.99 * len(first_token)))]
-            if first_token else float("nan")}
 
 
 # -- in process: the API key, the page, a 500's traceback

@@ -1,10 +1,12 @@
 """The Python package as users get it: `make wheel` builds a wheel with libqwen.so inside
 that installs with pip, offline, into a fresh venv and works from any directory with no
 environment set; a package without the library finds one installed by `make install`."""
+import json
 import os
 import pathlib
 import subprocess
 import sys
+import urllib.request
 
 import pytest
 
@@ -42,6 +44,33 @@ def test_the_wheel_installs_and_runs_in_a_fresh_venv(tmp_path, tiny):
     server = subprocess.run([str(tmp_path / "venv" / "bin" / "qwen-embed-server"), "--help"], env=clean_env(),
                             capture_output=True, text=True)
     assert server.returncode == 0 and "--model" in server.stdout
+    # Without the [server] extra the command says what to install.
+    bare = subprocess.run([str(tmp_path / "venv" / "bin" / "qwen-embed-server"), "-m", str(tiny)], env=clean_env(),
+                          capture_output=True, text=True)
+    assert bare.returncode == 1 and "pip install 'qwen-embed[server]'" in bare.stderr
+
+
+def test_the_server_extra_serves_the_api_and_the_page(tmp_path, model_path):
+    """README: pip install "WHEEL[server]" (FastAPI + uvicorn from PyPI), then qwen-embed-server."""
+    subprocess.run(["make", "--no-print-directory", "wheel"], cwd=ROOT, check=True, capture_output=True)
+    wheel = next((ROOT / "build" / "wheel").glob("qwen_embed-*.whl"))
+    python = venv(tmp_path / "venv")
+    subprocess.run([str(python), "-m", "pip", "install", "-q", f"{wheel}[server]"], check=True, capture_output=True)
+    proc = subprocess.Popen([str(tmp_path / "venv" / "bin" / "qwen-embed-server"), "-m", model_path, "--port", "0"],
+                            cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = proc.stdout.readline().split()[-1]
+        with urllib.request.urlopen(url + "/", timeout=60) as r:
+            assert 'id="messages"' in r.read().decode()
+        request = urllib.request.Request(url + "/v1/chat/completions", method="POST",
+                                         headers={"Content-Type": "application/json"},
+                                         data=json.dumps({"messages": [{"role": "user", "content": "Say hi"}],
+                                                          "max_tokens": 4}).encode())
+        with urllib.request.urlopen(request, timeout=120) as r:
+            assert json.load(r)["choices"][0]["message"]["content"]
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 def test_a_package_without_the_library_finds_the_installed_one(tmp_path, tiny):

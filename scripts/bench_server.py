@@ -1,0 +1,173 @@
+#!/usr/bin/env python3
+"""The server under load, side by side with llama.cpp's llama-server on the same model:
+N concurrent streaming chat clients (the official openai client, no retries) started at
+once; first-token latency p50/p99 of the served ones, how many were refused (429), and
+aggregate completion tokens/s over the wall time. Prints a BENCHMARKS.md table.
+
+    python3 scripts/bench_server.py [--clients 100] [--max-tokens 32] [--parallel 2]
+                                    [--queue 16 128] [--no-llama]
+
+Each --queue value is one run of qwen-embed-server (16: the default, so most of 100 are
+refused by design; 128: every client waits its turn). llama-server (built by
+scripts/build-llama-cpp.sh) runs with the same parallel slots and threads; it has no
+bound on its waiting line, so it serves everyone like the 128 run.
+"""
+import argparse
+import asyncio
+import os
+import pathlib
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+async def concurrent_streams(url, clients, max_tokens, model="qwen"):
+    """Starts `clients` streaming chat requests at once; returns counts (served, refused
+    with 429, other failures), first-token latencies and aggregate tokens/s."""
+    import httpx
+    import openai
+    aclient = openai.AsyncOpenAI(base_url=url + "/v1", api_key="unused", max_retries=0, timeout=900,
+                                 http_client=openai.DefaultAsyncHttpxClient(
+                                     limits=httpx.Limits(max_connections=clients + 10)))
+    first_token, other = [], []
+    counts = {"refused": 0, "retry_after_missing": 0, "tokens": 0}
+
+    async def one(i):
+        start = time.monotonic()
+        try:
+            stream = await aclient.chat.completions.create(
+                model=model, messages=[{"role": "user", "content": f"Count from {i} to {i + 40}, separated by commas."}],
+                max_tokens=max_tokens, temperature=0.7, stream=True, stream_options={"include_usage": True})
+            got_first = False
+            async for chunk in stream:
+                if not got_first and chunk.choices and chunk.choices[0].delta.content:
+                    first_token.append(time.monotonic() - start)
+                    got_first = True
+                if chunk.usage:
+                    counts["tokens"] += chunk.usage.completion_tokens
+            return "served"
+        except openai.RateLimitError as e:
+            counts["refused"] += 1
+            if not e.response.headers.get("retry-after", "").isdigit():
+                counts["retry_after_missing"] += 1
+            return "refused"
+        except Exception as e:  # noqa: BLE001 - collected and reported
+            other.append(repr(e))
+            return "failed"
+
+    start = time.monotonic()
+    outcomes = await asyncio.gather(*(one(i) for i in range(clients)))
+    wall = time.monotonic() - start
+    await aclient.close()
+    first_token.sort()
+    return {"served": outcomes.count("served"), "refused": counts["refused"], "other_failures": other,
+            "retry_after_missing": counts["retry_after_missing"], "wall_s": wall, "tokens": counts["tokens"],
+            "tokens_per_s": counts["tokens"] / wall if wall else 0.0,
+            "ttft_p50": statistics.median(first_token) if first_token else float("nan"),
+            "ttft_p99": first_token[min(len(first_token) - 1, int(0.99 * len(first_token)))]
+            if first_token else float("nan")}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(url, proc, seconds=180):
+    import urllib.request
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the server exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=5) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise SystemExit(f"{url} not ready after {seconds} s")
+
+
+def run_ours(model, args, queue):
+    port = free_port()
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "bindings" / "python"))
+    env.setdefault("QWEN_LIBRARY", str(ROOT / ".build" / "release" / "libqwen.so"))
+    proc = subprocess.Popen([sys.executable, str(ROOT / "examples" / "python" / "openai_server.py"), "-m", model,
+                             "--port", str(port), "--parallel", str(args.parallel), "--queue", str(queue),
+                             "--threads", str(args.threads), "--quiet"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_ready(url, proc)
+        return asyncio.run(concurrent_streams(url, args.clients, args.max_tokens))
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def run_llama(model, args, binary):
+    port = free_port()
+    proc = subprocess.Popen([binary, "-m", model, "--port", str(port), "-np", str(args.parallel),
+                             "-t", str(args.threads * args.parallel), "-c", str(4096 * args.parallel),
+                             "--no-webui"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_ready(url, proc)
+        return asyncio.run(concurrent_streams(url, args.clients, args.max_tokens))
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def cpu_line():
+    name = "unknown CPU"
+    flags = ""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name") and name == "unknown CPU":
+                name = line.split(":", 1)[1].strip()
+            if line.startswith("flags") and not flags:
+                flags = line
+    isa = "AVX-512 VNNI" if "avx512_vnni" in flags else "AVX2" if "avx2" in flags else "SSE"
+    return f"{name}, {os.cpu_count()} cores, {isa}, {platform.machine()}"
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-m", "--model", default=None, help="default: the model scripts/fetch-model.sh caches")
+    p.add_argument("--clients", type=int, default=100)
+    p.add_argument("--max-tokens", type=int, default=32)
+    p.add_argument("--parallel", type=int, default=2)
+    p.add_argument("--threads", type=int, default=max(1, (os.cpu_count() or 2) // 2), help="per parallel slot")
+    p.add_argument("--queue", type=int, nargs="+", default=[16, 128])
+    p.add_argument("--no-llama", action="store_true")
+    args = p.parse_args()
+    model = args.model or subprocess.run(["bash", str(ROOT / "scripts" / "fetch-model.sh")], check=True,
+                                         capture_output=True, text=True).stdout.strip().splitlines()[-1]
+    rows = []
+    for queue in args.queue:
+        rows.append((f"qwen-embed-server --parallel {args.parallel} --queue {queue}", run_ours(model, args, queue)))
+    if not args.no_llama:
+        bin_dir = subprocess.run(["bash", str(ROOT / "scripts" / "build-llama-cpp.sh")], check=True,
+                                 capture_output=True, text=True).stdout.strip().splitlines()[-1]
+        rows.append((f"llama-server -np {args.parallel}", run_llama(model, args, f"{bin_dir}/llama-server")))
+    print(f"\n{cpu_line()}; {args.clients} streaming clients at once, max_tokens {args.max_tokens}, "
+          f"{args.threads} thread(s) per slot\n")
+    print("| server | served | refused (429) | other failures | first token p50 | p99 | aggregate tok/s | wall |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, r in rows:
+        print(f"| {name} | {r['served']} | {r['refused']} | {len(r['other_failures'])} | {r['ttft_p50']:.2f} s | "
+              f"{r['ttft_p99']:.2f} s | {r['tokens_per_s']:.1f} | {r['wall_s']:.1f} s |")
+    failures = [f for _, r in rows for f in r["other_failures"]]
+    if failures:
+        print("\nfailures:", *failures[:5], sep="\n  ")
+
+
+if __name__ == "__main__":
+    main()
