@@ -267,3 +267,21 @@ def test_api_key_page_and_traceback_for_a_500(model, caplog):
         assert r.status_code == 500 and "the pool broke" in r.json()["error"]["message"]
         assert "Traceback" in caplog.text and "RuntimeError: the pool broke" in caplog.text
         assert tc.get("/health").json()["running"] == 0    # the slot came back
+
+
+def test_request_parsing_refuses_every_malformed_body_with_a_400():
+    """Regressions found by tests/fuzz/fuzz_server_request.py (a role that is not a
+    string raised TypeError, a 500), and malformed tool fields."""
+    parse = qwen_embed.server.parse_request
+    for body in ({"messages": [{"role": ["user"], "content": "hi"}]},
+                 {"messages": [{"role": {"x": 1}, "content": "hi"}]},
+                 {"messages": [{"role": "user", "content": [["hi"]]}]},
+                 {"messages": "hi"}, [], None, {"messages": [{"role": "user", "content": "hi"}], "stop": [1]},
+                 {"messages": [{"role": "user", "content": "hi"}], "tools": [{"type": "function"}]},
+                 {"messages": [{"role": "user", "content": "hi"}], "tools": {"a": 1}},
+                 {"messages": [{"role": "assistant", "tool_calls": [{"function": {"name": ""}}]}]},
+                 {"messages": [{"role": "user", "content": "hi"}], "tool_choice": {"function": {"name": "x"}}},
+                 {"messages": [{"role": "user", "content": "hi"}], "temperature": float("nan")}):
+        with pytest.raises(qwen_embed.server.RequestError) as refused:
+            parse(body)
+        assert refused.value.status == 400 and refused.value.message
