@@ -281,7 +281,19 @@ def test_request_parsing_refuses_every_malformed_body_with_a_400():
                  {"messages": [{"role": "user", "content": "hi"}], "tools": {"a": 1}},
                  {"messages": [{"role": "assistant", "tool_calls": [{"function": {"name": ""}}]}]},
                  {"messages": [{"role": "user", "content": "hi"}], "tool_choice": {"function": {"name": "x"}}},
-                 {"messages": [{"role": "user", "content": "hi"}], "temperature": float("nan")}):
+                 {"messages": [{"role": "user", "content": "hi"}], "temperature": float("nan")},
+                 {"messages": [{"role": "user", "content": "hi"}], "top_k": -1},
+                 {"messages": [{"role": "user", "content": "hi"}], "repetition_penalty": 0},
+                 {"messages": [{"role": "user", "content": "hi"}], "seed": "7"},
+                 {"messages": [{"role": "user", "content": "hi"}], "stream": "yes"}):
         with pytest.raises(qwen_embed.server.RequestError) as refused:
             parse(body)
         assert refused.value.status == 400 and refused.value.message
+    # What the engine receives: every sampling field, tools by name.
+    req = parse({"messages": [{"role": "system", "content": "S"}, {"role": "user", "content": "hi"}],
+                 "max_tokens": 5, "temperature": 0.5, "top_p": 0.9, "top_k": 40, "repetition_penalty": 1.05,
+                 "seed": 7, "stop": ["\n\n", ""], "tools": [WEATHER], "tool_choice": {"type": "function",
+                 "function": {"name": "get_weather"}}})
+    assert req.gen == {"max_tokens": 5, "temperature": 0.5, "top_p": 0.9, "top_k": 40, "repetition_penalty": 1.05,
+                       "seed": 7, "stop": ["\n\n"]}
+    assert req.system == "S" and [t["name"] for t in req.tools] == ["get_weather"]
