@@ -102,6 +102,11 @@ def run_ours(model, args, queue):
                              "--port", str(port), "--parallel", str(args.parallel), "--queue", str(queue),
                              "--threads", str(args.threads), "--quiet"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return load(proc, port, args)
+
+
+def load(proc, port, args):
+    """The concurrent streams against the server `proc` listening on `port`; stops it."""
     try:
         url = f"http://127.0.0.1:{port}"
         wait_ready(url, proc)
@@ -116,13 +121,7 @@ def run_llama(model, args, binary):
     proc = subprocess.Popen([binary, "-m", model, "--port", str(port), "-np", str(args.parallel),
                              "-t", str(args.threads * args.parallel), "-c", str(4096 * args.parallel),
                              "--no-webui"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_ready(url, proc)
-        return asyncio.run(concurrent_streams(url, args.clients, args.max_tokens))
-    finally:
-        proc.terminate()
-        proc.wait(30)
+    return load(proc, port, args)
 
 
 def cpu_line():

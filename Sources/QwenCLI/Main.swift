@@ -67,24 +67,8 @@ struct ModelOptions: ParsableArguments {
     }
 }
 
-/// JSON text of a string, escaped per RFC 8259.
-func jsonString(_ s: String) -> String {
-    var out = "\""
-    for scalar in s.unicodeScalars {
-        switch scalar {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        case _ where scalar.value < 0x20:
-            let hex = String(scalar.value, radix: 16)
-            out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-        default: out.unicodeScalars.append(scalar)
-        }
-    }
-    return out + "\""
-}
+/// JSON text of a string, escaped per RFC 8259 (as Python's json.dumps writes it).
+func jsonString(_ s: String) -> String { JSONValue.quoted(s) }
 
 struct InfoCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "info", abstract: "Print the model's info as JSON.")

@@ -34,6 +34,13 @@ public indirect enum JSONValue: Sendable, Equatable {
         try bytes.withUnsafeBytes { try parse($0, context: context) }
     }
 
+    /// `string` as a JSON string literal, written as json.dumps(ensure_ascii=False) writes it.
+    public static func quoted(_ string: String) -> String {
+        var out = ""
+        JSONParser.writePythonString(string, into: &out)
+        return out
+    }
+
     /// `text` re-serialized exactly as Python's `json.dumps(json.loads(text),
     /// ensure_ascii=False)` writes it: key order kept (a repeated key keeps its first
     /// place and its last value), ", " and ": " separators, non-ASCII literal, integers

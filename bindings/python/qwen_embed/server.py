@@ -378,29 +378,39 @@ class Admission:
 
 
 class SessionPool:
-    """Idle sessions, reused by the longest shared conversation prefix. Admission bounds
-    how many are in use, so ``take`` never waits."""
+    """At most ``size`` sessions, idle ones reused by the longest shared conversation
+    prefix. Admission lets at most ``size`` requests hold one, so ``take`` never waits."""
 
-    def __init__(self, model, n_ctx=0, n_threads=0):
-        self.model, self.n_ctx, self.n_threads = model, n_ctx, n_threads
+    def __init__(self, model, size, n_ctx=0, n_threads=0):
+        self.model, self.size, self.n_ctx, self.n_threads = model, size, n_ctx, n_threads
         self.lock = threading.Lock()
         self.idle = []      # least recently used first
+        self.created = 0
 
     @staticmethod
     def _reuse(session, system, conversation):
+        """How many of ``conversation``'s messages ``session`` holds (-1: none usable)."""
         if session.system_prompt != system:
             return -1
         history = session._raw_history()
-        held = [m for m in conversation[:len(history)]]
-        return len(history) if len(history) < len(conversation) and held == history else -1
+        return len(history) if len(history) < len(conversation) and conversation[:len(history)] == history else -1
 
     def take(self, system, conversation):
         with self.lock:
             if self.idle:
                 scores = [self._reuse(s, system, conversation) for s in self.idle]
                 best = max(range(len(self.idle)), key=lambda i: (scores[i], -i))
-                return self.idle.pop(best)
-        return self.model.session(n_ctx=self.n_ctx, n_threads=self.n_threads)
+                # No idle session holds part of this conversation: rather than wipe one's
+                # history, open another while there is room.
+                if scores[best] >= 0 or self.created >= self.size:
+                    return self.idle.pop(best)
+            self.created += 1
+        try:
+            return self.model.session(n_ctx=self.n_ctx, n_threads=self.n_threads)
+        except BaseException:
+            with self.lock:
+                self.created -= 1
+            raise
 
     def give_back(self, session):
         with self.lock:
@@ -417,8 +427,9 @@ class Generation:
     """One engine call on a worker thread; its pieces arrive on an asyncio queue.
     ``work(on_text)`` runs in the thread and returns the call's outcome."""
 
-    def __init__(self, executor, session, work):
+    def __init__(self, executor, session, work, on_final):
         self.session = session
+        self.on_final = on_final    # awaited before the outcome is handed over
         self.cancelled = False      # the call was cancelled because its client left
         self.loop = asyncio.get_running_loop()
         self.queue: asyncio.Queue = asyncio.Queue()
@@ -452,9 +463,13 @@ class Generation:
                     raise ClientGone()
             if kind is None:
                 continue
-            yield kind, value
             if kind != "text":
+                # Slot and session are given back before the client sees the end, so its
+                # next request finds the session (and its cache) idle.
+                await self.on_final()
+                yield kind, value
                 return
+            yield kind, value
 
     def cancel(self):
         self.cancelled = True
@@ -468,6 +483,17 @@ class Generation:
             await asyncio.shield(self.future)
         except BaseException:  # noqa: BLE001 - the outcome was already handed over (or not wanted)
             pass
+
+
+async def final_outcome(events, first):
+    """The call's outcome once its pieces have passed (a non-streamed answer does not
+    need them); the call's exception if it failed."""
+    kind, value = first
+    async for kind, value in events:
+        pass
+    if kind == "error":
+        raise value
+    return value
 
 
 # ---------------------------------------------------------------- the app
@@ -516,7 +542,7 @@ def create_app(model, model_id="qwen", parallel=2, queue=16, n_ctx=0, n_threads=
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
     admission = Admission(max(1, parallel), max(0, queue))
-    pool = SessionPool(model, n_ctx, n_threads)
+    pool = SessionPool(model, max(1, parallel), n_ctx, n_threads)
     executor = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="qwen-gen")
     created = int(time.time())
     @contextlib.asynccontextmanager
@@ -589,11 +615,28 @@ def create_app(model, model_id="qwen", parallel=2, queue=16, n_ctx=0, n_threads=
             request.state.log_note = " (client left while waiting; cancelled)"
             return JSONResponse({"error": {"message": "the client left", "type": "client_closed"}}, status_code=499)
         started = time.monotonic()
-        session = generation = None
+        held = {"session": None, "generation": None}
+
+        async def release():
+            """Give back the session and the slot, once (the call cancelled and over first)."""
+            generation, session = held.pop("generation", None), held.pop("session", None)
+            if "released" in held:
+                return
+            held["released"] = True
+            if generation is not None:
+                await generation.finished()
+                if generation.cancelled:
+                    request.state.log_note = " (client left; cancelled)"
+            if session is not None:
+                pool.give_back(session)
+            admission.leave(time.monotonic() - started)
+
         handed_over = False
         try:
-            session = await asyncio.get_running_loop().run_in_executor(executor, pool.take, system, conversation)
-            generation = Generation(executor, session, lambda on_text: work(session, on_text))
+            session = held["session"] = await asyncio.get_running_loop().run_in_executor(
+                executor, pool.take, system, conversation)
+            generation = held["generation"] = Generation(executor, session,
+                                                         lambda on_text: work(session, on_text), release)
             events = generation.events(request.is_disconnected)
             first = await events.__anext__()
             if first[0] == "error":
@@ -608,7 +651,7 @@ def create_app(model, model_id="qwen", parallel=2, queue=16, n_ctx=0, n_threads=
                             yield part
                     finally:
                         with anyio.CancelScope(shield=True):
-                            await release(request, generation, session, started)
+                            await release()
                 response.body_iterator = released_at_end()
                 handed_over = True
             return response
@@ -618,16 +661,7 @@ def create_app(model, model_id="qwen", parallel=2, queue=16, n_ctx=0, n_threads=
         finally:
             if not handed_over:
                 with anyio.CancelScope(shield=True):
-                    await release(request, generation, session, started)
-
-    async def release(request, generation, session, started):
-        if generation is not None:
-            await generation.finished()
-            if generation.cancelled:
-                request.state.log_note = " (client left; cancelled)"
-        if session is not None:
-            pool.give_back(session)
-        admission.leave(time.monotonic() - started)
+                    await release()
 
     def sse(obj):
         return "data: " + (obj if isinstance(obj, str) else json.dumps(obj, ensure_ascii=False)) + "\n\n"
@@ -697,12 +731,7 @@ def create_app(model, model_id="qwen", parallel=2, queue=16, n_ctx=0, n_threads=
                                       f"({r['n_cached_tokens']} cached) {r['finish_reason']}")
 
         async def collect(events, first):
-            kind, value = first
-            async for kind, value in events:
-                pass
-            if kind == "error":
-                raise value
-            r, reply = value
+            r, reply = await final_outcome(events, first)
             note(r)
             message, finish = message_of(reply) if req.tools else ({"role": "assistant", "content": r["text"]}, None)
             return JSONResponse({
@@ -765,12 +794,7 @@ def create_app(model, model_id="qwen", parallel=2, queue=16, n_ctx=0, n_threads=
             request.state.log_note = f" generate {r['n_prompt_tokens']}+{r['n_generated_tokens']} tokens"
 
         async def collect(events, first):
-            kind, value = first
-            async for kind, value in events:
-                pass
-            if kind == "error":
-                raise value
-            r, text = value
+            r, text = await final_outcome(events, first)
             note(r)
             body = choice(text, FINISH.get(r["finish_reason"], "stop"))
             body["usage"] = usage(r)
