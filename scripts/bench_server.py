@@ -5,12 +5,13 @@ once; first-token latency p50/p99 of the served ones, how many were refused (429
 aggregate completion tokens/s over the wall time. Prints a BENCHMARKS.md table.
 
     python3 scripts/bench_server.py [--clients 100] [--max-tokens 32] [--parallel 2]
-                                    [--queue 16 128] [--no-llama]
+                                    [--queue 16 128] [--no-llama] [--avx2]
 
 Each --queue value is one run of qwen-embed-server (16: the default, so most of 100 are
 refused by design; 128: every client waits its turn). llama-server (built by
 scripts/build-llama-cpp.sh) runs with the same parallel slots and threads; it has no
-bound on its waiting line, so it serves everyone like the 128 run.
+bound on its waiting line, so it serves everyone like the 128 run. --avx2 runs both on
+their AVX2 paths (QWEN_ISA=avx2; llama.cpp built for AVX2 + FMA + F16C only).
 """
 import argparse
 import asyncio
@@ -146,18 +147,21 @@ def main():
     p.add_argument("--threads", type=int, default=max(1, (os.cpu_count() or 2) // 2), help="per parallel slot")
     p.add_argument("--queue", type=int, nargs="+", default=[16, 128])
     p.add_argument("--no-llama", action="store_true")
+    p.add_argument("--avx2", action="store_true", help="both engines on their AVX2 paths")
     args = p.parse_args()
+    if args.avx2:
+        os.environ["QWEN_ISA"] = "avx2"
     model = args.model or subprocess.run(["bash", str(ROOT / "scripts" / "fetch-model.sh")], check=True,
                                          capture_output=True, text=True).stdout.strip().splitlines()[-1]
     rows = []
     for queue in args.queue:
         rows.append((f"qwen-embed-server --parallel {args.parallel} --queue {queue}", run_ours(model, args, queue)))
     if not args.no_llama:
-        bin_dir = subprocess.run(["bash", str(ROOT / "scripts" / "build-llama-cpp.sh")], check=True,
-                                 capture_output=True, text=True).stdout.strip().splitlines()[-1]
+        bin_dir = subprocess.run(["bash", str(ROOT / "scripts" / "build-llama-cpp.sh")] + (["--avx2"] if args.avx2 else []),
+                                 check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
         rows.append((f"llama-server -np {args.parallel}", run_llama(model, args, f"{bin_dir}/llama-server")))
-    print(f"\n{cpu_line()}; {args.clients} streaming clients at once, max_tokens {args.max_tokens}, "
-          f"{args.threads} thread(s) per slot\n")
+    print(f"\n{cpu_line()}{' (both on their AVX2 paths)' if args.avx2 else ''}; {args.clients} streaming clients "
+          f"at once, max_tokens {args.max_tokens}, {args.threads} thread(s) per slot\n")
     print("| server | served | refused (429) | other failures | first token p50 | p99 | aggregate tok/s | wall |")
     print("|---|---|---|---|---|---|---|---|")
     for name, r in rows:

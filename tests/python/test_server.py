@@ -254,6 +254,10 @@ def test_api_key_page_and_traceback_for_a_500(model, caplog):
         assert tc.get("/v1/models", headers={"Authorization": "Bearer wrong"}).status_code == 401
         assert tc.get("/v1/models", headers={"Authorization": "Bearer sesame"}).status_code == 200
         assert tc.get("/health").status_code == 200
+        preflight = tc.options("/v1/chat/completions", headers={
+            "Origin": "http://example.com", "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type"})
+        assert preflight.status_code == 200 and preflight.headers["access-control-allow-origin"] in ("*", "http://example.com")
         page = tc.get("/")
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
         assert 'id="stop"' in page.text and 'id="system"' in page.text

@@ -538,6 +538,7 @@ def create_app(model, model_id="qwen", parallel=2, queue=16, n_ctx=0, n_threads=
     """The FastAPI application serving ``model``."""
     import anyio
     from fastapi import FastAPI, Request
+    from fastapi.middleware.cors import CORSMiddleware
     from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -559,6 +560,9 @@ def create_app(model, model_id="qwen", parallel=2, queue=16, n_ctx=0, n_threads=
         return JSONResponse(err.body(), status_code=err.status, headers=err.headers)
 
     app.add_middleware(LogAndGuard, api_key=api_key)
+    # Browser apps on other origins may call the API (as with Qwen's own server); with
+    # --api-key they still need the key. Outermost, so preflights need no key.
+    app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"])
 
     @app.exception_handler(RequestError)
     async def on_request_error(request, err):
