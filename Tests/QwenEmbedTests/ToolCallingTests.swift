@@ -35,7 +35,8 @@ final class ToolCallingTests: XCTestCase {
             let text = try XCTUnwrap(case_["text"])
             XCTAssertEqual(try JSONValue.pythonDumps(text, context: "test"), case_["python"], "dumps of \(text)")
         }
-        for bad in ["", "{", "{\"a\" 1}", "[1,]", "NaN", "\"\\ud800\"", "01", "{} {}"] {
+        for bad in ["", "{", "{\"a\" 1}", "[1,]", "NaN", "\"\\ud800\"", "01", "{} {}", "{,}", "[,1]", "{\"a\":1,}", "[1 2]",
+                    "{\"a\":1 \"b\":2}", "[", "{\"a\":"] {
             XCTAssertThrowsError(try ToolDefinition(name: "f", parameters: bad), "accepted \(bad.debugDescription)") { error in
                 guard case QwenError.invalidArgument(let message) = error else { return XCTFail("\(error)") }
                 XCTAssertTrue(message.contains("tool f"), message)

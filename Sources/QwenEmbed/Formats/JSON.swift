@@ -79,6 +79,40 @@ private struct JSONParser {
         return value
     }
 
+    /// The key of an object's next member, leaving `index` at its value; nil once the
+    /// closing "}" is read. `started`: whether a member came before (then a "," first).
+    mutating func nextKey(_ started: inout Bool) throws -> String? {
+        skipWhitespace()
+        guard index < bytes.count else { throw fail("unexpected end in object") }
+        if bytes[index] == UInt8(ascii: "}") { index += 1; return nil }
+        if started {
+            guard bytes[index] == UInt8(ascii: ",") else { throw fail("expected ',' or '}'") }
+            index += 1
+            skipWhitespace()
+        }
+        started = true
+        guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw fail("expected a key") }
+        let key = try parseString()
+        skipWhitespace()
+        guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw fail("expected ':'") }
+        index += 1
+        return key
+    }
+
+    /// Whether an array has another element (`index` then at it); false once the
+    /// closing "]" is read. `started`: whether an element came before (then a "," first).
+    mutating func nextElement(_ started: inout Bool) throws -> Bool {
+        skipWhitespace()
+        guard index < bytes.count else { throw fail("unexpected end in array") }
+        if bytes[index] == UInt8(ascii: "]") { index += 1; return false }
+        if started {
+            guard bytes[index] == UInt8(ascii: ",") else { throw fail("expected ',' or ']'") }
+            index += 1
+        }
+        started = true
+        return true
+    }
+
     mutating func skipWhitespace() {
         while index < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[index]) { index += 1 }
     }
@@ -91,35 +125,15 @@ private struct JSONParser {
         case UInt8(ascii: "{"):
             index += 1
             var object: [String: JSONValue] = [:]
-            skipWhitespace()
-            if index < bytes.count, bytes[index] == UInt8(ascii: "}") { index += 1; return .object(object) }
-            while true {
-                skipWhitespace()
-                guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw fail("expected a key") }
-                let key = try parseString()
-                skipWhitespace()
-                guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw fail("expected ':'") }
-                index += 1
-                object[key] = try parseValue(depth: depth + 1)
-                skipWhitespace()
-                guard index < bytes.count else { throw fail("unexpected end in object") }
-                if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
-                if bytes[index] == UInt8(ascii: "}") { index += 1; return .object(object) }
-                throw fail("expected ',' or '}'")
-            }
+            var started = false
+            while let key = try nextKey(&started) { object[key] = try parseValue(depth: depth + 1) }
+            return .object(object)
         case UInt8(ascii: "["):
             index += 1
             var array: [JSONValue] = []
-            skipWhitespace()
-            if index < bytes.count, bytes[index] == UInt8(ascii: "]") { index += 1; return .array(array) }
-            while true {
-                array.append(try parseValue(depth: depth + 1))
-                skipWhitespace()
-                guard index < bytes.count else { throw fail("unexpected end in array") }
-                if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
-                if bytes[index] == UInt8(ascii: "]") { index += 1; return .array(array) }
-                throw fail("expected ',' or ']'")
-            }
+            var started = false
+            while try nextElement(&started) { array.append(try parseValue(depth: depth + 1)) }
+            return .array(array)
         case UInt8(ascii: "\""):
             return .string(try parseString())
         case UInt8(ascii: "t"): try expectWord("true"); return .bool(true)
@@ -147,23 +161,11 @@ private struct JSONParser {
             index += 1
             var keys: [String] = []                 // first-seen order
             var values: [String: String] = [:]      // key -> its last value, written
-            skipWhitespace()
-            if index < bytes.count, bytes[index] == UInt8(ascii: "}") { index += 1; out += "{}"; return }
-            while true {
-                skipWhitespace()
-                guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw fail("expected a key") }
-                let key = try parseString()
-                skipWhitespace()
-                guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw fail("expected ':'") }
-                index += 1
+            var started = false
+            while let key = try nextKey(&started) {
                 var value = ""
                 try rewriteValue(depth: depth + 1, into: &value)
                 if values.updateValue(value, forKey: key) == nil { keys.append(key) }
-                skipWhitespace()
-                guard index < bytes.count else { throw fail("unexpected end in object") }
-                if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
-                if bytes[index] == UInt8(ascii: "}") { index += 1; break }
-                throw fail("expected ',' or '}'")
             }
             out += "{"
             for (i, key) in keys.enumerated() {
@@ -176,19 +178,13 @@ private struct JSONParser {
         case UInt8(ascii: "["):
             index += 1
             out += "["
-            skipWhitespace()
-            if index < bytes.count, bytes[index] == UInt8(ascii: "]") { index += 1; out += "]"; return }
-            var first = true
-            while true {
-                if !first { out += ", " }
-                first = false
+            var started = false, written = 0
+            while try nextElement(&started) {
+                if written > 0 { out += ", " }
                 try rewriteValue(depth: depth + 1, into: &out)
-                skipWhitespace()
-                guard index < bytes.count else { throw fail("unexpected end in array") }
-                if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
-                if bytes[index] == UInt8(ascii: "]") { index += 1; out += "]"; return }
-                throw fail("expected ',' or ']'")
+                written += 1
             }
+            out += "]"
         case UInt8(ascii: "\""):
             JSONParser.writePythonString(try parseString(), into: &out)
         case UInt8(ascii: "t"): try expectWord("true"); out += "true"

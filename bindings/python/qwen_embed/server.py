@@ -670,6 +670,29 @@ def create_app(model, model_id="qwen", parallel=2, queue=16, n_ctx=0, n_threads=
     def sse(obj):
         return "data: " + (obj if isinstance(obj, str) else json.dumps(obj, ensure_ascii=False)) + "\n\n"
 
+    async def sse_events(events, first, piece, closing, opening=None):
+        """A call's server-sent events: `opening`, one event per piece (`piece(text)`), then
+        `closing(outcome)` and [DONE]; an error event if the call fails. A client that
+        leaves ends it (the call is cancelled and noted by release)."""
+        if opening is not None:
+            yield sse(opening)
+        kind, value = first
+        try:
+            while True:
+                if kind == "text":
+                    yield sse(piece(value))
+                elif kind == "error":
+                    yield sse(request_error(value).body())
+                    return
+                else:
+                    for event in closing(value):
+                        yield sse(event)
+                    yield sse("[DONE]")
+                    return
+                kind, value = await events.__anext__()
+        except ClientGone:
+            return
+
     def streaming(body_iterator):
         return StreamingResponse(body_iterator, media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
@@ -745,38 +768,25 @@ def create_app(model, model_id="qwen", parallel=2, queue=16, n_ctx=0, n_threads=
                 "usage": usage(r)})
 
         async def stream(events, first):
-            async def body():
-                yield sse(chunk({"role": "assistant", "content": ""}))
-                kind, value = first
-                try:
-                    while True:
-                        if kind == "text":
-                            yield sse(chunk({"content": value}))
-                        elif kind == "error":
-                            err = request_error(value)
-                            yield sse(err.body())
-                            return
-                        else:
-                            r, reply = value
-                            note(r)
-                            finish = FINISH.get(r["finish_reason"], "stop")
-                            if req.tools:
-                                message, call_finish = message_of(reply)
-                                delta = {k: v for k, v in message.items() if k != "role"}
-                                if "tool_calls" in delta:
-                                    delta["tool_calls"] = [dict(delta["tool_calls"][0], index=0)]
-                                yield sse(chunk(delta))
-                                finish = call_finish or finish
-                            yield sse(chunk({}, finish))
-                            if req.include_usage:
-                                yield sse({"id": cid, "object": "chat.completion.chunk", "created": stamp,
-                                           "model": model_id, "choices": [], "usage": usage(r)})
-                            yield sse("[DONE]")
-                            return
-                        kind, value = await events.__anext__()
-                except ClientGone:
-                    request.state.log_note = " (client left; cancelled)"
-            return streaming(body())
+            def closing(outcome):
+                r, reply = outcome
+                note(r)
+                finish = FINISH.get(r["finish_reason"], "stop")
+                events_out = []
+                if req.tools:   # the parsed reply, once complete
+                    message, call_finish = message_of(reply)
+                    delta = {k: v for k, v in message.items() if k != "role"}
+                    if "tool_calls" in delta:
+                        delta["tool_calls"] = [dict(delta["tool_calls"][0], index=0)]
+                    events_out.append(chunk(delta))
+                    finish = call_finish or finish
+                events_out.append(chunk({}, finish))
+                if req.include_usage:
+                    events_out.append({"id": cid, "object": "chat.completion.chunk", "created": stamp,
+                                       "model": model_id, "choices": [], "usage": usage(r)})
+                return events_out
+            return streaming(sse_events(events, first, lambda text: chunk({"content": text}), closing,
+                                        opening=chunk({"role": "assistant", "content": ""})))
 
         return await run(request, req.system, req.conversation, work, stream if req.stream else collect)
 
@@ -805,28 +815,15 @@ def create_app(model, model_id="qwen", parallel=2, queue=16, n_ctx=0, n_threads=
             return JSONResponse(body)
 
         async def streamed(events, first):
-            async def body():
-                kind, value = first
-                try:
-                    while True:
-                        if kind == "text":
-                            yield sse(choice(value, None))
-                        elif kind == "error":
-                            yield sse(request_error(value).body())
-                            return
-                        else:
-                            r, _ = value
-                            note(r)
-                            yield sse(choice("", FINISH.get(r["finish_reason"], "stop")))
-                            if include_usage:
-                                yield sse({"id": cid, "object": "text_completion", "created": stamp,
-                                           "model": model_id, "choices": [], "usage": usage(r)})
-                            yield sse("[DONE]")
-                            return
-                        kind, value = await events.__anext__()
-                except ClientGone:
-                    request.state.log_note = " (client left; cancelled)"
-            return streaming(body())
+            def closing(outcome):
+                r, _ = outcome
+                note(r)
+                events_out = [choice("", FINISH.get(r["finish_reason"], "stop"))]
+                if include_usage:
+                    events_out.append({"id": cid, "object": "text_completion", "created": stamp,
+                                       "model": model_id, "choices": [], "usage": usage(r)})
+                return events_out
+            return streaming(sse_events(events, first, lambda text: choice(text, None), closing))
 
         return await run(request, qwen_embed.DEFAULT_SYSTEM_PROMPT, [], work, streamed if stream else collect)
 
