@@ -24,8 +24,8 @@ fi
 BIN="$DIR/bin$([ $VARIANT = native ] || echo "-$VARIANT")"
 BUILD="$DIR/build$([ $VARIANT = native ] || echo "-$VARIANT")"
 
-TARGETS=(llama-bench llama-perplexity llama-server)
-if [ -x "$BIN/llama-bench" ] && [ -x "$BIN/llama-perplexity" ] && [ -x "$BIN/llama-server" ]; then
+TARGETS=(llama-bench llama-perplexity llama-server llama-batched-bench)
+if [ -x "$BIN/llama-bench" ] && [ -x "$BIN/llama-perplexity" ] && [ -x "$BIN/llama-server" ] && [ -x "$BIN/llama-batched-bench" ]; then
   echo "$BIN"; exit 0
 fi
 if ! command -v cmake >/dev/null; then

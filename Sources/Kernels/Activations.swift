@@ -1,42 +1,55 @@
 import KernelABI
 
-/// One input vector in the forms the decode kernels read (`qe_vector`): f32 as given,
-/// and int8 with per-32 scales (q8), quantized only when a format of the matrices at hand
-/// needs it. Buffers grow to the largest `cols` seen.
+/// The input vectors of a matrix-vector product, in the forms the decode kernels read
+/// (`qe_vector`): f32 as given, and int8 with per-32 scales (q8), quantized only when a
+/// format of the matrices at hand needs it. One vector per sequence decoded in the step;
+/// each is quantized on its own, so a vector's form never depends on the others. Buffers
+/// grow to the largest `count * cols` seen.
 public final class QuantizedActivations {
-    public private(set) var capacity = 0
-    private var q8: UnsafeMutablePointer<Int8>      // [capacity]
+    public private(set) var capacity = 0            // values (count * cols) the buffers hold
+    private var vectorCapacity = 0                  // qe_vector slots
+    private var q8: UnsafeMutablePointer<Int8>      // [capacity]: vector b at b * cols
     private var d8: UnsafeMutablePointer<Float>     // [capacity / 32]
     private var s8: UnsafeMutablePointer<Float>     // [capacity / 32]
-    /// The pointers for the kernels; valid until the next `prepare`.
-    public private(set) var vector = qe_vector()
+    private var slots: UnsafeMutablePointer<qe_vector>   // [vectorCapacity]
+    /// The vectors for the kernels ([count] of the last `prepare`); valid until the next one.
+    public var vectors: UnsafePointer<qe_vector> { UnsafePointer(slots) }
 
     public init(capacity: Int = 256) {
         q8 = .allocate(capacity: 1); d8 = .allocate(capacity: 1); s8 = .allocate(capacity: 1)
-        reserve(capacity)
+        slots = .allocate(capacity: 1)
+        reserve(values: capacity, vectors: 1)
     }
 
     deinit { release() }
 
     private func release() {
-        q8.deallocate(); d8.deallocate(); s8.deallocate()
+        q8.deallocate(); d8.deallocate(); s8.deallocate(); slots.deallocate()
     }
 
-    private func reserve(_ count: Int) {
-        guard count > capacity else { return }
+    private func reserve(values: Int, vectors: Int) {
+        guard values > capacity || vectors > vectorCapacity else { return }
         release()
-        capacity = (count + 31) / 32 * 32
+        capacity = max(capacity, (values + 31) / 32 * 32)
+        vectorCapacity = max(vectorCapacity, vectors)
         q8 = .allocate(capacity: capacity); d8 = .allocate(capacity: capacity / 32); s8 = .allocate(capacity: capacity / 32)
+        slots = .allocate(capacity: vectorCapacity)
     }
 
-    /// Fills `vector` for x[cols] with the forms `forms` asks for, with `kernels`' quantizers.
-    public func prepare(_ x: UnsafePointer<Float>, cols: Int, forms: Set<ActivationForm>, kernels: KernelTable) {
-        reserve(cols)
-        vector = qe_vector()
-        vector.x = x
-        if forms.contains(.q8) && cols % 32 == 0 {
-            kernels.quantizeQ8(x, cols, q8, d8, s8)
-            vector.q8 = UnsafePointer(q8); vector.d8 = UnsafePointer(d8); vector.s8 = UnsafePointer(s8)
+    /// Fills `vectors` for the `count` inputs x[count, cols] (row b at x + b * cols) with
+    /// the forms `forms` asks for, with `kernels`' quantizer.
+    public func prepare(_ x: UnsafePointer<Float>, count: Int = 1, cols: Int, forms: Set<ActivationForm>, kernels: KernelTable) {
+        reserve(values: count * cols, vectors: count)
+        let quantize = forms.contains(.q8) && cols % 32 == 0
+        for b in 0..<count {
+            var vector = qe_vector()
+            vector.x = x + b * cols
+            if quantize {
+                let q = q8 + b * cols, d = d8 + b * cols / 32, s = s8 + b * cols / 32
+                kernels.quantizeQ8(x + b * cols, cols, q, d, s)
+                vector.q8 = UnsafePointer(q); vector.d8 = UnsafePointer(d); vector.s8 = UnsafePointer(s)
+            }
+            slots[b] = vector
         }
     }
 }

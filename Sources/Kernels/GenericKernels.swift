@@ -14,7 +14,19 @@ enum GenericKernels {
         splitRowKernels: GGMLType.allCases.map(splitRows), splitDequantizeKernels: GGMLType.allCases.map(splitDequantize),
         quantizeQ8: quantizeQ8, attend: attendHead, swiGLU: swiGLU, gemm: nil)
 
+    /// The decode kernel for `type`: one vector at a time (the generic path is the
+    /// portable reference, not tuned for batches).
     static func rows(_ type: GGMLType) -> RowsKernel {
+        let single = singleRows(type)
+        return { w, rowBytes, cols, rows, v, count, y, yStride in
+            for b in 0..<count { single(w, rowBytes, cols, rows, v + b, y + b &* yStride) }
+        }
+    }
+
+    /// y[r] = dot(row r, x) for one input vector: (first row, rowBytes, cols, rows, x, y).
+    typealias SingleRowsKernel = (UnsafeRawPointer, Int, Int, Int, UnsafePointer<qe_vector>, UnsafeMutablePointer<Float>) -> Void
+
+    static func singleRows(_ type: GGMLType) -> SingleRowsKernel {
         switch type {
         case .f32: return { rowsFloat($0, $1, $2, $3, $4, $5, F32Format.value) }
         case .f16: return { rowsFloat($0, $1, $2, $3, $4, $5, F16Format.value) }
@@ -53,12 +65,12 @@ enum GenericKernels {
     /// Split-scale rows: each row rebuilt in ggml's layout, then the ggml-layout kernel.
     static func splitRows(_ type: GGMLType) -> RowsKernel? {
         guard type.scaleHeaderBytes > 0 else { return nil }
-        let kernel = rows(type)
-        return { w, rowBytes, cols, count, v, y in
+        let kernel = singleRows(type)
+        return { w, rowBytes, cols, rows, v, count, y, yStride in
             withUnsafeTemporaryAllocation(byteCount: rowBytes, alignment: 16) { row in
-                for r in 0..<count {
+                for r in 0..<rows {
                     ggmlRow(type, cols: cols, w + r &* rowBytes, into: row.baseAddress!)
-                    kernel(UnsafeRawPointer(row.baseAddress!), rowBytes, cols, 1, v, y + r)
+                    for b in 0..<count { kernel(UnsafeRawPointer(row.baseAddress!), rowBytes, cols, 1, v + b, y + b &* yStride + r) }
                 }
             }
         }

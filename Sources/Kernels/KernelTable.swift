@@ -12,16 +12,26 @@ import KernelsAVX512
 // knows which instruction set runs. For each (format, instruction set) it names the
 // decode kernel (rows of a matrix times one int8 or f32 vector), the row dequantizer
 // (embeddings, prefill tiles) and, per instruction set, the activation quantizers and
-// the attention and SwiGLU kernels. Everything above it (matvec, matmul, the forward
-// pass) calls through `KernelTable.active`.
+// the attention and SwiGLU kernels. Nothing reads a process-wide table: the engine chooses
+// one when a model loads (`KernelTable.selected`) and hands it to every call (matvec,
+// matmul, the forward pass), so models loaded with different tables coexist.
 
-/// y[r] = dot(row r, x) for r in 0..<rows: (first row, rowBytes, cols, rows, x, y).
-public typealias RowsKernel = (UnsafeRawPointer, Int, Int, Int, UnsafePointer<qe_vector>, UnsafeMutablePointer<Float>) -> Void
+/// y[b * yStride + r] = dot(row r, x_b) for r in 0..<rows and b in 0..<count: (first row,
+/// rowBytes, cols, rows, the input vectors x_0..x_{count-1}, count, y, yStride). Decode of
+/// `count` sequences at once: each row of weights is decoded once and applied to every
+/// vector, and each vector's result is computed exactly as it would be alone (count = 1).
+public typealias RowsKernel = (UnsafeRawPointer, Int, Int, Int, UnsafePointer<qe_vector>, Int, UnsafeMutablePointer<Float>, Int) -> Void
 /// out[cols] = one dequantized row: (row, cols, out).
 public typealias DequantizeKernel = (UnsafeRawPointer, Int, UnsafeMutablePointer<Float>) -> Void
 /// x[cols] -> (q8[cols], d8[cols / 32], s8[cols / 32]); see `Reference.quantize`.
 public typealias QuantizeQ8Kernel = (UnsafePointer<Float>, Int, UnsafeMutablePointer<Int8>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) -> Void
-/// Causal attention of one query head: (q, keys, values, kvStride, length, headDim, scores, out); see `attendHead`.
+/// Causal attention of one query head over `length` cached positions: (q, keys, values,
+/// kvStride, length, headDim, scores, out) with
+///   q:      [headDim] f32 (already rotated and scaled)
+///   keys:   [length, kvStride] f16, this head's slice starts at keys[0]
+///   values: [length, kvStride] f16, likewise
+///   scores: [length] f32 scratch
+///   out:    [headDim] f32
 public typealias AttendKernel = (UnsafePointer<Float>, UnsafePointer<Float16>, UnsafePointer<Float16>, Int, Int, Int,
                                  UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) -> Void
 /// y[t * yStride + r] = Σ_k x[t * cols + k] * w[r * cols + k] for an f32 weight tile
@@ -107,12 +117,14 @@ public struct KernelTable: @unchecked Sendable {
         return sets
     }()
 
-    /// The table every kernel call goes through: the best available instruction set, or
-    /// the one QWEN_ISA (generic|avx2|avxvnni|avx512) names if it is available (a set
+    /// The table for a model: the best available instruction set, or the one `override`
+    /// (a QWEN_ISA value: generic|avx2|avxvnni|avx512) names if this CPU runs it (a set
     /// this CPU cannot run is never chosen; an unknown name is ignored).
-    public static let active: KernelTable = build(preferred(override: getenv("QWEN_ISA").map { String(cString: $0) }))
+    public static func selected(override: String?) -> KernelTable {
+        build(preferred(override: override))
+    }
 
-    /// The instruction set `active` uses for a given QWEN_ISA value.
+    /// The instruction set `selected(override:)` uses.
     public static func preferred(override: String?) -> InstructionSet {
         if let name = override, let isa = InstructionSet(rawValue: name.lowercased()), available.contains(isa) { return isa }
         return available.last!
@@ -136,26 +148,26 @@ public struct KernelTable: @unchecked Sendable {
 /// The three x86 kernel targets compile one source, so their entry points have the same
 /// names; this protocol lets one function build the table for each.
 protocol X86KernelSet {
-    static func rowsF32(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>)
-    static func rowsF16(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>)
-    static func rowsBF16(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>)
-    static func rowsQ8_0(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>)
-    static func rowsQ4_0(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>)
-    static func rowsQ4_1(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>)
-    static func rowsQ5_0(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>)
-    static func rowsQ5_1(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>)
-    static func rowsQ4_Z(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>)
-    static func rowsQ8_Z(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>)
-    static func rowsQ4_K(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>)
-    static func rowsQ5_K(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>)
-    static func rowsQ6_K(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>)
-    static func splitRowsQ8_0(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>)
-    static func splitRowsQ4_0(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>)
-    static func splitRowsQ4_1(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>)
-    static func splitRowsQ5_0(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>)
-    static func splitRowsQ5_1(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>)
-    static func splitRowsQ4_Z(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>)
-    static func splitRowsQ8_Z(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ y: UnsafeMutablePointer<Float>)
+    static func rowsF32(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int)
+    static func rowsF16(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int)
+    static func rowsBF16(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int)
+    static func rowsQ8_0(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int)
+    static func rowsQ4_0(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int)
+    static func rowsQ4_1(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int)
+    static func rowsQ5_0(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int)
+    static func rowsQ5_1(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int)
+    static func rowsQ4_Z(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int)
+    static func rowsQ8_Z(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int)
+    static func rowsQ4_K(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int)
+    static func rowsQ5_K(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int)
+    static func rowsQ6_K(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int)
+    static func splitRowsQ8_0(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int)
+    static func splitRowsQ4_0(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int)
+    static func splitRowsQ4_1(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int)
+    static func splitRowsQ5_0(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int)
+    static func splitRowsQ5_1(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int)
+    static func splitRowsQ4_Z(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int)
+    static func splitRowsQ8_Z(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int)
     static func splitDequantizeQ8_0(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
     static func splitDequantizeQ4_0(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
     static func splitDequantizeQ4_1(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)

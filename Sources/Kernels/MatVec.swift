@@ -5,40 +5,41 @@ import KernelABI
 // around the kernels of a `KernelTable`, the same for every instruction set.
 
 /// Dequantizes row `r` of `w` into out[cols]; also the embedding lookup.
-public func dequantizeRow(_ w: WeightMatrix, row r: Int, into out: UnsafeMutablePointer<Float>, kernels: KernelTable = .active) {
+public func dequantizeRow(_ w: WeightMatrix, row r: Int, into out: UnsafeMutablePointer<Float>, kernels: KernelTable) {
     kernels.dequantize(for: w)(w.row(r), w.cols, out)
 }
 
 /// y[rows] = W x[cols], output rows split over the pool.
 public func matvec(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, pool: ThreadPool,
-                   kernels: KernelTable = .active, activations: QuantizedActivations? = nil) {
-    matvec([w], x, [y], pool: pool, kernels: kernels, activations: activations)
+                   kernels: KernelTable, activations: QuantizedActivations? = nil) {
+    matvec([w], x, count: 1, [y], pool: pool, kernels: kernels, activations: activations)
 }
 
-/// y_i = W_i x for several matrices sharing the input x[cols] (q/k/v, gate/up): one job on
-/// the pool and one quantization of x (into `activations`, or a temporary) for all.
-public func matvec(_ ws: [WeightMatrix], _ x: UnsafePointer<Float>, _ ys: [UnsafeMutablePointer<Float>], pool: ThreadPool,
-                   kernels: KernelTable = .active, activations: QuantizedActivations? = nil) {
-    guard let cols = ws.first?.cols else { return }
+/// Y_i[count, rows_i] = X[count, cols] W_i^T by the decode kernels, for several matrices
+/// sharing the input (q/k/v, gate/up) and `count` input vectors (one per sequence decoded
+/// in the step): one job on the pool and one quantization of X (into `activations`, or a
+/// temporary) for all. Each matrix's rows are decoded once for all vectors; each vector's
+/// result equals what `count: 1` gives for it alone, bit for bit.
+public func matvec(_ ws: [WeightMatrix], _ x: UnsafePointer<Float>, count: Int = 1, _ ys: [UnsafeMutablePointer<Float>],
+                   pool: ThreadPool, kernels: KernelTable, activations: QuantizedActivations? = nil) {
+    guard let cols = ws.first?.cols, count > 0 else { return }
     guard ws.allSatisfy({ $0.inputOrder == nil }) else {
-        return inInputOrder(ws, x, ys, n: 1) { ws, x, ys in
-            matvec(ws, x, ys, pool: pool, kernels: kernels, activations: activations)
+        return inInputOrder(ws, x, ys, n: count) { ws, x, ys in
+            matvec(ws, x, count: count, ys, pool: pool, kernels: kernels, activations: activations)
         }
     }
-    let quantized = activations ?? QuantizedActivations(capacity: cols)
-    quantized.prepare(x, cols: cols, forms: Set(ws.map { $0.type.activationForm }), kernels: kernels)
-    var vector = quantized.vector
+    let quantized = activations ?? QuantizedActivations(capacity: count * cols)
+    quantized.prepare(x, count: count, cols: cols, forms: Set(ws.map { $0.type.activationForm }), kernels: kernels)
+    let vectors = quantized.vectors
     // About 8 chunks per thread (multiples of 16 rows) over all matrices: enough to
     // balance, few enough that the shared work counter is not a point of contention.
     let totalRows = ws.reduce(0) { $0 + $1.rows }
     let chunk = max(16, (totalRows / (pool.threads * 8) + 15) / 16 * 16)
     let rowKernels = ws.map { kernels.rows(for: $0) }
-    withUnsafePointer(to: &vector) { v in
-        ys.withUnsafeBufferPointer { ys in
-            rowKernels.withUnsafeBufferPointer { rowKernels in
-                forEachRowPiece(of: ws, rowsPerPiece: chunk, pool: pool) { i, w, first, count in
-                    rowKernels[i](w.row(first), w.rowBytes, w.cols, count, v, ys[i] + first)
-                }
+    ys.withUnsafeBufferPointer { ys in
+        rowKernels.withUnsafeBufferPointer { rowKernels in
+            forEachRowPiece(of: ws, rowsPerPiece: chunk, pool: pool) { i, w, first, rows in
+                rowKernels[i](w.row(first), w.rowBytes, w.cols, rows, vectors, count, ys[i] + first, w.rows)
             }
         }
     }
@@ -61,7 +62,7 @@ let openBLASTileRows = 64
 
 /// Y[n, rows] = X[n, cols] W^T for a batch of n tokens (prefill).
 public func matmul(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, n: Int, pool: ThreadPool,
-                   kernels: KernelTable = .active) {
+                   kernels: KernelTable) {
     matmul([w], x, [y], n: n, pool: pool, kernels: kernels)
 }
 
@@ -70,7 +71,7 @@ public func matmul(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ y: UnsafeMuta
 /// kernels and multiplied with the batch by the table's GEMM (or OpenBLAS sgemm,
 /// single-threaded, where the table has none).
 public func matmul(_ ws: [WeightMatrix], _ x: UnsafePointer<Float>, _ ys: [UnsafeMutablePointer<Float>], n: Int, pool: ThreadPool,
-                   kernels: KernelTable = .active) {
+                   kernels: KernelTable) {
     guard let cols = ws.first?.cols else { return }
     if n == 1 { return matvec(ws, x, ys, pool: pool, kernels: kernels) }
     guard ws.allSatisfy({ $0.inputOrder == nil }) else {

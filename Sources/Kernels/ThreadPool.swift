@@ -22,17 +22,17 @@ public final class ThreadPool: @unchecked Sendable {
             var thread = pthread_t()
             // Each worker owns a reference to the shared state, never to the pool, so
             // dropping the last reference to the pool runs deinit, which stops them.
-            let context = Unmanaged.passRetained(core).toOpaque()
+            let context = Unmanaged.passRetained(WorkerStart(core: core, thread: workers.count + 1)).toOpaque()
             let created = pthread_create(&thread, nil, { raw in
                 guard let raw else { return nil }
-                let core = Unmanaged<PoolCore>.fromOpaque(raw).takeRetainedValue()
-                core.workerLoop()
+                let start = Unmanaged<WorkerStart>.fromOpaque(raw).takeRetainedValue()
+                start.core.workerLoop(thread: start.thread)
                 return nil
             }, context)
             if created == 0 {
                 workers.append(thread)
             } else {
-                Unmanaged<PoolCore>.fromOpaque(context).release()
+                Unmanaged<WorkerStart>.fromOpaque(context).release()
             }
         }
         core.workerCount = workers.count
@@ -45,9 +45,26 @@ public final class ThreadPool: @unchecked Sendable {
 
     /// Calls `body(i)` for every i in 0..<n, spread over the pool; returns when all are done.
     public func parallelFor(_ n: Int, _ body: (Int) -> Void) {
+        core.parallelFor(n) { i, _ in body(i) }
+    }
+
+    /// Calls `body(i, thread)` for every i in 0..<n, spread over the pool, where `thread`
+    /// in 0..<threads names the pool thread running the item (0: the caller), so items
+    /// can use per-thread scratch; returns when all are done.
+    public func parallelFor(_ n: Int, _ body: (_ item: Int, _ thread: Int) -> Void) {
         core.parallelFor(n, body)
     }
 
+}
+
+/// What a new worker thread is handed: the shared state and its thread number.
+private final class WorkerStart {
+    let core: PoolCore
+    let thread: Int
+    init(core: PoolCore, thread: Int) {
+        self.core = core
+        self.thread = thread
+    }
 }
 
 /// The state the pool's caller and workers share: the current job, the counters and the
@@ -66,7 +83,7 @@ final class PoolCore: @unchecked Sendable {
     private let busyWorkers = Atomic<Int>(0)
     private let stopping = Atomic<Bool>(false)
     /// The current job; written only between jobs, under `submitLock`.
-    private var jobBody: ((Int) -> Void)? = nil
+    private var jobBody: ((Int, Int) -> Void)? = nil
     private var jobCount = 0
 
     /// Worker threads running `workerLoop` (set once, before any job).
@@ -97,10 +114,10 @@ final class PoolCore: @unchecked Sendable {
         pthread_mutex_unlock(&sleepMutex)
     }
 
-    func parallelFor(_ n: Int, _ body: (Int) -> Void) {
+    func parallelFor(_ n: Int, _ body: (Int, Int) -> Void) {
         guard n > 0 else { return }
         if workerCount == 0 || n == 1 {
-            for i in 0..<n { body(i) }
+            for i in 0..<n { body(i, 0) }
             return
         }
         withoutActuallyEscaping(body) { body in
@@ -114,7 +131,7 @@ final class PoolCore: @unchecked Sendable {
             generation.add(1, ordering: .sequentiallyConsistent)
             pthread_cond_broadcast(&sleepCondition)
             pthread_mutex_unlock(&sleepMutex)
-            runItems(body, n)
+            runItems(body, n, thread: 0)
             // Workers finish within microseconds unless the OS descheduled one (a
             // busy host): then yield the core instead of spinning for a time slice.
             var spins = 0
@@ -127,15 +144,16 @@ final class PoolCore: @unchecked Sendable {
     }
 
     @inline(__always)
-    private func runItems(_ body: (Int) -> Void, _ n: Int) {
+    private func runItems(_ body: (Int, Int) -> Void, _ n: Int, thread: Int) {
         while true {
             let i = nextItem.add(1, ordering: .relaxed).oldValue
             if i >= n { break }
-            body(i)
+            body(i, thread)
         }
     }
 
-    func workerLoop() {
+    /// The loop of worker `thread` (1...workerCount).
+    func workerLoop(thread: Int) {
         var seen = 0
         while true {
             var spins = 0
@@ -151,7 +169,7 @@ final class PoolCore: @unchecked Sendable {
             }
             seen = generation.load(ordering: .acquiring)
             if stopping.load(ordering: .acquiring) { return }
-            if let body = jobBody { runItems(body, jobCount) }
+            if let body = jobBody { runItems(body, jobCount, thread: thread) }
             busyWorkers.subtract(1, ordering: .releasing)
         }
     }

@@ -132,9 +132,9 @@ struct BenchCommand: ParsableCommand {
                 + "\"load_ms\": \(String(format6: Float(loadMs))), \"peak_rss_mb\": \(String(format6: Float(peakMB))), "
                 + "\"threads\": \(threads), \"n_prompt\": \(p), \"n_gen\": \(n), \"reps\": \(r), "
                 + "\"model\": \(jsonString(model.info.name)), \"weight_type\": \(jsonString(model.info.weightType)), "
-                + "\"isa\": \(jsonString(KernelTable.active.isa.rawValue)), \"decode_bytes_per_token\": \(bytesPerToken)}")
+                + "\"isa\": \(jsonString(model.kernels.isa.rawValue)), \"decode_bytes_per_token\": \(bytesPerToken)}")
         } else {
-            print("model: \(model.info.name) (\(model.info.weightType)), threads: \(threads), kernels: \(KernelTable.active.isa.rawValue)")
+            print("model: \(model.info.name) (\(model.info.weightType)), threads: \(threads), kernels: \(model.kernels.isa.rawValue)")
             print("load: \(Int(loadMs)) ms, peak RSS: \(Int(peakMB)) MB")
             print("prefill: \(String(format6: Float(prefill))) tok/s (\(p) tokens)")
             print("decode:  \(String(format6: Float(decode))) tok/s (\(n) tokens)")

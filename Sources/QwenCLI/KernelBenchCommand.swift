@@ -11,9 +11,11 @@ struct KernelBenchCommand: ParsableCommand {
     @Option(help: "Matrix rows.") var rows: Int = 4864
     @Option(help: "Matrix columns.") var cols: Int = 896
     @Option(help: "Iterations per format.") var iterations: Int = 200
+    @Option(help: "Kernel instruction set: generic, avx2, avxvnni or avx512 (default: the best this CPU runs).") var isa: String?
 
     func run() throws {
         let pool = ThreadPool(threads: threads)
+        let kernels = KernelTable.selected(override: isa)
         var random = RandomSource(seed: 1)
         let x = (0..<cols).map { _ in Float(random.nextUnit()) - 0.5 }                 // [cols]
         var y = [Float](repeating: 0, count: rows)                                      // [rows]
@@ -30,9 +32,9 @@ struct KernelBenchCommand: ParsableCommand {
                 let w = try WeightMatrix(type: type, rows: rows, cols: cols, data: raw.baseAddress!)
                 return x.withUnsafeBufferPointer { xp in
                     y.withUnsafeMutableBufferPointer { yp in
-                        matvec(w, xp.baseAddress!, yp.baseAddress!, pool: pool)
+                        matvec(w, xp.baseAddress!, yp.baseAddress!, pool: pool, kernels: kernels)
                         let start = monotonicMilliseconds()
-                        for _ in 0..<iterations { matvec(w, xp.baseAddress!, yp.baseAddress!, pool: pool) }
+                        for _ in 0..<iterations { matvec(w, xp.baseAddress!, yp.baseAddress!, pool: pool, kernels: kernels) }
                         return (monotonicMilliseconds() - start) / 1000
                     }
                 }

@@ -55,13 +55,13 @@ struct ModelOptions: ParsableArguments {
     var isa: String?
 
     func load() throws -> Model {
+        var options = ModelLoadOptions()
         if let isa {
             guard let set = InstructionSet(rawValue: isa), KernelTable.available.contains(set) else {
                 throw ValidationError("--isa \(isa): this CPU and build run \(KernelTable.available.map(\.rawValue).joined(separator: ", "))")
             }
-            setenv("QWEN_ISA", set.rawValue, 1)   // read once, when the kernels are first used
+            options.instructionSet = set
         }
-        var options = ModelLoadOptions()
         options.threads = threads
         return try Model.load(path: model, options: options)
     }
@@ -75,7 +75,8 @@ struct InfoCommand: ParsableCommand {
     @OptionGroup var options: ModelOptions
 
     func run() throws {
-        let info = try options.load().info
+        let model = try options.load()
+        let info = model.info
         let fields: [(String, String)] = [
             ("arch", jsonString(info.architecture)), ("name", jsonString(info.name)),
             ("n_vocab", "\(info.vocabSize)"), ("n_ctx_train", "\(info.contextLengthTrain)"),
@@ -83,7 +84,7 @@ struct InfoCommand: ParsableCommand {
             ("n_head", "\(info.headCount)"), ("n_head_kv", "\(info.kvHeadCount)"),
             ("n_params", "\(info.parameterCount)"), ("weight_type", jsonString(info.weightType)),
             ("file_bytes", "\(info.fileBytes)"),
-            ("isa", jsonString(KernelTable.active.isa.rawValue)),
+            ("isa", jsonString(model.kernels.isa.rawValue)),
             ("isa_available", "[" + KernelTable.available.map { jsonString($0.rawValue) }.joined(separator: ", ") + "]"),
         ]
         print("{" + fields.map { "\(jsonString($0.0)): \($0.1)" }.joined(separator: ", ") + "}")

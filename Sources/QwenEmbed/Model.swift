@@ -27,6 +27,9 @@ public struct ModelLoadOptions {
     public var useMmap: Bool = true
     /// Called with the load fraction in [0, 1]; return false to cancel the load.
     public var progress: ((Float) -> Bool)? = nil
+    /// The kernels' instruction set; nil = QWEN_ISA if set, else the best this CPU runs.
+    /// A set this CPU cannot run is never chosen.
+    public var instructionSet: InstructionSet? = nil
     public init() {}
 }
 
@@ -39,8 +42,10 @@ public final class Model: @unchecked Sendable {
     public let info: ModelInfo
     /// Weights the forward pass reads.
     public let weights: TransformerWeights
-    /// Default compute threads for sessions.
+    /// Compute threads of the model's pool.
     public let threads: Int
+    /// The kernels every computation on this model runs, chosen at load.
+    public let kernels: KernelTable
     /// Longest ChatML prompt (history is truncated to fit): generation_config.json's
     /// max_window_size when present, else 6144.
     public let maxWindowSize: Int
@@ -49,12 +54,8 @@ public final class Model: @unchecked Sendable {
 
     public static let defaultSystemPrompt = "You are a helpful assistant."
 
-    /// The kernels' instruction set in this process (generic, avx2, avxvnni, avx512): the
-    /// best this CPU runs, or the one QWEN_ISA names if this CPU runs it.
-    public static var kernelInstructionSet: String { KernelTable.active.isa.rawValue }
-
     private init(path: String, config: ModelConfig, tokenizer: Tokenizer, info: ModelInfo,
-                 weights: TransformerWeights, threads: Int,
+                 weights: TransformerWeights, threads: Int, kernels: KernelTable,
                  maxWindowSize: Int, storage: [AnyObject]) {
         self.path = path
         self.config = config
@@ -62,6 +63,7 @@ public final class Model: @unchecked Sendable {
         self.info = info
         self.weights = weights
         self.threads = threads
+        self.kernels = kernels
         self.maxWindowSize = maxWindowSize
         self.storage = storage
     }
@@ -82,6 +84,12 @@ public final class Model: @unchecked Sendable {
             : try loadGGUF(path: path, options: options, threads: threads, report: report)
         try report(1)
         return model
+    }
+
+    /// The kernel table for `options`: its instruction set, else QWEN_ISA's, else the best.
+    static func kernels(_ options: ModelLoadOptions) -> KernelTable {
+        if let isa = options.instructionSet, let table = KernelTable.forInstructionSet(isa) { return table }
+        return KernelTable.selected(override: getenv("QWEN_ISA").map { String(cString: $0) })
     }
 
     static func coreCount() -> Int {
@@ -121,7 +129,7 @@ public final class Model: @unchecked Sendable {
             weightType: ggufWeightTypeName(gguf),
             fileBytes: UInt64(gguf.file.size))
         return Model(path: path, config: config, tokenizer: tokenizer, info: info, weights: weights,
-                     threads: threads, maxWindowSize: 6144, storage: [gguf] + repacked)
+                     threads: threads, kernels: kernels(options), maxWindowSize: 6144, storage: [gguf] + repacked)
     }
 
     /// llama.cpp's `general.file_type` names; the most common matrix type otherwise.
@@ -207,7 +215,7 @@ public final class Model: @unchecked Sendable {
             headCount: config.headCount, kvHeadCount: config.kvHeadCount,
             parameterCount: parameters, weightType: weightType, fileBytes: checkpoint.fileBytes)
         return Model(path: directory, config: config, tokenizer: tokenizer, info: info, weights: weights,
-                     threads: threads,
+                     threads: threads, kernels: kernels(options),
                      maxWindowSize: maxWindow, storage: [checkpoint] + (mapper.gptq.map { [$0] } ?? []))
     }
 

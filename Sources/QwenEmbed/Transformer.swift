@@ -71,6 +71,7 @@ public final class Transformer: @unchecked Sendable {
     public let config: ModelConfig
     let weights: TransformerWeights
     public let pool: ThreadPool
+    let kernels: KernelTable
     /// Tokens per prefill chunk (matrix-matrix products); decode is a batch of 1.
     public let maxBatch: Int
 
@@ -96,6 +97,7 @@ public final class Transformer: @unchecked Sendable {
         weights = model.weights
         self.maxBatch = maxBatch
         pool = ThreadPool(threads: max(1, threads ?? model.threads))
+        kernels = model.kernels
         let c = config
         x = FloatBuffer(maxBatch * c.hiddenSize)
         normed = FloatBuffer(maxBatch * c.hiddenSize)
@@ -120,9 +122,9 @@ public final class Transformer: @unchecked Sendable {
     /// Several matrices applied to the same input: one pool job for all of them.
     private func linear(_ ws: [WeightMatrix], _ input: UnsafePointer<Float>, _ outputs: [UnsafeMutablePointer<Float>], n: Int) {
         if n == 1 {
-            matvec(ws, input, outputs, pool: pool, activations: activations)
+            matvec(ws, input, outputs, pool: pool, kernels: kernels, activations: activations)
         } else {
-            matmul(ws, input, outputs, n: n, pool: pool)
+            matmul(ws, input, outputs, n: n, pool: pool, kernels: kernels)
         }
     }
 
@@ -158,7 +160,7 @@ public final class Transformer: @unchecked Sendable {
 
         // Embedding rows.
         for (t, id) in tokens.enumerated() {
-            dequantizeRow(weights.tokenEmbedding, row: Int(id), into: x.pointer + t * hidden)
+            dequantizeRow(weights.tokenEmbedding, row: Int(id), into: x.pointer + t * hidden, kernels: kernels)
         }
 
         let ropeTheta = ropeTheta(ntkAlpha: cache.ntkAlpha)
@@ -199,15 +201,14 @@ public final class Transformer: @unchecked Sendable {
 
             // Causal attention, heads split over the pool.
             let qp = q.pointer, out = attention.pointer, scoreBase = scores.pointer, stride = scoreCapacity
+            let attend = kernels.attend
             let keys = cache.keyPointer(layer: layerIndex, position: 0)
             let values = cache.valuePointer(layer: layerIndex, position: 0)
             pool.parallelFor(c.headCount) { h in
                 let kvHead = h / groupSize
                 for t in 0..<n {
-                    attendHead(q: qp + t * qDim + h * headDim,
-                               keys: keys + kvHead * headDim, values: values + kvHead * headDim,
-                               kvStride: kvDim, length: start + t + 1, headDim: headDim,
-                               scores: scoreBase + h * stride, out: out + t * qDim + h * headDim)
+                    attend(qp + t * qDim + h * headDim, keys + kvHead * headDim, values + kvHead * headDim,
+                           kvDim, start + t + 1, headDim, scoreBase + h * stride, out + t * qDim + h * headDim)
                 }
             }
             linear(layer.attentionOutput, attention.pointer, projected.pointer, n: n)
@@ -219,7 +220,7 @@ public final class Transformer: @unchecked Sendable {
                 }
             }
             linear([layer.gate, layer.up], normed.pointer, [gate.pointer, up.pointer], n: n)
-            siluMultiply(gate.pointer, up.pointer, n: n * ffn)
+            kernels.swiGLU(gate.pointer, up.pointer, n * ffn)
             linear(layer.down, gate.pointer, projected.pointer, n: n)
             addInPlace(x.pointer, projected.pointer, n: n * hidden)
         }
@@ -234,7 +235,7 @@ public final class Transformer: @unchecked Sendable {
             linear(weights.output, normed.pointer, allLogits, n: n)
         }
         if let logits {
-            matvec(weights.output, normed.pointer + (n - 1) * hidden, logits, pool: pool, activations: activations)
+            matvec(weights.output, normed.pointer + (n - 1) * hidden, logits, pool: pool, kernels: kernels, activations: activations)
         }
     }
 

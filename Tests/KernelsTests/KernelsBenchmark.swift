@@ -131,13 +131,13 @@ final class KernelsBenchmark: XCTestCase {
                 var start = Self.seconds()
                 x.withUnsafeBufferPointer { xp in
                     y.withUnsafeMutableBufferPointer { yp in
-                        for _ in 0..<iterations { matmul(w, xp.baseAddress!, yp.baseAddress!, n: n, pool: pool) }
+                        for _ in 0..<iterations { matmul(w, xp.baseAddress!, yp.baseAddress!, n: n, pool: pool, kernels: .selected(override: nil)) }
                     }
                 }
                 let ours = flops * Double(iterations) / (Self.seconds() - start) / 1e9
                 var dense = [Float](repeating: 0, count: rows * cols)              // [rows, cols] f32
                 dense.withUnsafeMutableBufferPointer { d in
-                    for r in 0..<rows { dequantizeRow(w, row: r, into: d.baseAddress! + r * cols) }
+                    for r in 0..<rows { dequantizeRow(w, row: r, into: d.baseAddress! + r * cols, kernels: .selected(override: nil)) }
                 }
                 openblas_set_num_threads(2)
                 start = Self.seconds()

@@ -101,8 +101,9 @@ final class KernelsTests: XCTestCase {
         var y = [Float](repeating: .nan, count: m.rows)
         x.withUnsafeBufferPointer { xp in
             activations.prepare(xp.baseAddress!, cols: m.cols, forms: [m.type.activationForm], kernels: table)
-            var v = activations.vector
-            y.withUnsafeMutableBufferPointer { table.rows(for: m)(m.data, m.rowBytes, m.cols, m.rows, &v, $0.baseAddress!) }
+            y.withUnsafeMutableBufferPointer {
+                table.rows(for: m)(m.data, m.rowBytes, m.cols, m.rows, activations.vectors, 1, $0.baseAddress!, m.rows)
+            }
         }
         return y
     }
@@ -146,7 +147,7 @@ final class KernelsTests: XCTestCase {
         for table in Self.tables {
             let a = QuantizedActivations(capacity: cols)
             x.withUnsafeBufferPointer { a.prepare($0.baseAddress!, cols: cols, forms: [.q8], kernels: table) }
-            let v = a.vector
+            let v = a.vectors[0]
             XCTAssertEqual(Array(UnsafeBufferPointer(start: v.q8, count: cols)), q8.q, "\(table.isa) q8")
             XCTAssertEqual(Array(UnsafeBufferPointer(start: v.d8, count: cols / 32)), q8.d, "\(table.isa) d8")
             XCTAssertEqual(Array(UnsafeBufferPointer(start: v.s8, count: cols / 32)), q8.s, "\(table.isa) s8")
@@ -290,7 +291,7 @@ final class KernelsTests: XCTestCase {
             XCTAssertTrue(KernelTable.available.contains(chosen))
             if KernelTable.available.contains(isa) { XCTAssertEqual(chosen, isa) }
         }
-        print("kernel instruction sets on this CPU: \(KernelTable.available.map(\.rawValue)), active: \(KernelTable.active.isa)")
+        print("kernel instruction sets on this CPU: \(KernelTable.available.map(\.rawValue)), selected: \(KernelTable.preferred(override: nil))")
     }
 
     func testWeightMatrixRejectsPartialBlocks() throws {
@@ -313,6 +314,21 @@ final class KernelsTests: XCTestCase {
             }
             XCTAssertEqual(hits, [Int](repeating: 1, count: n))
         }
+        // Per-thread scratch: each item names the pool thread running it, and no two
+        // threads share a number (each thread's counter is only touched by itself).
+        var perThread = [Int](repeating: 0, count: pool.threads)
+        var threadOfItem = [Int](repeating: -1, count: 5000)
+        perThread.withUnsafeMutableBufferPointer { counts in
+            threadOfItem.withUnsafeMutableBufferPointer { owner in
+                let c = counts.baseAddress!, o = owner.baseAddress!
+                pool.parallelFor(5000) { i, thread in
+                    c[thread] += 1
+                    o[i] = thread
+                }
+            }
+        }
+        XCTAssertEqual(perThread.reduce(0, +), 5000)
+        XCTAssertTrue(threadOfItem.allSatisfy { (0..<pool.threads).contains($0) })
         // Concurrent submitters from several threads.
         let group = DispatchGroup()
         let totals = UnsafeMutablePointer<Int>.allocate(capacity: 4)
@@ -366,10 +382,13 @@ final class KernelsTests: XCTestCase {
         XCTAssertEqual(v[0], 1 * Float(cos(7.0)) - 5 * Float(sin(7.0)), accuracy: 1e-5)
         // Attention over one position returns that position's value.
         let keys: [Float16] = [1, 0, 0, 1], values: [Float16] = [3, 4, 5, 6]
-        var scores = [Float](repeating: 0, count: 2), out = [Float](repeating: 0, count: 2)
-        attendHead(q: [1, 1], keys: keys, values: values, kvStride: 2, length: 1, headDim: 2, scores: &scores, out: &out)
-        XCTAssertEqual(out, [3, 4])
-        attendHead(q: [0, 0], keys: keys, values: values, kvStride: 2, length: 2, headDim: 2, scores: &scores, out: &out)
-        XCTAssertEqual(out, [4, 5])   // equal weights: the mean
+        for table in Self.tables {
+            var scores = [Float](repeating: 0, count: 2), out = [Float](repeating: 0, count: 2)
+            table.attend([1, 1], keys, values, 2, 1, 2, &scores, &out)
+            XCTAssertEqual(out, [3, 4], "\(table.isa)")
+            table.attend([0, 0], keys, values, 2, 2, 2, &scores, &out)
+            XCTAssertEqual(out[0], 4, accuracy: 1e-6, "\(table.isa)")   // equal weights: the mean
+            XCTAssertEqual(out[1], 5, accuracy: 1e-6, "\(table.isa)")
+        }
     }
 }

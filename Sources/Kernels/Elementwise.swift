@@ -2,10 +2,9 @@
 import Glibc
 #endif
 
-// Elementwise and attention kernels of the transformer block: RMSNorm, RoPE,
-// softmax, SiLU-gated FFN activation, and causal attention over an f16 KV cache.
-// The cheap ones are portable Swift here; attention and SwiGLU, which convert f16 and
-// call exp per element, go through the kernel table.
+// The cheap elementwise steps of the transformer block, portable Swift: RMSNorm, RoPE,
+// softmax, residual adds. Attention and SwiGLU, which convert f16 and call exp per
+// element, are kernels of the table (`KernelTable.attend`, `KernelTable.swiGLU`).
 
 /// y = x / sqrt(mean(x^2) + eps) * weight, for one row of n values. x and y may alias.
 @inlinable
@@ -69,12 +68,6 @@ public func softmax(_ x: UnsafeMutablePointer<Float>, n: Int) {
     for i in 0..<n { x[i] *= inverse }
 }
 
-/// gate[i] = silu(gate[i]) * up[i] over n values (SwiGLU), by the active kernels.
-@inlinable
-public func siluMultiply(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, n: Int) {
-    KernelTable.active.swiGLU(gate, up, n)
-}
-
 /// y[i] += x[i]
 @inlinable
 public func addInPlace(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, n: Int) {
@@ -86,17 +79,4 @@ public func addInPlace(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Floa
         i += 16
     }
     while i < n { y[i] += x[i]; i += 1 }
-}
-
-/// Causal attention of one query head over `length` cached positions, by the active kernels.
-///   q:      [headDim] f32 (already rotated and scaled)
-///   keys:   [length, kvStride] f16, this head's slice starts at keys[0]
-///   values: [length, kvStride] f16, likewise
-///   scores: [length] f32 scratch
-///   out:    [headDim] f32
-@inlinable
-public func attendHead(q: UnsafePointer<Float>, keys: UnsafePointer<Float16>, values: UnsafePointer<Float16>,
-                       kvStride: Int, length: Int, headDim: Int,
-                       scores: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>) {
-    KernelTable.active.attend(q, keys, values, kvStride, length, headDim, scores, out)
 }
