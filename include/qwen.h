@@ -7,11 +7,15 @@
  *
  * THREAD-SAFETY CONTRACT
  *   - A qwen_model is immutable after qwen_model_load; any number of threads may
- *     use it at once (info, tokenize, detokenize, creating sessions).
+ *     use it at once (info, tokenize, detokenize, creating and acquiring sessions).
  *   - A qwen_session is one conversation: use it from one thread at a time. A
  *     second call that overlaps a running one returns QWEN_ERR_BUSY (never a crash).
  *     qwen_session_cancel is the exception: it may be called from any thread.
- *   - Different sessions on one model run in parallel.
+ *   - Different sessions on one model run at the same time, and together: the model
+ *     owns one pool of compute threads (qwen_model_params.n_threads) and decodes the
+ *     next token of every session generating at that moment in one batched step, so
+ *     N conversations served from N threads cost far less than N times one. A reply
+ *     is the same whether its session ran alone or with others.
  *   - qwen_last_error() is per thread; qwen_log_set may be called from any thread.
  *
  * ERRORS
@@ -125,10 +129,14 @@ typedef bool (*qwen_progress_fn)(float fraction, void *user_data);
 
 typedef struct {
     uint32_t struct_size;        /* sizeof(qwen_model_params), set by init */
-    int32_t n_threads;           /* compute threads; 0 = all cores */
+    int32_t n_threads;           /* threads of the model's one compute pool, which every
+                                    session of the model runs on; 0 = all cores. Started at
+                                    the first generation, idle (asleep) when nothing runs */
     bool use_mmap;               /* map weights instead of reading them; default true */
     qwen_progress_fn progress;   /* optional, NULL = none */
     void *progress_user_data;
+    int32_t n_cached_sessions;   /* idle sessions the prompt cache keeps (qwen_session_release),
+                                    least recently used freed first; 0 = 16, negative = none */
 } qwen_model_params;
 
 /** Fill `params` with the defaults. */
@@ -202,18 +210,24 @@ typedef struct {
 typedef struct {
     uint32_t struct_size;
     int32_t n_ctx;             /* context window in tokens; 0 = the trained length capped at
-                                  8192 (dynamic-NTK Qwen v1 checkpoints: 8192) */
-    int32_t n_threads;         /* 0 = the model's */
+                                  8192 (dynamic-NTK Qwen v1 checkpoints: 8192). The KV cache
+                                  grows with the conversation up to it */
+    int32_t n_threads;         /* ignored: sessions compute on the model's pool
+                                  (qwen_model_params.n_threads); must not be negative */
     uint64_t seed;             /* sampler seed; 0 = from the clock */
     const char *system_prompt; /* NULL = "You are a helpful assistant."; copied */
     int32_t max_window_size;   /* token budget for system + history (Qwen's max_window_size);
                                   0 = the checkpoint's generation_config.json, else 6144 */
+    const struct qwen_tool *tools;  /* tools offered from the start (as qwen_session_set_tools);
+                                       NULL = none; copied */
+    size_t n_tools;
 } qwen_session_params;
 
 void qwen_session_params_init(qwen_session_params *params);
 
 /** Create a session (history, KV cache, sampler) on `model`; the session holds a
- *  reference to the model. The KV cache (n_ctx positions, f16) is allocated here.
+ *  reference to the model. A session holds no threads; its KV cache (f16) grows as the
+ *  conversation does, up to n_ctx positions.
  *  Errors: INVALID_ARGUMENT (NULL, negative fields, invalid UTF-8 system prompt, an
  *  n_ctx above the model's limit: 32768 for Qwen v1 checkpoints with dynamic NTK),
  *  OUT_OF_MEMORY. A GPTQ checkpoint's layers are repacked the first time a call runs
@@ -221,14 +235,58 @@ void qwen_session_params_init(qwen_session_params *params);
  *  call's BAD_MODEL. */
 qwen_status qwen_session_create(qwen_model *model, const qwen_session_params *params,
                                 qwen_session **out);
-/** NULL is a no-op. Must not overlap a running call on the same session. */
+/** NULL is a no-op. Must not overlap a running call on the same session (a pull-form
+ *  reply left open is cancelled). */
 void qwen_session_free(qwen_session *session);
+
+/* ------------------------------------------------------------- prompt cache
+ * The model keeps idle sessions for the prompts their KV caches hold, so a host that
+ * re-sends a whole conversation every turn (an OpenAI-style server) only pays for what
+ * is new. Per request:
+ *
+ *     qwen_session *s;
+ *     qwen_session_acquire(model, history, n_history, &params, &s);  // holds `history`
+ *     qwen_chat(s, &new_message, 1, &gen, on_piece, NULL, &result);
+ *     qwen_session_release(s);                                       // back to the cache
+ */
+
+/** A session holding `conversation` (the chat so far, oldest first: user, assistant and
+ *  tool messages; a QWEN_ROLE_SYSTEM message sets the system prompt; n = 0 for a new
+ *  chat), with params' system prompt, tools, seed, n_ctx and max_window_size, ready for
+ *  the next message through qwen_chat: the idle session of the prompt cache whose KV
+ *  cache shares the longest prefix with the prompt this conversation renders to (when
+ *  that covers over half of it), else a fresh one. Release it with qwen_session_release
+ *  (or free it). Errors as qwen_session_create, plus INVALID_ARGUMENT for a bad message. */
+qwen_status qwen_session_acquire(qwen_model *model, const qwen_message *conversation, size_t n_messages,
+                                 const qwen_session_params *params, qwen_session **out);
+/** A tool call of an assistant message (function calling): NULL name = none. */
+typedef struct {
+    const char *name;
+    const char *arguments;     /* JSON text, as the model wrote it; NULL = "" */
+} qwen_tool_call;
+/** qwen_session_acquire for a conversation whose assistant turns called tools:
+ *  tool_calls[i] is message i's call (as qwen_session_add_message takes it); tool_calls
+ *  may be NULL (no calls). */
+qwen_status qwen_session_acquire_with_calls(qwen_model *model, const qwen_message *conversation,
+                                            const qwen_tool_call *tool_calls, size_t n_messages,
+                                            const qwen_session_params *params, qwen_session **out);
+/** As qwen_session_acquire, for a raw continuation (qwen_generate) of `prompt`: the
+ *  session whose cache shares the longest prefix with its tokens; its history empty. */
+qwen_status qwen_session_acquire_prompt(qwen_model *model, const char *prompt,
+                                        const qwen_session_params *params, qwen_session **out);
+/** Hand `session` back to its model's prompt cache (kept as the most recently used; the
+ *  least recently used beyond qwen_model_params.n_cached_sessions is freed). The caller
+ *  must not use `session` afterwards. A session with a call in progress is freed instead.
+ *  NULL is a no-op. */
+void qwen_session_release(qwen_session *session);
 /** Forget the history; keeps the system prompt. The KV cache is kept for prefix
  *  reuse (it only ever serves an identical token prefix), so re-sending a whole
  *  conversation after a reset does not redo its prefill. */
 qwen_status qwen_session_reset(qwen_session *session);
 /** Replace the system prompt (NULL = the default). Copied. */
 qwen_status qwen_session_set_system_prompt(qwen_session *session, const char *system_prompt);
+/** The system prompt. *system_prompt stays valid until the session's next mutating call. */
+qwen_status qwen_session_get_system_prompt(const qwen_session *session, const char **system_prompt);
 /** Number of messages in the history (system prompt not counted); 0 for NULL. */
 size_t qwen_session_n_messages(const qwen_session *session);
 /** Message i of the history. *content stays valid until the session's next
@@ -263,7 +321,7 @@ qwen_status qwen_session_get_message(const qwen_session *session, size_t i, qwen
  * special tokens as plain text (the ids equal Qwen's whenever a content holds no
  * special-token text; Qwen's server would parse them in that case). */
 
-typedef struct {
+typedef struct qwen_tool {
     const char *name;          /* what the model writes after "Action:"; required */
     const char *description;   /* what the tool is useful for; NULL = "" */
     const char *parameters;    /* JSON text of its parameters' schema; NULL = {}. Re-written
@@ -285,7 +343,8 @@ qwen_status qwen_session_get_tool_call(const qwen_session *session, size_t i, co
                                        const char **arguments);
 
 /** Ask the running call on `session` to stop; any thread. The call returns
- *  QWEN_ERR_CANCELLED within one token or one prefill chunk, history unchanged and
+ *  QWEN_ERR_CANCELLED within one step of the model's engine (one token, or one prompt
+ *  chunk of up to 128 tokens), history unchanged and
  *  the keys/values it computed dropped: the next call runs exactly as if the
  *  cancelled one had never been made. */
 void qwen_session_cancel(qwen_session *session);

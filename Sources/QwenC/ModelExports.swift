@@ -40,7 +40,7 @@ final class ModelHandle {
 
 func defaultModelParams() -> qwen_model_params {
     qwen_model_params(struct_size: UInt32(MemoryLayout<qwen_model_params>.size), n_threads: 0, use_mmap: true,
-                      progress: nil, progress_user_data: nil)
+                      progress: nil, progress_user_data: nil, n_cached_sessions: 0)
 }
 
 @c @implementation public func qwen_model_load(_ path: UnsafePointer<CChar>?, _ params: UnsafePointer<qwen_model_params>?,
@@ -60,6 +60,7 @@ func defaultModelParams() -> qwen_model_params {
             options.progress = { progress($0, userData) }
         }
         let model = try Model.load(path: path, options: options)
+        if p.n_cached_sessions != 0 { model.promptCache.capacity = max(0, Int(p.n_cached_sessions)) }
         out.pointee = ModelHandle(model: model).pointer
         return QWEN_OK
     }

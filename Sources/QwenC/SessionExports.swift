@@ -14,9 +14,11 @@ final class SessionHandle {
     private var messageStrings: [UnsafeMutablePointer<CChar>] = []
     private var toolCallStrings: [(UnsafeMutablePointer<CChar>, UnsafeMutablePointer<CChar>)?] = []
     private var messageStringsFor: Int = -1
-    /// The last result's text (qwen_result.text) and the last pulled piece.
+    /// The last result's text (qwen_result.text), the last pulled piece, the system prompt
+    /// last handed out.
     private var resultText: UnsafeMutablePointer<CChar>? = nil
     private var pieceText: UnsafeMutablePointer<CChar>? = nil
+    private var systemPromptText: UnsafeMutablePointer<CChar>? = nil
 
     init(session: Session, modelHandle: ModelHandle) {
         self.session = session
@@ -27,6 +29,14 @@ final class SessionHandle {
         freeMessageStrings()
         free(resultText)
         free(pieceText)
+        free(systemPromptText)
+    }
+
+    /// The system prompt as a C string owned by the handle (until the next call).
+    func systemPrompt() -> UnsafePointer<CChar> {
+        free(systemPromptText)
+        systemPromptText = strdup(session.systemPrompt)
+        return UnsafePointer(systemPromptText!)
     }
 
     var pointer: OpaquePointer { OpaquePointer(Unmanaged.passRetained(self).toOpaque()) }
@@ -106,7 +116,7 @@ func readParams<T>(_ pointer: UnsafePointer<T>?, defaults: T, name: String) thro
 
 func defaultSessionParams() -> qwen_session_params {
     qwen_session_params(struct_size: UInt32(MemoryLayout<qwen_session_params>.size), n_ctx: 0, n_threads: 0,
-                        seed: 0, system_prompt: nil, max_window_size: 0)
+                        seed: 0, system_prompt: nil, max_window_size: 0, tools: nil, n_tools: 0)
 }
 
 func defaultGenParams() -> qwen_gen_params {
@@ -133,9 +143,10 @@ func generationParameters(_ pointer: UnsafePointer<qwen_gen_params>?) throws -> 
     return g
 }
 
-func chatMessages(_ messages: UnsafePointer<qwen_message>?, _ n: Int) throws -> [ChatMessage] {
+func chatMessages(_ messages: UnsafePointer<qwen_message>?, _ n: Int, allowingNone: Bool = false) throws -> [ChatMessage] {
     let n = try sizeArgument(n, "n_messages")
-    guard n > 0 else { throw QwenError.invalidArgument("no messages (n_messages is 0)") }
+    guard n > 0 || allowingNone else { throw QwenError.invalidArgument("no messages (n_messages is 0)") }
+    if n == 0 { return [] }
     guard n <= 1 << 20 else { throw QwenError.invalidArgument("n_messages is absurd (\(n))") }
     let list = try required(messages, "messages")
     return try (0..<n).map { i in
@@ -164,23 +175,82 @@ func pieceHandler(_ cb: qwen_stream_fn?, _ userData: UnsafeMutableRawPointer?) -
     params?.pointee = defaultGenParams()
 }
 
+/// A caller's qwen_session_params as the engine's options and tools (validated).
+func sessionSettings(_ params: UnsafePointer<qwen_session_params>?) throws -> (options: SessionOptions, tools: [ToolDefinition]) {
+    let p = try readParams(params, defaults: defaultSessionParams(), name: "qwen_session_params")
+    var options = SessionOptions()
+    options.contextSize = Int(p.n_ctx)
+    options.threads = try threadsArgument(p.n_threads, "n_threads")
+    options.seed = p.seed
+    options.maxWindowSize = Int(p.max_window_size)
+    if p.system_prompt != nil { options.systemPrompt = try utf8Argument(p.system_prompt, "system_prompt") }
+    return (options, try toolDefinitions(p.tools, p.n_tools))
+}
+
 @c @implementation public func qwen_session_create(_ model: OpaquePointer?, _ params: UnsafePointer<qwen_session_params>?,
                                                    _ out: UnsafeMutablePointer<OpaquePointer?>?) -> qwen_status {
     guarded {
         let out = try required(out, "out")
         out.pointee = nil
         let modelHandle = try ModelHandle.from(model)
-        let p = try readParams(params, defaults: defaultSessionParams(), name: "qwen_session_params")
-        var options = SessionOptions()
-        options.contextSize = Int(p.n_ctx)
-        options.threads = try threadsArgument(p.n_threads, "n_threads")
-        options.seed = p.seed
-        options.maxWindowSize = Int(p.max_window_size)
-        if p.system_prompt != nil { options.systemPrompt = try utf8Argument(p.system_prompt, "system_prompt") }
+        let (options, tools) = try sessionSettings(params)
         let session = try Session(model: modelHandle.model, options: options)
+        if !tools.isEmpty { try session.setTools(tools) }
         out.pointee = SessionHandle(session: session, modelHandle: modelHandle).pointer
         return QWEN_OK
     }
+}
+
+@c @implementation public func qwen_session_acquire(_ model: OpaquePointer?, _ conversation: UnsafePointer<qwen_message>?,
+                                                    _ n: Int, _ params: UnsafePointer<qwen_session_params>?,
+                                                    _ out: UnsafeMutablePointer<OpaquePointer?>?) -> qwen_status {
+    qwen_session_acquire_with_calls(model, conversation, nil, n, params, out)
+}
+
+@c @implementation public func qwen_session_acquire_with_calls(_ model: OpaquePointer?, _ conversation: UnsafePointer<qwen_message>?,
+                                                               _ calls: UnsafePointer<qwen_tool_call>?, _ n: Int,
+                                                               _ params: UnsafePointer<qwen_session_params>?,
+                                                               _ out: UnsafeMutablePointer<OpaquePointer?>?) -> qwen_status {
+    guarded {
+        let out = try required(out, "out")
+        out.pointee = nil
+        let modelHandle = try ModelHandle.from(model)
+        var messages = try chatMessages(conversation, n, allowingNone: true)
+        if let calls {
+            for i in messages.indices where calls[i].name != nil {
+                messages[i].toolCall = ToolCall(name: try utf8Argument(calls[i].name, "tool_calls[\(i)].name"),
+                                                arguments: calls[i].arguments == nil ? "" : try utf8Argument(calls[i].arguments, "tool_calls[\(i)].arguments"))
+            }
+        }
+        let (options, tools) = try sessionSettings(params)
+        let session = try modelHandle.model.acquireSession(conversation: messages, tools: tools, options: options)
+        out.pointee = SessionHandle(session: session, modelHandle: modelHandle).pointer
+        return QWEN_OK
+    }
+}
+
+@c @implementation public func qwen_session_acquire_prompt(_ model: OpaquePointer?, _ prompt: UnsafePointer<CChar>?,
+                                                           _ params: UnsafePointer<qwen_session_params>?,
+                                                           _ out: UnsafeMutablePointer<OpaquePointer?>?) -> qwen_status {
+    guarded {
+        let out = try required(out, "out")
+        out.pointee = nil
+        let modelHandle = try ModelHandle.from(model)
+        let text = try utf8Argument(prompt, "prompt")
+        let (options, tools) = try sessionSettings(params)
+        let session = try modelHandle.model.acquireSession(promptTokens: modelHandle.model.tokenizer.encode(text), options: options)
+        if !tools.isEmpty { try session.setTools(tools) }
+        out.pointee = SessionHandle(session: session, modelHandle: modelHandle).pointer
+        return QWEN_OK
+    }
+}
+
+@c @implementation public func qwen_session_release(_ session: OpaquePointer?) {
+    guard let session else { return }
+    let handle = Unmanaged<SessionHandle>.fromOpaque(UnsafeRawPointer(session))
+    let swiftSession = handle.takeUnretainedValue().session
+    swiftSession.model.releaseSession(swiftSession)
+    handle.release()
 }
 
 @c @implementation public func qwen_session_free(_ session: OpaquePointer?) {
@@ -202,6 +272,16 @@ func pieceHandler(_ cb: qwen_stream_fn?, _ userData: UnsafeMutableRawPointer?) -
         let handle = try SessionHandle.from(session)
         let text = prompt == nil ? Model.defaultSystemPrompt : try utf8Argument(prompt, "system_prompt")
         try handle.session.setSystemPrompt(text)
+        return QWEN_OK
+    }
+}
+
+@c @implementation public func qwen_session_get_system_prompt(_ session: OpaquePointer?,
+                                                              _ prompt: UnsafeMutablePointer<UnsafePointer<CChar>?>?) -> qwen_status {
+    guarded {
+        let handle = try SessionHandle.from(session)
+        let prompt = try required(prompt, "system_prompt")
+        prompt.pointee = handle.systemPrompt()
         return QWEN_OK
     }
 }
@@ -241,24 +321,26 @@ func pieceHandler(_ cb: qwen_stream_fn?, _ userData: UnsafeMutableRawPointer?) -
     }
 }
 
+/// The caller's tool list as the engine's definitions (validated).
+func toolDefinitions(_ tools: UnsafePointer<qwen_tool>?, _ n: Int) throws -> [ToolDefinition] {
+    let n = try sizeArgument(n, "n_tools")
+    guard n <= 4096 else { throw QwenError.invalidArgument("n_tools is \(n); at most 4096 tools") }
+    guard n > 0 else { return [] }
+    let list = try required(tools, "tools")
+    return try (0..<n).map { i in
+        let tool = list[i]
+        return try ToolDefinition(
+            name: try utf8Argument(tool.name, "tools[\(i)].name"),
+            description: tool.description == nil ? "" : try utf8Argument(tool.description, "tools[\(i)].description"),
+            parameters: tool.parameters == nil ? nil : try utf8Argument(tool.parameters, "tools[\(i)].parameters"))
+    }
+}
+
 @c @implementation public func qwen_session_set_tools(_ session: OpaquePointer?, _ tools: UnsafePointer<qwen_tool>?,
                                                       _ n: Int) -> qwen_status {
     guarded {
         let handle = try SessionHandle.from(session)
-        let n = try sizeArgument(n, "n_tools")
-        guard n <= 4096 else { throw QwenError.invalidArgument("n_tools is \(n); at most 4096 tools") }
-        var definitions: [ToolDefinition] = []
-        if n > 0 {
-            let list = try required(tools, "tools")
-            for i in 0..<n {
-                let tool = list[i]
-                definitions.append(try ToolDefinition(
-                    name: try utf8Argument(tool.name, "tools[\(i)].name"),
-                    description: tool.description == nil ? "" : try utf8Argument(tool.description, "tools[\(i)].description"),
-                    parameters: tool.parameters == nil ? nil : try utf8Argument(tool.parameters, "tools[\(i)].parameters")))
-            }
-        }
-        try handle.session.setTools(definitions)
+        try handle.session.setTools(try toolDefinitions(tools, n))
         return QWEN_OK
     }
 }

@@ -31,7 +31,7 @@ struct LogitsCommand: ParsableCommand {
         if let bad = watched.first(where: { $0 < 0 || Int($0) >= model.config.vocabSize }) {
             throw ValidationError("--at id \(bad) is outside the vocabulary (0..<\(model.config.vocabSize))")
         }
-        let scorer = try SequenceScorer(model: model, threads: options.threads, contextSize: max(context, tokens.count), batch: batch)
+        let scorer = try SequenceScorer(model: model, contextSize: max(context, tokens.count), batch: batch)
         try scorer.run(tokens) { position, logits in
             let vocab = model.config.vocabSize
             var best: [(Int, Float)] = []
@@ -65,7 +65,7 @@ struct PerplexityCommand: ParsableCommand {
         let tokens = try bytes.withUnsafeBytes { try model.tokenizer.encode(utf8: $0, parseSpecial: false) }
         let windows = tokens.count / context
         guard windows >= 1 else { throw QwenError.invalidArgument("\(file) has \(tokens.count) tokens, fewer than one window of \(context)") }
-        let scorer = try SequenceScorer(model: model, threads: options.threads, contextSize: context)
+        let scorer = try SequenceScorer(model: model, contextSize: context)
         // Each window runs from an empty cache; only its second half is scored
         // (positions first..<context-1 predicting their successors), as llama.cpp does.
         let first = context / 2
@@ -93,53 +93,6 @@ func logSoftmax(_ logits: UnsafePointer<Float>, vocab: Int, at target: Int) -> D
     var sum = 0.0
     for i in 0..<vocab { sum += exp(Double(logits[i] - maximum)) }
     return Double(logits[target] - maximum) - log(sum)
-}
-
-struct BenchCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "bench", abstract: "Prefill and decode throughput, load time and peak memory.")
-    @OptionGroup var options: ModelOptions
-    @Option(name: .short, help: "Prompt tokens.") var p: Int = 512
-    @Option(name: .short, help: "Generated tokens.") var n: Int = 128
-    @Option(name: .short, help: "Repetitions (the best is reported).") var r: Int = 3
-    @Option(name: .customShort("c"), help: "Context window (0 = p + n).") var context: Int = 0
-    @Flag(help: "Print one JSON object.") var json = false
-
-    func run() throws {
-        guard p >= 1, n >= 1, r >= 1 else { throw ValidationError("-p, -n and -r must be at least 1") }
-        let loadStart = monotonicMilliseconds()
-        let model = try options.load()
-        _ = try model.weights.layers.all()   // GPTQ blocks are repacked on first use: count it as loading
-        let loadMs = monotonicMilliseconds() - loadStart
-        let bench = try ThroughputBench(model: model, threads: options.threads, contextSize: max(context, p + n))
-        var prefill = 0.0, decode = 0.0
-        for _ in 0..<r {
-            let figures = try bench.run(promptTokens: p, generatedTokens: n)
-            prefill = max(prefill, figures.prefillTokensPerSecond)
-            decode = max(decode, figures.decodeTokensPerSecond)
-        }
-        var usage = rusage()
-        getrusage(Int32(RUSAGE_SELF.rawValue), &usage)
-        let peakMB = Double(usage.ru_maxrss) / 1024
-        let threads = bench.threads
-        // Weight bytes one decoded token reads: every layer matrix and the output head.
-        let w = model.weights
-        let bytesPerToken = try w.layers.all().reduce(w.output.rows * w.output.rowBytes) { total, l in
-            [l.query, l.key, l.value, l.attentionOutput, l.gate, l.up, l.down].reduce(total) { $0 + $1.rows * $1.rowBytes }
-        }
-        if json {
-            print("{\"prefill_tok_s\": \(String(format6: Float(prefill))), \"decode_tok_s\": \(String(format6: Float(decode))), "
-                + "\"load_ms\": \(String(format6: Float(loadMs))), \"peak_rss_mb\": \(String(format6: Float(peakMB))), "
-                + "\"threads\": \(threads), \"n_prompt\": \(p), \"n_gen\": \(n), \"reps\": \(r), "
-                + "\"model\": \(jsonString(model.info.name)), \"weight_type\": \(jsonString(model.info.weightType)), "
-                + "\"isa\": \(jsonString(model.kernels.isa.rawValue)), \"decode_bytes_per_token\": \(bytesPerToken)}")
-        } else {
-            print("model: \(model.info.name) (\(model.info.weightType)), threads: \(threads), kernels: \(model.kernels.isa.rawValue)")
-            print("load: \(Int(loadMs)) ms, peak RSS: \(Int(peakMB)) MB")
-            print("prefill: \(String(format6: Float(prefill))) tok/s (\(p) tokens)")
-            print("decode:  \(String(format6: Float(decode))) tok/s (\(n) tokens)")
-        }
-    }
 }
 
 extension String {

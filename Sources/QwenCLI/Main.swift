@@ -12,7 +12,7 @@ struct Qwen: ParsableCommand {
         abstract: "Run Qwen chat models in-process: chat, generate, tokenize, inspect, benchmark.",
         subcommands: [
             ChatCommand.self, GenerateCommand.self, InfoCommand.self, TokenizeCommand.self, DetokenizeCommand.self,
-            LogitsCommand.self, PerplexityCommand.self, BenchCommand.self, TokenizerBenchCommand.self,
+            LogitsCommand.self, PerplexityCommand.self, BenchCommand.self, BatchedBenchCommand.self, TokenizerBenchCommand.self,
             KernelBenchCommand.self,
         ])
 }

@@ -40,14 +40,46 @@ public enum Log {
 
 /// A plain pthread mutex (no Foundation).
 public final class Mutex: @unchecked Sendable {
-    private var mutex = pthread_mutex_t()
-    public init() { pthread_mutex_init(&mutex, nil) }
-    deinit { pthread_mutex_destroy(&mutex) }
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+
+    public init() {
+        mutex = .allocate(capacity: 1)
+        pthread_mutex_init(mutex, nil)
+    }
+
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
 
     @inline(__always)
     public func locked<T>(_ body: () throws -> T) rethrows -> T {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
         return try body()
     }
+
+    /// Waits on `condition`, releasing the mutex meanwhile; call with the mutex held
+    /// (inside `locked`).
+    func wait(_ condition: Condition) {
+        pthread_cond_wait(condition.condition, mutex)
+    }
+}
+
+/// A pthread condition variable, waited on under a `Mutex`.
+final class Condition: @unchecked Sendable {
+    fileprivate let condition: UnsafeMutablePointer<pthread_cond_t>
+
+    init() {
+        condition = .allocate(capacity: 1)
+        pthread_cond_init(condition, nil)
+    }
+
+    deinit {
+        pthread_cond_destroy(condition)
+        condition.deallocate()
+    }
+
+    func signal() { pthread_cond_signal(condition) }
+    func broadcast() { pthread_cond_broadcast(condition) }
 }

@@ -340,7 +340,7 @@ final class QwenV1ForwardTests: XCTestCase {
         XCTAssertGreaterThan(tokens.count, 8)
         func logits(batch: Int) throws -> [[Float]] {
             var rows: [[Float]] = []
-            let scorer = try SequenceScorer(model: model, threads: 2, contextSize: tokens.count, batch: batch)
+            let scorer = try SequenceScorer(model: model, contextSize: tokens.count, batch: batch)
             try scorer.run(tokens) { _, l in rows.append(Array(UnsafeBufferPointer(start: l, count: model.config.vocabSize))) }
             return rows
         }

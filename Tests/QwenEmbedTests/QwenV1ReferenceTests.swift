@@ -89,7 +89,7 @@ final class QwenV1ReferenceTests: XCTestCase {
             // Batched prefill (matmul) and token by token (the decode kernels).
             for batch in [128, 1] {
                 let tolerance = batch == 1 && variant.hasPrefix("gptq") ? 0.35 : 0.02
-                let scorer = try SequenceScorer(model: model, threads: 2, contextSize: expected.prompt.count, batch: batch)
+                let scorer = try SequenceScorer(model: model, contextSize: expected.prompt.count, batch: batch)
                 var worst = 0.0
                 try scorer.run(expected.prompt) { position, logits in
                     worst = max(worst, check(logits, positions[position], tolerance: tolerance, vocab: model.config.vocabSize,
@@ -108,27 +108,31 @@ final class QwenV1ReferenceTests: XCTestCase {
         let model = try Model.load(path: try Self.checkpoint("long-context"))
         XCTAssertEqual(model.config.contextLength, 32)
         XCTAssertTrue(model.config.useDynamicNTK && model.config.useLogNAttention)
-        let session = try Session(model: model, options: { var o = SessionOptions(); o.threads = 2; return o }())
+        let session = try Session(model: model)
         XCTAssertEqual(session.contextSize, 8192, "dynamic-NTK checkpoints default to the cap, not seq_length")
-        XCTAssertGreaterThan(reference.prompt.count, session.transformer.maxBatch)
+        XCTAssertGreaterThan(reference.prompt.count, model.engine.prefillChunk)
         var parameters = GenerationParameters()
         parameters.sampling = .greedy
         parameters.maxTokens = reference.generated.count
-        let run = try Session.Run(session: session, prompt: reference.prompt, parameters: parameters, newHistory: nil)
+        // The logits behind each generated token, as the engine samples from them.
+        let vocab = model.config.vocabSize
+        let steps = LogitsRecorder()
+        parameters.observeLogits = { step, logits in steps.append(step, Array(UnsafeBufferPointer(start: logits, count: vocab))) }
+        let result = try session.generate(promptTokens: reference.prompt, parameters: parameters)
+        XCTAssertEqual(result.generatedTokens, reference.generated.count)
         var worst = 0.0
-        for step in 0..<reference.generated.count {
-            _ = try run.next()     // the first call prefills; each one samples a token and runs it
-            XCTAssertEqual(run.generatedIds.count, step + 1)
-            // The logits behind generated token `step` are those the session held before
-            // it ran that token: compare them through the expected top entries instead.
-            guard run.generatedIds.last == reference.generated[step] else {
-                return XCTFail("step \(step): generated \(run.generatedIds.suffix(3)), Qwen's code \(reference.generated[step])")
+        for (step, logits) in steps.rows.enumerated() {
+            let chosen = Int32(logits.indices.max { logits[$0] < logits[$1] }!)
+            guard chosen == reference.generated[step] else {
+                return XCTFail("step \(step): generated \(chosen), Qwen's code \(reference.generated[step])")
             }
-            if step + 1 < reference.generated.count {
-                worst = max(worst, check(session.logits.pointer, reference.steps[step + 1], tolerance: 0.03,
-                                         vocab: model.config.vocabSize, "step \(step + 1)"))
+            if step > 0 {
+                worst = max(worst, logits.withUnsafeBufferPointer {
+                    check($0.baseAddress!, reference.steps[step], tolerance: 0.03, vocab: vocab, "step \(step)")
+                })
             }
         }
+        XCTAssertEqual(steps.rows.count, reference.generated.count)
         XCTAssertEqual(session.cache.ntkAlpha, 15, "alpha of the 200-token prompt: 2^ceil(log2(200 / 32) + 1) - 1")
         print("long context: \(reference.generated.count) tokens identical, max |Δlogit| \(worst)")
     }
@@ -212,9 +216,17 @@ final class GPTQLoadingTests: XCTestCase {
         bytes.replaceSubrange((8 + headerLength + begin)..<(8 + headerLength + begin + 4), with: [0xFF, 0xFF, 0, 0])
         try Data(bytes).write(to: shard)
         let model = try Model.load(path: path)
-        let scorer = try SequenceScorer(model: model, threads: 1, contextSize: 4, batch: 4)
+        let scorer = try SequenceScorer(model: model, contextSize: 4, batch: 4)
         XCTAssertThrowsError(try scorer.run([9707, 11, 1879]) { _, _ in }) { error in
             XCTAssertTrue("\(error)".contains("g_idx[0] = 65535"), "\(error)")
         }
     }
+}
+
+/// Logits rows handed over by the engine's step thread (`GenerationParameters.observeLogits`).
+final class LogitsRecorder: @unchecked Sendable {
+    private let lock = Mutex()
+    private var stored: [[Float]] = []
+    func append(_ step: Int, _ row: [Float]) { lock.locked { if step == stored.count { stored.append(row) } } }
+    var rows: [[Float]] { lock.locked { stored } }
 }

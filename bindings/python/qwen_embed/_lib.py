@@ -114,10 +114,11 @@ qwen_progress_fn = _callback_type("qwen_progress_fn", c_bool, c_float, c_void_p)
 
 # typedef struct {
 #     uint32_t struct_size;        /* sizeof(qwen_model_params), set by init */
-#     int32_t n_threads;           /* compute threads; 0 = all cores */
+#     int32_t n_threads;           /* threads of the model's one compute pool; 0 = all cores */
 #     bool use_mmap;               /* map weights instead of reading them; default true */
 #     qwen_progress_fn progress;   /* optional, NULL = none */
 #     void *progress_user_data;
+#     int32_t n_cached_sessions;   /* idle sessions the prompt cache keeps; 0 = 16, < 0 = none */
 # } qwen_model_params;
 class qwen_model_params(Structure):
     _fields_ = [
@@ -126,6 +127,7 @@ class qwen_model_params(Structure):
         ("use_mmap", c_bool),
         ("progress", qwen_progress_fn),
         ("progress_user_data", c_void_p),
+        ("n_cached_sessions", c_int32),
     ]
 
 
@@ -204,12 +206,25 @@ class qwen_message(Structure):
 
 
 # typedef struct {
+#     const char *name;          /* NULL = no call */
+#     const char *arguments;     /* NULL = "" */
+# } qwen_tool_call;
+class qwen_tool_call(Structure):
+    _fields_ = [
+        ("name", c_char_p),
+        ("arguments", c_char_p),
+    ]
+
+
+# typedef struct {
 #     uint32_t struct_size;
 #     int32_t n_ctx;             /* context window in tokens; 0 = model default, capped */
 #     int32_t n_threads;         /* 0 = the model's */
 #     uint64_t seed;             /* sampler seed; 0 = from the clock */
 #     const char *system_prompt; /* NULL = "You are a helpful assistant."; copied */
 #     int32_t max_window_size;   /* token budget for system + history */
+#     const struct qwen_tool *tools;  /* NULL = none; copied */
+#     size_t n_tools;
 # } qwen_session_params;
 class qwen_session_params(Structure):
     _fields_ = [
@@ -219,6 +234,8 @@ class qwen_session_params(Structure):
         ("seed", c_uint64),
         ("system_prompt", c_char_p),
         ("max_window_size", c_int32),
+        ("tools", POINTER(qwen_tool)),
+        ("n_tools", c_size_t),
     ]
 
 
@@ -467,6 +484,26 @@ qwen_session_create = _fn("qwen_session_create",
 
 # void qwen_session_free(qwen_session *session);
 qwen_session_free = _fn("qwen_session_free", [qwen_session_p], None)
+
+# qwen_status qwen_session_acquire_with_calls(qwen_model *model, const qwen_message *conversation,
+#                                             const qwen_tool_call *tool_calls, size_t n_messages,
+#                                             const qwen_session_params *params, qwen_session **out);
+qwen_session_acquire_with_calls = _fn("qwen_session_acquire_with_calls",
+                                      [qwen_model_p, POINTER(qwen_message), POINTER(qwen_tool_call), c_size_t,
+                                       POINTER(qwen_session_params), POINTER(qwen_session_p)], qwen_status)
+
+# qwen_status qwen_session_acquire_prompt(qwen_model *model, const char *prompt,
+#                                         const qwen_session_params *params, qwen_session **out);
+qwen_session_acquire_prompt = _fn("qwen_session_acquire_prompt",
+                                  [qwen_model_p, c_char_p, POINTER(qwen_session_params), POINTER(qwen_session_p)],
+                                  qwen_status)
+
+# void qwen_session_release(qwen_session *session);
+qwen_session_release = _fn("qwen_session_release", [qwen_session_p], None)
+
+# qwen_status qwen_session_get_system_prompt(const qwen_session *session, const char **system_prompt);
+qwen_session_get_system_prompt = _fn("qwen_session_get_system_prompt", [qwen_session_p, POINTER(c_char_p)],
+                                     qwen_status)
 
 # qwen_status qwen_session_reset(qwen_session *session);
 qwen_session_reset = _fn("qwen_session_reset", [qwen_session_p], qwen_status)

@@ -164,6 +164,67 @@ class _Messages:
         self._keep = encoded
 
 
+class _Conversation:
+    """qwen_message and qwen_tool_call arrays for a conversation, and the bytes they point
+    at. Items: (role, content), (role, content, tool call or None) or dicts with "role",
+    "content" and optionally "tool_call" ({"name", "arguments"} or (name, arguments))."""
+
+    __slots__ = ("messages", "calls", "count", "_keep")
+
+    def __init__(self, items: Iterable[Any]) -> None:
+        entries = []
+        for item in items:
+            if isinstance(item, dict):
+                role, content, call = item["role"], item.get("content") or "", item.get("tool_call")
+            else:
+                role, content, call = (tuple(item) + (None,))[:3]
+            if isinstance(call, dict):
+                call = (call["name"], call.get("arguments", ""))
+            name = arguments = None
+            if call is not None:
+                name = _c_string(call[0], "tool_call name")
+                arguments = _c_string(_arguments_text(call[1]), "tool_call arguments")
+            entries.append((_role(role), _c_string(content, "message content"), name, arguments))
+        self.count = len(entries)
+        self.messages = (_lib.qwen_message * max(1, self.count))()
+        self.calls = (_lib.qwen_tool_call * max(1, self.count))()
+        for i, (role, content, name, arguments) in enumerate(entries):
+            self.messages[i].role, self.messages[i].content = role, content
+            self.calls[i].name, self.calls[i].arguments = name, arguments
+        self._keep = entries
+
+
+class _Tools:
+    """A qwen_tool array and the bytes it points at."""
+
+    __slots__ = ("array", "count", "_keep")
+
+    def __init__(self, tools: Sequence[Any]) -> None:
+        fields = [tuple(_c_string(x, "tool field") for x in _tool_fields(t, i)) for i, t in enumerate(tools)]
+        self.count = len(fields)
+        self.array = (_lib.qwen_tool * max(1, self.count))()
+        for i, (name, description, parameters) in enumerate(fields):
+            self.array[i].name, self.array[i].description, self.array[i].parameters = name, description, parameters
+        self._keep = fields
+
+
+def _session_params(system: Optional[str], n_ctx: int, seed: int, n_threads: int, max_window_size: int,
+                    tools: Optional[_Tools] = None) -> Tuple[Any, Any]:
+    """qwen_session_params for these settings, and the bytes it points at."""
+    params = _lib.init_params(_lib.qwen_session_params, _lib.qwen_session_params_init)
+    params.n_ctx = int(n_ctx)
+    params.n_threads = int(n_threads)
+    if not 0 <= int(seed) < 2 ** 64:
+        raise ValueError(f"seed must be in [0, 2**64), got {seed}")
+    params.seed = int(seed)
+    params.max_window_size = int(max_window_size)
+    system_bytes = None if system is None else _c_string(system, "system")
+    params.system_prompt = system_bytes
+    if tools is not None and tools.count:
+        params.tools, params.n_tools = ctypes.cast(tools.array, POINTER(_lib.qwen_tool)), tools.count
+    return params, (system_bytes, tools)
+
+
 def _tool_fields(tool: Any, index: int) -> Tuple[str, str, str]:
     """(name, description, parameters JSON) of an OpenAI ``tools`` entry
     ({"type": "function", "function": {...}}) or a legacy ``functions`` entry."""
@@ -251,26 +312,29 @@ class _PushStream:
 class Model:
     """A loaded Qwen model (immutable, thread-safe). ``Model(path, n_threads=0)``.
 
-    ``path`` is a Hugging Face checkpoint directory or a .gguf file. ``progress`` is an
+    ``path`` is a Hugging Face checkpoint directory or a .gguf file. ``n_threads`` sizes
+    the model's one compute pool, which all its sessions share: sessions used from
+    several threads at once are decoded together in batched steps. ``progress`` is an
     optional ``fn(fraction) -> bool | None``; returning False aborts the load
-    (``CancelledError``). Use as a context manager or call ``close()``; sessions
-    created from the model keep working after it is closed."""
+    (``CancelledError``). ``n_cached_sessions``: idle sessions the prompt cache keeps
+    (``acquire_session``; 0 = 16, negative = none). Use as a context manager or call
+    ``close()``; sessions created from the model keep working after it is closed."""
 
     def __init__(self, path: Union[str, "os.PathLike[str]"], n_threads: int = 0, *,
-                 use_mmap: bool = True, progress: Optional[Callable[[float], Any]] = None) -> None:
+                 use_mmap: bool = True, progress: Optional[Callable[[float], Any]] = None,
+                 n_cached_sessions: int = 0) -> None:
         self.path = os.fspath(path)
         self._handle: Any = None
         self._users = 0
         self._cond = threading.Condition()
         self._info: Optional[Dict[str, Any]] = None
-        self._chat_session: Optional[Session] = None
-        self._chat_lock = threading.Lock()
         lib = _lib.load_library()
         params = _lib.init_params(_lib.qwen_model_params, _lib.qwen_model_params_init)
         if n_threads < 0:
             raise ValueError(f"n_threads must be >= 0, got {n_threads}")
         params.n_threads = int(n_threads)
         params.use_mmap = bool(use_mmap)
+        params.n_cached_sessions = int(n_cached_sessions)
         trapped: List[BaseException] = []
         c_progress = None
         if progress is not None:
@@ -318,11 +382,8 @@ class Model:
         return self._handle is None
 
     def close(self) -> None:
-        """Release the model (and the session ``chat``/``chat_stream`` keep). Idempotent.
-        Sessions created by the user keep the underlying model alive."""
-        chat_session, self._chat_session = self._chat_session, None
-        if chat_session is not None:
-            chat_session.close()
+        """Release the model. Idempotent. Sessions created by the user keep the
+        underlying model alive."""
         with self._cond:
             if self._handle is None:
                 return
@@ -412,20 +473,35 @@ class Model:
         return Session(self, system=system, n_ctx=n_ctx, seed=seed, n_threads=n_threads,
                        max_window_size=max_window_size)
 
-    @contextmanager
-    def _borrow_chat_session(self) -> Iterator["Session"]:
-        """The model's reusable chat session (its KV cache serves the next turn of the
-        same conversation), or a temporary one when another thread is using it."""
-        if self._chat_lock.acquire(blocking=False):
-            try:
-                if self._chat_session is None or self._chat_session.closed:
-                    self._chat_session = self.session()
-                yield self._chat_session
-            finally:
-                self._chat_lock.release()
-        else:
-            with self.session() as temporary:
-                yield temporary
+    def acquire_session(self, messages: Iterable[Any] = (), system: Optional[str] = None,
+                        tools: Optional[Sequence[Dict[str, Any]]] = None, *, n_ctx: int = 0, seed: int = 0,
+                        max_window_size: int = 0) -> "Session":
+        """A session holding the conversation ``messages`` (oldest first; (role, content),
+        (role, content, tool call) or dicts with "role", "content" and an optional
+        "tool_call"), ready for the next message through ``chat``: the idle session whose
+        KV cache shares the longest prefix with that conversation's prompt (system prompt
+        and tools included), or a fresh one. ``system=None``: the default system prompt
+        (a "system" message in ``messages`` sets it too). As a context manager it goes
+        back to the model's prompt cache on exit; or call ``release()``."""
+        conversation = _Conversation(messages)
+        tool_list = list(tools or [])
+        tool_array = _Tools(tool_list)
+        params, _keep = _session_params(system, n_ctx, seed, 0, max_window_size, tool_array)
+        out = _lib.qwen_session_p()
+        with self._use() as h:
+            check(_lib.qwen_session_acquire_with_calls(h, conversation.messages, conversation.calls, conversation.count,
+                                                       byref(params), byref(out)), "qwen_session_acquire")
+        return Session._adopt(self, out, tool_list)
+
+    def acquire_prompt_session(self, prompt: str, *, n_ctx: int = 0, seed: int = 0) -> "Session":
+        """A session for ``generate(prompt)``: the idle session whose cache shares the
+        longest prefix with that prompt's tokens, or a fresh one (see acquire_session)."""
+        params, _keep = _session_params(None, n_ctx, seed, 0, 0)
+        out = _lib.qwen_session_p()
+        with self._use() as h:
+            check(_lib.qwen_session_acquire_prompt(h, _c_string(prompt, "prompt"), byref(params), byref(out)),
+                  "qwen_session_acquire_prompt")
+        return Session._adopt(self, out, [])
 
     @staticmethod
     def _conversation(query: str, history: Optional[Sequence[Tuple[str, str]]]) -> List[Tuple[int, str]]:
@@ -443,9 +519,8 @@ class Model:
         ``history`` is a list of (query, response) pairs; a new list is returned."""
         params = _GenParams.from_kwargs(gen)
         conversation = self._conversation(query, history)
-        with self._borrow_chat_session() as session:
-            todo = session.prepare(system, conversation)
-            response = session._chat_push(todo, params, None)
+        with self.acquire_session(conversation[:-1], system=system) as session:
+            response = session._chat_push(conversation[-1:], params, None)
         return response, [tuple(t) for t in (history or ())] + [(query, response)]  # type: ignore[misc]
 
     def chat_stream(self, query: str, history: Optional[Sequence[Tuple[str, str]]] = None,
@@ -458,9 +533,8 @@ class Model:
             raise _closed("model")
 
         def deltas() -> Iterator[str]:
-            with self._borrow_chat_session() as session:
-                todo = session.prepare(system, conversation)
-                yield from session._chat_pull(todo, params)
+            with self.acquire_session(conversation[:-1], system=system) as session:
+                yield from session._chat_pull(conversation[-1:], params)
         return deltas()
 
 
@@ -470,34 +544,38 @@ class Session:
     """One conversation: history, KV cache and sampler state, on one model.
 
     Use it from one thread at a time (``cancel()`` excepted); a call that overlaps a
-    running one raises ``BusyError``. ``model.session(system=..., n_ctx=0, seed=0)``."""
+    running one raises ``BusyError``. Sessions on several threads run together on the
+    model's engine. ``model.session(system=..., n_ctx=0, seed=0)``, or
+    ``model.acquire_session(messages)`` for one from the model's prompt cache.
+    ``n_threads`` is ignored (the model's pool computes for every session)."""
 
     def __init__(self, model: Model, system: Optional[str] = DEFAULT_SYSTEM_PROMPT, n_ctx: int = 0,
                  seed: int = 0, n_threads: int = 0, max_window_size: int = 0) -> None:
+        lib = _lib.load_library()
+        params, _keep = _session_params(system, n_ctx, seed, n_threads, max_window_size)
+        out = _lib.qwen_session_p()
+        with model._use() as h:
+            check(lib.qwen_session_create(h, byref(params), byref(out)), "qwen_session_create")
+        self._setup(model, out, [], release_on_exit=False)
+
+    @classmethod
+    def _adopt(cls, model: Model, handle: Any, tools: List[Dict[str, Any]]) -> "Session":
+        """A Session object for a handle the prompt cache handed out."""
+        session = cls.__new__(cls)
+        session._setup(model, handle, tools, release_on_exit=True)
+        return session
+
+    def _setup(self, model: Model, handle: Any, tools: List[Dict[str, Any]], release_on_exit: bool) -> None:
         self.model = model
-        self._handle: Any = None
         self._lock = threading.Lock()
         self._owner: Optional[int] = None
         self._cancel_requested = False
         self._pending_end = False
+        self._release_on_exit = release_on_exit
         self.last_result: Optional[Dict[str, Any]] = None
-        lib = _lib.load_library()
-        params = _lib.init_params(_lib.qwen_session_params, _lib.qwen_session_params_init)
-        params.n_ctx = int(n_ctx)
-        params.n_threads = int(n_threads)
-        if not 0 <= int(seed) < 2 ** 64:
-            raise ValueError(f"seed must be in [0, 2**64), got {seed}")
-        params.seed = int(seed)
-        params.max_window_size = int(max_window_size)
-        self._system = DEFAULT_SYSTEM_PROMPT if system is None else system
-        self._tools: List[Dict[str, Any]] = []
-        system_bytes = None if system is None else _c_string(system, "system")
-        params.system_prompt = system_bytes
-        out = _lib.qwen_session_p()
-        with model._use() as h:
-            check(lib.qwen_session_create(h, byref(params), byref(out)), "qwen_session_create")
-        self._handle = out
-        self._finalizer = weakref.finalize(self, lib.qwen_session_free, out)
+        self._tools: List[Dict[str, Any]] = tools
+        self._handle: Any = handle
+        self._finalizer = weakref.finalize(self, _lib.qwen_session_free, handle)
         self._finalizer.atexit = False
 
     # -- handle management
@@ -537,11 +615,30 @@ class Session:
             self._handle = None
         self._finalizer()
 
+    def release(self) -> None:
+        """Hand the session back to its model's prompt cache (its KV cache kept for a
+        later ``acquire_session``); the object is closed afterwards. Idempotent."""
+        if self._handle is None:
+            return
+        if self._owner == threading.get_ident():
+            raise RuntimeError("a session cannot be released from inside its own stream callback")
+        with self._lock:
+            handle, self._handle = self._handle, None
+            if handle is None:
+                return
+            self._finalizer.detach()
+            if self._pending_end:   # a stream abandoned while the session was busy
+                _lib.qwen_chat_end(handle, None)
+            _lib.qwen_session_release(handle)
+
     def __enter__(self) -> "Session":
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self.close()
+        if self._release_on_exit:
+            self.release()
+        else:
+            self.close()
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else f"{len(self.history)} messages"
@@ -564,14 +661,16 @@ class Session:
 
     @property
     def system_prompt(self) -> str:
-        return self._system
+        with self._locked("qwen_session_get_system_prompt") as h:
+            text = c_char_p()
+            check(_lib.qwen_session_get_system_prompt(h, byref(text)), "qwen_session_get_system_prompt")
+            return _decode(text.value)
 
     @system_prompt.setter
     def system_prompt(self, value: Optional[str]) -> None:
         data = None if value is None else _c_string(value, "system prompt")
         with self._locked("qwen_session_set_system_prompt") as h:
             check(_lib.qwen_session_set_system_prompt(h, data), "qwen_session_set_system_prompt")
-        self._system = DEFAULT_SYSTEM_PROMPT if value is None else value
 
     def _raw_history(self) -> List[Tuple[int, str, Optional[Tuple[str, str]]]]:
         """(role, content, tool call (name, arguments) or None) per history message."""
@@ -618,12 +717,9 @@ class Session:
         None or [] = none) on the following chat calls. The prompt is then Qwen's ReAct
         prompt and each reply joins the history parsed (see ``messages``)."""
         tools = list(tools or [])
-        fields = [tuple(_c_string(x, "tool field") for x in _tool_fields(t, i)) for i, t in enumerate(tools)]
-        array = (_lib.qwen_tool * max(1, len(fields)))()
-        for i, (name, description, parameters) in enumerate(fields):
-            array[i].name, array[i].description, array[i].parameters = name, description, parameters
+        array = _Tools(tools)
         with self._locked("qwen_session_set_tools") as h:
-            check(_lib.qwen_session_set_tools(h, array, len(fields)), "qwen_session_set_tools")
+            check(_lib.qwen_session_set_tools(h, array.array, array.count), "qwen_session_set_tools")
         self._tools = tools
 
     def add_message(self, role: Union[str, int], content: str,
@@ -638,29 +734,6 @@ class Session:
             arguments = _c_string(_arguments_text(tool_call.get("arguments", "")), "tool_call arguments")
         with self._locked("qwen_session_add_message") as h:
             check(_lib.qwen_session_add_message(h, _role(role), data, name, arguments), "qwen_session_add_message")
-
-    def prepare(self, system: str, conversation: Sequence[Tuple[Any, ...]]) -> List[Tuple[Any, ...]]:
-        """Make the session ready to continue ``conversation`` ((role, content) or
-        (role, content, tool call (name, arguments) or None) items) under ``system``;
-        returns the messages still to send.
-
-        When the history is a prefix of ``conversation`` under the same system prompt,
-        only the rest is sent (the KV cache of the prefix is reused); otherwise the
-        session is reset and the whole conversation is sent."""
-        conversation = list(conversation)
-        history = self._raw_history()
-        held = [m if len(m) == 3 else (m[0], m[1], None) for m in conversation[:len(history)]]
-        if system == self._system and len(history) < len(conversation) and held == history:
-            return conversation[len(history):]
-        self.reset()
-        if system != self._system:
-            self.system_prompt = system
-        return conversation
-
-    def _after_success(self, messages: Sequence[Tuple[int, str]]) -> None:
-        for role, content in messages:
-            if role == _lib.QWEN_ROLE_SYSTEM:  # a system message replaces the system prompt
-                self._system = content
 
     # -- generation
 
@@ -684,7 +757,6 @@ class Session:
                 stream.flush()
             finally:
                 stream.release()
-        self._after_success(messages)
         return self.last_result["text"]
 
     def _chat_pull(self, messages: Sequence[Tuple[int, str]], params: _GenParams) -> Iterator[str]:
@@ -722,7 +794,6 @@ class Session:
             with self._locked("qwen_chat_end") as h:
                 check(_lib.qwen_chat_end(h, byref(result)), "qwen_chat_end")
                 self.last_result = _result_dict(result)
-            self._after_success(messages)
         finally:
             if open_:
                 self._end_quietly()

@@ -1,7 +1,7 @@
 """An OpenAI-compatible server over qwen_embed, on FastAPI + uvicorn (``pip install
 qwen-embed[server]``), with a web chat page at ``/``.
 
-    qwen-embed-server -m MODEL [--host 127.0.0.1] [--port 8000] [--parallel 2]
+    qwen-embed-server -m MODEL [--host 127.0.0.1] [--port 8000] [--parallel 4]
                       [--queue 16] [--threads N] [--api-key KEY] [-c CTX]
     (from a source checkout: python examples/python/openai_server.py -m MODEL ...)
 
@@ -20,12 +20,14 @@ Fields the engine cannot honour (n > 1, logprobs, response_format other than tex
 non-zero presence/frequency penalties, logit_bias, tool_choice "required") get a 400
 naming them rather than being ignored.
 
-Scheduling: --parallel requests run at once, each on its own session (the pool prefers
-the session whose history is a prefix of the request's conversation, so a client that
-re-sends the whole conversation every turn only pays for the new messages); up to
---queue more wait in line, first come first served; beyond that, 429 with Retry-After.
-A client that disconnects (while waiting, during prefill or decoding, streamed or not)
-has its generation cancelled and its slot given to the next in line.
+Scheduling: --parallel requests generate at once; the engine decodes them together in
+batched steps on the model's one pool of --threads threads. Each request gets its
+session from the engine's prompt cache (the session whose KV cache shares the longest
+prefix of the request's conversation, so a client that re-sends the whole conversation
+every turn only pays for the new messages). Up to --queue more wait in line, first come
+first served; beyond that, 429 with Retry-After. A client that disconnects (while
+waiting, during prefill or decoding, streamed or not) has its generation cancelled and
+its slot given to the next in line.
 
 Function calling is the engine's (Qwen's ReAct prompt, as Qwen's own openai_api.py):
 a reply that calls a tool comes back as tool_calls (finish_reason "tool_calls"; legacy
@@ -47,7 +49,6 @@ import math
 import os
 import pathlib
 import sys
-import threading
 import time
 import traceback
 import uuid
@@ -377,52 +378,6 @@ class Admission:
         self.running -= 1
 
 
-class SessionPool:
-    """At most ``size`` sessions, idle ones reused by the longest shared conversation
-    prefix. Admission lets at most ``size`` requests hold one, so ``take`` never waits."""
-
-    def __init__(self, model, size, n_ctx=0, n_threads=0):
-        self.model, self.size, self.n_ctx, self.n_threads = model, size, n_ctx, n_threads
-        self.lock = threading.Lock()
-        self.idle = []      # least recently used first
-        self.created = 0
-
-    @staticmethod
-    def _reuse(session, system, conversation):
-        """How many of ``conversation``'s messages ``session`` holds (-1: none usable)."""
-        if session.system_prompt != system:
-            return -1
-        history = session._raw_history()
-        return len(history) if len(history) < len(conversation) and conversation[:len(history)] == history else -1
-
-    def take(self, system, conversation):
-        with self.lock:
-            if self.idle:
-                scores = [self._reuse(s, system, conversation) for s in self.idle]
-                best = max(range(len(self.idle)), key=lambda i: (scores[i], -i))
-                # No idle session holds part of this conversation: rather than wipe one's
-                # history, open another while there is room.
-                if scores[best] >= 0 or self.created >= self.size:
-                    return self.idle.pop(best)
-            self.created += 1
-        try:
-            return self.model.session(n_ctx=self.n_ctx, n_threads=self.n_threads)
-        except BaseException:
-            with self.lock:
-                self.created -= 1
-            raise
-
-    def give_back(self, session):
-        with self.lock:
-            self.idle.append(session)
-
-    def close(self):
-        with self.lock:
-            idle, self.idle = self.idle, []
-        for s in idle:
-            s.close()
-
-
 class Generation:
     """One engine call on a worker thread; its pieces arrive on an asyncio queue.
     ``work(on_text)`` runs in the thread and returns the call's outcome."""
@@ -534,8 +489,8 @@ class LogAndGuard:
                      (time.monotonic() - start) * 1000, (scope.get("state") or {}).get("log_note", ""))
 
 
-def create_app(model, model_id="qwen", parallel=2, queue=16, n_ctx=0, n_threads=0, api_key=None):
-    """The FastAPI application serving ``model``."""
+def create_app(model, model_id="qwen", parallel=4, queue=16, n_ctx=0, api_key=None):
+    """The FastAPI application serving ``model`` (sessions from its prompt cache)."""
     import anyio
     from fastapi import FastAPI, Request
     from fastapi.middleware.cors import CORSMiddleware
@@ -543,18 +498,16 @@ def create_app(model, model_id="qwen", parallel=2, queue=16, n_ctx=0, n_threads=
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
     admission = Admission(max(1, parallel), max(0, queue))
-    pool = SessionPool(model, max(1, parallel), n_ctx, n_threads)
     executor = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="qwen-gen")
     created = int(time.time())
     @contextlib.asynccontextmanager
     async def lifespan(_app):
         yield
         executor.shutdown(wait=True, cancel_futures=True)
-        pool.close()
 
     app = FastAPI(title="qwen-embed", version=qwen_embed.__version__, docs_url="/docs", redoc_url=None,
                   lifespan=lifespan)
-    app.state.pool, app.state.executor, app.state.admission = pool, executor, admission
+    app.state.executor, app.state.admission = executor, admission
 
     def error_response(err):
         return JSONResponse(err.body(), status_code=err.status, headers=err.headers)
@@ -607,8 +560,9 @@ def create_app(model, model_id="qwen", parallel=2, queue=16, n_ctx=0, n_threads=
                 "total_tokens": r["n_prompt_tokens"] + r["n_generated_tokens"],
                 "prompt_tokens_details": {"cached_tokens": r["n_cached_tokens"]}}
 
-    async def run(request, system, conversation, work, respond):
-        """Admission, a session, the engine call on a worker thread, then
+    async def run(request, acquire, work, respond):
+        """Admission, a session (``acquire()``, from the prompt cache), the engine call on
+        a worker thread, then
         ``await respond(events, first_event)``: a complete response (the call is over when
         it returns) or a StreamingResponse (released when its stream ends). The first
         event, awaited here, comes after the prefill, so a failure there still gets its
@@ -632,13 +586,12 @@ def create_app(model, model_id="qwen", parallel=2, queue=16, n_ctx=0, n_threads=
                 if generation.cancelled:
                     request.state.log_note = " (client left; cancelled)"
             if session is not None:
-                pool.give_back(session)
+                session.release()
             admission.leave(time.monotonic() - started)
 
         handed_over = False
         try:
-            session = held["session"] = await asyncio.get_running_loop().run_in_executor(
-                executor, pool.take, system, conversation)
+            session = held["session"] = await asyncio.get_running_loop().run_in_executor(executor, acquire)
             generation = held["generation"] = Generation(executor, session,
                                                          lambda on_text: work(session, on_text), release)
             events = generation.events(request.is_disconnected)
@@ -726,14 +679,14 @@ def create_app(model, model_id="qwen", parallel=2, queue=16, n_ctx=0, n_threads=
         cid = "chatcmpl-" + uuid.uuid4().hex[:24]
         stamp = int(time.time())
 
+        role, content, call = req.conversation[-1]
+        if call is not None:
+            raise RequestError(400, "the last message must be the user's or a tool result", param="messages")
+
+        def acquire():
+            return model.acquire_session(req.conversation[:-1], system=req.system, tools=req.tools, n_ctx=n_ctx)
+
         def work(session, on_text):
-            todo = session.prepare(req.system, req.conversation)
-            session.tools = req.tools
-            for role, content, call in todo[:-1]:
-                session.add_message(role, content, None if call is None else {"name": call[0], "arguments": call[1]})
-            role, content, call = todo[-1]
-            if call is not None:
-                raise RequestError(400, "the last message must be the user's or a tool result", param="messages")
             session.chat([(role, content)], callback=None if req.tools else on_text, **req.gen)
             return session.last_result, session.messages[-1]
 
@@ -788,7 +741,7 @@ def create_app(model, model_id="qwen", parallel=2, queue=16, n_ctx=0, n_threads=
             return streaming(sse_events(events, first, lambda text: chunk({"content": text}), closing,
                                         opening=chunk({"role": "assistant", "content": ""})))
 
-        return await run(request, req.system, req.conversation, work, stream if req.stream else collect)
+        return await run(request, acquire, work, stream if req.stream else collect)
 
     @app.post("/v1/completions")
     async def completions(request: Request):
@@ -825,7 +778,8 @@ def create_app(model, model_id="qwen", parallel=2, queue=16, n_ctx=0, n_threads=
                 return events_out
             return streaming(sse_events(events, first, lambda text: choice(text, None), closing))
 
-        return await run(request, qwen_embed.DEFAULT_SYSTEM_PROMPT, [], work, streamed if stream else collect)
+        return await run(request, lambda: model.acquire_prompt_session(prompt, n_ctx=n_ctx), work,
+                         streamed if stream else collect)
 
     return app
 
@@ -838,10 +792,11 @@ def main(argv=None):
     p.add_argument("-m", "--model", required=True, help="a .gguf file or a Hugging Face checkpoint directory")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000, help="0 = any free port")
-    p.add_argument("--parallel", type=int, default=2, help="requests generating at once (one session each)")
+    p.add_argument("--parallel", type=int, default=4,
+                   help="requests generating at once (decoded together, one session each)")
     p.add_argument("--queue", type=int, default=16, help="requests waiting for a slot; beyond that 429")
     p.add_argument("--threads", type=int, default=0,
-                   help="compute threads per request (0 = the cores divided among --parallel)")
+                   help="threads of the model's compute pool, shared by all requests (0 = all cores)")
     p.add_argument("-c", "--ctx", type=int, default=0, help="context window per session (0 = model default)")
     p.add_argument("--model-id", default=None, help="the id /v1/models reports (default: the file name)")
     p.add_argument("--api-key", default=os.environ.get("QWEN_API_KEY"),
@@ -862,16 +817,15 @@ def main(argv=None):
         print(f"qwen-embed-server: {e.name} is missing; install the server extra: pip install 'qwen-embed[server]'",
               file=sys.stderr)
         return 1
-    threads = args.threads or max(1, (os.cpu_count() or 1) // args.parallel)
     try:
-        model = qwen_embed.Model(args.model, n_threads=threads)
+        model = qwen_embed.Model(args.model, n_threads=args.threads, n_cached_sessions=max(16, 2 * args.parallel))
     except (qwen_embed.QwenError, qwen_embed.LibraryError) as e:
         print(f"qwen-embed-server: {e}", file=sys.stderr)
         return 1
     model_id = args.model_id or pathlib.Path(args.model.rstrip("/")).name
     if model_id.endswith(".gguf"):
         model_id = model_id[:-5]
-    app = create_app(model, model_id, args.parallel, args.queue, args.ctx, threads, args.api_key)
+    app = create_app(model, model_id, args.parallel, args.queue, args.ctx, args.api_key)
     try:
         family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
@@ -884,8 +838,9 @@ def main(argv=None):
         return 1
     host, port = sock.getsockname()[:2]
     print(f"listening on http://{host}:{port}", flush=True)
-    log.info("serving %s from %s: %d at once, %d waiting, %d threads each%s", model_id,
-             os.path.abspath(args.model), args.parallel, args.queue, threads, ", API key required" if args.api_key else "")
+    log.info("serving %s from %s: %d at once, %d waiting, %s compute threads%s", model_id,
+             os.path.abspath(args.model), args.parallel, args.queue, args.threads or "all",
+             ", API key required" if args.api_key else "")
     config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_keep_alive=30,
                             timeout_graceful_shutdown=5)
     try:

@@ -22,7 +22,7 @@ public struct ModelInfo: Sendable, Equatable {
 
 /// Options for `Model.load`.
 public struct ModelLoadOptions {
-    /// Compute threads; 0 = all cores.
+    /// Threads of the model's compute pool, shared by all its sessions; 0 = all cores.
     public var threads: Int = 0
     public var useMmap: Bool = true
     /// Called with the load fraction in [0, 1]; return false to cancel the load.
@@ -33,8 +33,9 @@ public struct ModelLoadOptions {
     public init() {}
 }
 
-/// A loaded model: config, tokenizer and weights mapped from the file(s). Immutable
-/// after load and safe to share between threads and sessions.
+/// A loaded model: config, tokenizer and weights mapped from the file(s), and the engine
+/// that computes for all its sessions. Immutable after load and safe to share between
+/// threads and sessions.
 public final class Model: @unchecked Sendable {
     public let path: String
     public let config: ModelConfig
@@ -45,7 +46,11 @@ public final class Model: @unchecked Sendable {
     /// Compute threads of the model's pool.
     public let threads: Int
     /// The kernels every computation on this model runs, chosen at load.
-    public let kernels: KernelTable
+    public var kernels: KernelTable { engine.kernels }
+    /// The compute every session of this model runs on (one pool, batched steps).
+    public let engine: Engine
+    /// Idle sessions kept for the conversations they hold (`acquireSession`).
+    public let promptCache: PromptCache
     /// Longest ChatML prompt (history is truncated to fit): generation_config.json's
     /// max_window_size when present, else 6144.
     public let maxWindowSize: Int
@@ -63,9 +68,15 @@ public final class Model: @unchecked Sendable {
         self.info = info
         self.weights = weights
         self.threads = threads
-        self.kernels = kernels
+        engine = Engine(config: config, weights: weights, tokenizer: tokenizer, kernels: kernels, threads: threads)
+        promptCache = PromptCache()
         self.maxWindowSize = maxWindowSize
         self.storage = storage
+    }
+
+    deinit {
+        promptCache.removeAll()
+        engine.shutdown()
     }
 
     /// Loads a `.gguf` file or a Hugging Face checkpoint directory.
@@ -79,10 +90,16 @@ public final class Model: @unchecked Sendable {
             }
         }
         try report(0)
+        let start = monotonicMilliseconds()
         let model = FileSystem.isDirectory(path)
             ? try loadHuggingFace(directory: path, options: options, threads: threads, report: report)
             : try loadGGUF(path: path, options: options, threads: threads, report: report)
         try report(1)
+        let info = model.info
+        Log.write(.info, "loaded \(FileSystem.lastComponent(path)): \(info.architecture) \(info.weightType), "
+                  + "\(info.layerCount) layers, \(info.hiddenSize) wide, \(info.parameterCount) parameters, "
+                  + "\(info.fileBytes >> 20) MiB in \(Int(monotonicMilliseconds() - start)) ms; kernels \(model.kernels.isa.rawValue), "
+                  + "\(threads) threads; resident \(residentMegabytes()) MiB")
         return model
     }
 
@@ -90,6 +107,17 @@ public final class Model: @unchecked Sendable {
     static func kernels(_ options: ModelLoadOptions) -> KernelTable {
         if let isa = options.instructionSet, let table = KernelTable.forInstructionSet(isa) { return table }
         return KernelTable.selected(override: getenv("QWEN_ISA").map { String(cString: $0) })
+    }
+
+    /// Resident memory of this process in MiB (/proc/self/statm), 0 where unknown.
+    static func residentMegabytes() -> Int {
+        guard let file = fopen("/proc/self/statm", "r") else { return 0 }
+        defer { fclose(file) }
+        var line = [CChar](repeating: 0, count: 128)
+        guard fgets(&line, Int32(line.count), file) != nil else { return 0 }
+        let fields = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self).split(separator: " ")
+        guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
+        return pages * Int(sysconf(Int32(_SC_PAGESIZE))) >> 20
     }
 
     static func coreCount() -> Int {
@@ -117,7 +145,9 @@ public final class Model: @unchecked Sendable {
             guard let t = gguf.tensor(name) else { return nil }
             return RawTensor(name: name, shape: t.dims.reversed(), type: t.type, data: t.data)
         }
+        let repackStart = monotonicMilliseconds()
         let (weights, repacked) = try mapper.ggufWeights(config).repackedForKernels(release: gguf.file.releasePages)
+        Log.write(.info, "\(source): \(repacked.count) matrices repacked for the kernels in \(Int(monotonicMilliseconds() - repackStart)) ms")
         let parameters = gguf.tensors.reduce(Int64(0)) { $0 + Int64($1.elementCount) }
         let info = ModelInfo(
             architecture: config.architecture.rawValue,

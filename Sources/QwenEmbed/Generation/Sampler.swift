@@ -77,10 +77,15 @@ public struct Sampler: Sendable {
     /// Nil when the logits are not all finite (a checkpoint with NaN or infinite weights):
     /// no token can be chosen from them.
     public mutating func sample(_ logits: UnsafeMutablePointer<Float>, vocab: Int, history: [Int32]) -> Int32? {
+        sample(logits, vocab: vocab, penalizing: Set(history))
+    }
+
+    /// `sample(_:vocab:history:)` with the history's ids given as a set (each id is
+    /// penalized once however often it occurs).
+    public mutating func sample(_ logits: UnsafeMutablePointer<Float>, vocab: Int, penalizing ids: Set<Int32>) -> Int32? {
         let p = parameters
         if p.repetitionPenalty != 1 {
-            var seen = Set<Int32>()
-            for id in history where id >= 0 && Int(id) < vocab && seen.insert(id).inserted {
+            for id in ids where id >= 0 && Int(id) < vocab {
                 let l = logits[Int(id)]
                 logits[Int(id)] = l < 0 ? l * p.repetitionPenalty : l / p.repetitionPenalty
             }

@@ -1,0 +1,355 @@
+import Synchronization
+
+/// Options of a session (mirrors qwen_session_params).
+public struct SessionOptions: Sendable {
+    /// Context window in tokens; 0 = `ModelConfig.defaultContextSize(cap: defaultContextCap)`
+    /// (the trained length capped; dynamic-NTK checkpoints get the cap).
+    public var contextSize: Int = 0
+    /// Ignored: every session computes on its model's one pool (`ModelLoadOptions.threads`).
+    /// Kept so existing callers compile; must not be negative.
+    public var threads: Int = 0
+    /// Sampler seed; 0 = from the clock.
+    public var seed: UInt64 = 0
+    public var systemPrompt: String = Model.defaultSystemPrompt
+    /// Token budget for system prompt + history (Qwen's max_window_size); 0 = the model's.
+    public var maxWindowSize: Int = 0
+    public init() {}
+
+    /// Default window when the caller does not choose one: the KV cache of a 32k-context
+    /// model could otherwise grow to gigabytes.
+    public static let defaultContextCap = 8192
+}
+
+/// One conversation: history, system prompt, tools, its KV cache and sampler state. It
+/// holds no threads and no scratch: its calls run on the model's engine, together with
+/// every other session's. Used by one thread at a time (a concurrent call throws
+/// `.busy`); `cancel()` may be called from any thread.
+public final class Session: @unchecked Sendable {
+    public let model: Model
+    public let contextSize: Int
+    /// Token budget for system prompt + history when rendering a chat prompt.
+    public let maxWindowSize: Int
+    let cache: KVCache
+    let template: ChatTemplate?
+    public private(set) var systemPrompt: String
+    public private(set) var history: [ChatMessage] = []
+    /// Tools offered to the model on every chat call (function calling); empty = none.
+    public private(set) var tools: [ToolDefinition] = []
+    private var random: RandomSource
+    private let cancelFlag = CancelFlag()
+    private let busy = Atomic<Bool>(false)
+    /// The pull-form reply in progress (between beginChat and endChat).
+    private var pull: Reply? = nil
+
+    public init(model: Model, options: SessionOptions = SessionOptions()) throws {
+        guard options.contextSize >= 0 else { throw QwenError.invalidArgument("n_ctx is negative (\(options.contextSize))") }
+        guard options.maxWindowSize >= 0 else { throw QwenError.invalidArgument("max_window_size is negative (\(options.maxWindowSize))") }
+        guard options.threads >= 0 else { throw QwenError.invalidArgument("n_threads is negative (\(options.threads))") }
+        self.model = model
+        contextSize = options.contextSize > 0 ? options.contextSize : model.config.defaultContextSize(cap: SessionOptions.defaultContextCap)
+        if let limit = model.config.maximumContextSize, contextSize > limit {
+            throw QwenError.invalidArgument("n_ctx \(contextSize) is above this model's limit of \(limit) positions")
+        }
+        maxWindowSize = options.maxWindowSize > 0 ? options.maxWindowSize : model.maxWindowSize
+        cache = try KVCache(config: model.config, capacity: contextSize)
+        template = try? ChatTemplate(tokenizer: model.tokenizer)
+        systemPrompt = options.systemPrompt
+        random = RandomSource(seed: options.seed != 0 ? options.seed : UInt64(monotonicMilliseconds() * 1000))
+    }
+
+    deinit {
+        // A pulled reply never ended: stop it and wait until the engine lets go of the cache.
+        if let pull, !pull.isFinished {
+            cancelFlag.set()
+            _ = try? pull.drain()
+        }
+    }
+
+    /// Prompt tokens whose keys/values the session's cache holds (the prefix a next call
+    /// on the same conversation reuses).
+    public var cachedTokens: [Int32] { cache.tokens }
+
+    /// Ask the running call to stop; safe from any thread. The call ends within one step
+    /// of the engine (one token, or one prompt chunk).
+    public func cancel() { cancelFlag.set() }
+
+    /// Forget the history; keeps the system prompt and tools. Cached keys/values stay:
+    /// they are only ever reused for an identical prompt prefix, so a conversation re-sent
+    /// after a reset (OpenAI style) still skips the prefill it already did.
+    public func reset() throws {
+        try exclusive {
+            guard pull == nil else { throw QwenError.wrongState("a pull-form reply is in progress; end it first") }
+            history.removeAll()
+        }
+    }
+
+    public func setSystemPrompt(_ prompt: String) throws {
+        try exclusive { systemPrompt = prompt }
+    }
+
+    /// Offer `tools` on the following chat calls (empty: none). With tools, the prompt is
+    /// Qwen's ReAct prompt, "Observation:" ends the reply, and the reply joins the history
+    /// parsed into content and a tool call (`ToolReply`). Reset keeps them, as the system prompt.
+    public func setTools(_ tools: [ToolDefinition]) throws {
+        try exclusive { self.tools = tools }
+    }
+
+    /// Append `message` to the history without generating (restoring a conversation,
+    /// an assistant turn that called a tool). System messages go through `setSystemPrompt`.
+    public func addMessage(_ message: ChatMessage) throws {
+        try exclusive {
+            guard pull == nil else { throw QwenError.wrongState("a pull-form reply is in progress; end it first") }
+            try Session.validate(message)
+            history.append(message)
+        }
+    }
+
+    static func validate(_ message: ChatMessage) throws {
+        guard message.role != .system else { throw QwenError.invalidArgument("a system message is the system prompt; set it instead") }
+        guard message.toolCall == nil || message.role == .assistant else {
+            throw QwenError.invalidArgument("only an assistant turn can carry a tool call")
+        }
+        if let call = message.toolCall, call.name.isEmpty { throw QwenError.invalidArgument("the tool call has an empty name") }
+    }
+
+    /// Sets system prompt, tools and history at once (the prompt cache hands a session out
+    /// this way). Not while a pull-form reply is in progress.
+    func restore(systemPrompt: String, tools: [ToolDefinition], history: [ChatMessage]) throws {
+        try exclusive {
+            guard pull == nil else { throw QwenError.wrongState("a pull-form reply is in progress; end it first") }
+            for message in history { try Session.validate(message) }
+            self.systemPrompt = systemPrompt
+            self.tools = tools
+            self.history = history
+        }
+    }
+
+    private func exclusive<T>(_ body: () throws -> T) throws -> T {
+        guard busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else {
+            throw QwenError.busy("the session is running another call")
+        }
+        defer { busy.store(false, ordering: .releasing) }
+        return try body()
+    }
+
+    /// Restarts the session's random stream from `seed`.
+    func reseed(_ seed: UInt64) {
+        _ = try? exclusive { random = RandomSource(seed: seed) }
+    }
+
+    /// Whether a call is running (the prompt cache only hands out idle sessions).
+    var isBusy: Bool { busy.load(ordering: .acquiring) || pull != nil }
+
+    // MARK: one-shot forms
+
+    /// Appends `messages` to the history, generates the assistant's reply (each piece
+    /// handed to `onPiece`, which returns false to stop) and appends it to the history.
+    /// `onPiece` runs on the calling thread.
+    public func chat(_ messages: [ChatMessage], parameters: GenerationParameters = GenerationParameters(),
+                     onPiece: ((String) -> Bool)? = nil) throws -> GenerationResult {
+        try exclusive {
+            guard pull == nil else { throw QwenError.wrongState("a pull-form reply is in progress; end it first") }
+            return try drive(try startChat(messages, parameters), onPiece: onPiece)
+        }
+    }
+
+    /// Raw continuation of `prompt` without a chat template (for base models). The
+    /// history is not used or changed.
+    public func generate(prompt: String, parameters: GenerationParameters = GenerationParameters(),
+                         onPiece: ((String) -> Bool)? = nil) throws -> GenerationResult {
+        try generate(promptTokens: model.tokenizer.encode(prompt), parameters: parameters, onPiece: onPiece)
+    }
+
+    /// Raw continuation of the token ids `promptTokens`.
+    public func generate(promptTokens: [Int32], parameters: GenerationParameters = GenerationParameters(),
+                         onPiece: ((String) -> Bool)? = nil) throws -> GenerationResult {
+        try exclusive {
+            guard pull == nil else { throw QwenError.wrongState("a pull-form reply is in progress; end it first") }
+            guard !promptTokens.isEmpty else { throw QwenError.invalidArgument("the prompt is empty") }
+            guard promptTokens.count < contextSize else {
+                throw QwenError.contextFull("the prompt has \(promptTokens.count) tokens; the context window allows \(contextSize - 1)")
+            }
+            return try drive(try start(promptTokens, parameters, newHistory: nil), onPiece: onPiece)
+        }
+    }
+
+    private func drive(_ reply: Reply, onPiece: ((String) -> Bool)?) throws -> GenerationResult {
+        while let piece = try reply.next() {
+            if !piece.isEmpty, let onPiece, !onPiece(piece) { reply.stop(.callback) }
+        }
+        return try finish(reply)
+    }
+
+    // MARK: pull form
+
+    public func beginChat(_ messages: [ChatMessage], parameters: GenerationParameters = GenerationParameters()) throws {
+        try exclusive {
+            guard pull == nil else { throw QwenError.wrongState("a pull-form reply is already in progress") }
+            pull = try startChat(messages, parameters)
+        }
+    }
+
+    /// The next piece, or nil when the reply is complete (then call `endChat`).
+    public func nextPiece() throws -> String? {
+        try exclusive {
+            guard let reply = pull else { throw QwenError.wrongState("no reply in progress; call begin first") }
+            do {
+                while let piece = try reply.next() {
+                    if !piece.isEmpty { return piece }
+                }
+                return nil
+            } catch {
+                pull = nil
+                throw error
+            }
+        }
+    }
+
+    public func endChat() throws -> GenerationResult {
+        try exclusive {
+            guard let reply = pull else { throw QwenError.wrongState("no reply in progress; call begin first") }
+            pull = nil
+            if !reply.isFinished {
+                reply.stop(.callback)
+                try reply.drain()
+            }
+            return try finish(reply)
+        }
+    }
+
+    // MARK: internals
+
+    /// The prompt ids `chat(messages)` would run, with the system prompt and history it
+    /// would leave behind. A system-role message replaces the system prompt.
+    private func renderChat(_ messages: [ChatMessage]) throws -> (ids: [Int32], system: String, conversation: [ChatMessage]) {
+        guard !messages.isEmpty else { throw QwenError.invalidArgument("no messages") }
+        var system = systemPrompt
+        var conversation = history
+        for message in messages {
+            if message.role == .system { system = message.content } else { conversation.append(message) }
+        }
+        return (try render(system: system, conversation: conversation), system, conversation)
+    }
+
+    /// The prompt for the reply to `conversation` under `system` with the session's tools.
+    func render(system: String, conversation: [ChatMessage]) throws -> [Int32] {
+        guard let template else {
+            throw QwenError.unsupportedModel("this model's vocabulary has no ChatML tokens; use generate")
+        }
+        if ReActConversation.isNeeded(messages: conversation, tools: tools) {
+            let react = try ReActConversation(messages: conversation, tools: tools)
+            return try template.render(system: pythonMessageStrip(system), react: react, maxWindow: maxWindowSize,
+                                       contextLimit: contextSize - 1)
+        }
+        return try template.render(system: system, messages: conversation, maxWindow: maxWindowSize,
+                                   contextLimit: contextSize - 1).ids
+    }
+
+    /// The prompt ids `chat(messages)` would run, without running the model.
+    public func renderPrompt(_ messages: [ChatMessage]) throws -> [Int32] {
+        try exclusive { try renderChat(messages).ids }
+    }
+
+    private func startChat(_ messages: [ChatMessage], _ parameters: GenerationParameters) throws -> Reply {
+        let (ids, system, conversation) = try renderChat(messages)
+        var parameters = parameters
+        if !tools.isEmpty && !parameters.stop.contains(observationStop) { parameters.stop.append(observationStop) }
+        return try start(ids, parameters, newHistory: (system, conversation))
+    }
+
+    /// Submits the reply to `prompt` to the engine, reusing the cached prefix.
+    private func start(_ prompt: [Int32], _ parameters: GenerationParameters, newHistory: (String, [ChatMessage])?) throws -> Reply {
+        guard parameters.maxTokens >= 0 else { throw QwenError.invalidArgument("max_tokens is negative") }
+        let sampling = try parameters.sampling.validated()
+        let seed = parameters.seed ?? random.next()
+        cancelFlag.clear()
+        let engine = model.engine
+        let cached = engine.reuse(cache, for: prompt)
+        let state = GenerationState(prompt: prompt, parameters: parameters, sampling: sampling, seed: seed,
+                                    tokenizer: model.tokenizer, vocab: model.config.vocabSize)
+        let job = Job(engine: engine, cache: cache, prompt: prompt, cachedTokens: cached, work: .generate(state),
+                      chunkSize: engine.prefillChunk, cancelFlag: cancelFlag)
+        try engine.submit(job)
+        return Reply(job: job, newHistory: newHistory)
+    }
+
+    private func finish(_ reply: Reply) throws -> GenerationResult {
+        var result = reply.result
+        if result.finishReason == .cancelled {
+            // Nothing of a cancelled call stays: not its turn in the history, nor the keys
+            // and values it computed, so the next call runs exactly as if it had never
+            // been made (the cache keeps the prefix the call found and reused).
+            cache.truncate(to: reply.job.cachedTokens)
+            throw QwenError.cancelled("the call was cancelled")
+        }
+        result.text = reply.text
+        if let (system, conversation) = reply.newHistory {
+            systemPrompt = system
+            var message = ChatMessage(role: .assistant, content: result.text)
+            if !tools.isEmpty {
+                let parsed = ToolReply(parsing: result.text)
+                message = ChatMessage(role: .assistant, content: parsed.content, toolCall: parsed.toolCall)
+            }
+            history = conversation + [message]
+        }
+        return result
+    }
+}
+
+/// A reply in progress, as its caller sees it: the engine's job, and the pieces and
+/// counts handed out so far.
+final class Reply {
+    let job: Job
+    /// The system prompt and history the reply completes (nil for raw generation).
+    let newHistory: (String, [ChatMessage])?
+    private(set) var text = ""
+    private(set) var result = GenerationResult()
+    private(set) var isFinished = false
+    /// The caller stopped the reply: queued pieces are no longer handed out.
+    private var stoppedAs: FinishReason? = nil
+
+    init(job: Job, newHistory: (String, [ChatMessage])?) {
+        self.job = job
+        self.newHistory = newHistory
+        result.promptTokens = job.prompt.count
+        result.cachedTokens = job.cachedTokens
+    }
+
+    /// The caller ends the reply (its callback returned false, or it ended a pull early).
+    func stop(_ reason: FinishReason) {
+        if stoppedAs == nil { stoppedAs = reason }
+        job.stop(reason)
+    }
+
+    /// The next piece ("" when a token completed no character), or nil when the reply is
+    /// over. Throws what failed the sequence (the cache then holds only its reused prefix).
+    func next() throws -> String? {
+        while !isFinished {
+            switch job.next() {
+            case .token(let emit, let generated):
+                guard stoppedAs == nil, !job.cancelFlag.isSet else { continue }
+                text += emit
+                result.generatedTokens = generated
+                return emit
+            case .finished(let reason, let generated):
+                isFinished = true
+                if stoppedAs == nil && !job.cancelFlag.isSet { result.generatedTokens = generated }
+                result.finishReason = job.cancelFlag.isSet ? .cancelled : (stoppedAs ?? reason)
+                (result.prefillMilliseconds, result.decodeMilliseconds) = job.timings
+            case .failed(let error):
+                isFinished = true
+                job.cache.truncate(to: job.cachedTokens)
+                throw error
+            case .logits:
+                job.acknowledge()
+            }
+        }
+        return nil
+    }
+
+    /// Waits for the end, handing out nothing more.
+    func drain() throws {
+        if stoppedAs == nil { stoppedAs = .callback }
+        while try next() != nil {}
+    }
+}

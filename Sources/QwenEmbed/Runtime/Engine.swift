@@ -1,0 +1,414 @@
+import Kernels
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The compute of one model, shared by all its sessions: one pool of threads (fixed when
+/// the model loads), the kernel table chosen at load, the forward pass with its scratch,
+/// and the step loop that runs every sequence in flight together.
+///
+/// Callers (sessions, each on its own thread) submit `Job`s and wait for their events; one
+/// step thread runs the loop, like llama.cpp's server `update_slots`: each step is one
+/// forward pass over the next token of every generating sequence (decoded together, each
+/// with its own KV cache, position and NTK alpha) plus at most one prompt chunk of a
+/// sequence still prefilling, so a long prompt stalls running streams for one chunk at a
+/// time, never for its whole prefill; then each generating sequence samples its next
+/// token (`GenerationState`). Sequences join and leave between steps; a cancel is seen
+/// at the next step.
+///
+/// A sequence's results never depend on what else runs with it: its one-token rows go
+/// through the decode kernels (per-row arithmetic independent of the batch) and its
+/// prompt through fixed chunks of `prefillChunk` tokens from its first uncached position
+/// (see `ForwardPass`). Replies are the same one at a time or many at once.
+public final class Engine: @unchecked Sendable {
+    /// Threads of the compute pool (the step thread is one of them).
+    public let threads: Int
+    public let kernels: KernelTable
+    /// Most rows one step runs (one per sequence); more sequences take turns.
+    public let maxRowsPerStep: Int
+    /// Prompt tokens per prefill chunk (one chunk per step).
+    public let prefillChunk: Int
+    /// Tokens a sequence may run ahead of its caller before it waits for it.
+    static let maxEventsAhead = 4
+
+    let config: ModelConfig
+    let weights: TransformerWeights
+    let tokenizer: Tokenizer
+
+    /// Guards the fields below and every job's shared fields.
+    fileprivate let lock = Mutex()
+    /// The step thread waits on it for work.
+    private let wakeStepThread = Condition()
+    private var jobs: [Job] = []                // in flight, oldest first
+    private var stepThread: pthread_t? = nil
+    private var shuttingDown = false
+    private var rotation = 0                    // first decode row when sequences outnumber rows
+    // Created with the step thread and used by it only.
+    private var pool: ThreadPool? = nil
+    private var forward: ForwardPass? = nil
+
+    init(config: ModelConfig, weights: TransformerWeights, tokenizer: Tokenizer, kernels: KernelTable, threads: Int,
+         maxRowsPerStep: Int = 64, prefillChunk: Int = 128) {
+        self.config = config
+        self.weights = weights
+        self.tokenizer = tokenizer
+        self.kernels = kernels
+        self.threads = max(1, threads)
+        self.maxRowsPerStep = max(1, maxRowsPerStep)
+        self.prefillChunk = max(1, prefillChunk)
+    }
+
+    /// Stops the step thread. Called when the model goes away, so no session, and no job,
+    /// is left.
+    func shutdown() {
+        let thread: pthread_t? = lock.locked {
+            shuttingDown = true
+            wakeStepThread.broadcast()
+            return stepThread
+        }
+        if let thread { pthread_join(thread, nil) }
+    }
+
+    // MARK: submitting
+
+    /// Prepares `cache` for a call on `prompt`: keeps the longest cached prefix of it (the
+    /// last prompt token is always recomputed, for its logits) and sets the call's NTK
+    /// alpha, computed once from the whole prompt as Qwen's modeling code does (keys
+    /// rotated with another alpha are dropped: Qwen's own generate recomputes the whole
+    /// prompt each call too). Returns how many prompt tokens are reused.
+    func reuse(_ cache: KVCache, for prompt: [Int32]) -> Int {
+        var common = 0
+        let cached = cache.tokens
+        while common < min(cached.count, prompt.count) && cached[common] == prompt[common] { common += 1 }
+        if common == prompt.count { common -= 1 }
+        cache.truncate(to: common)
+        let alpha = ForwardPass.ntkAlpha(config, sequenceLength: prompt.count)
+        if alpha != cache.ntkAlpha {
+            cache.truncate(to: 0)
+            cache.ntkAlpha = alpha
+        }
+        return cache.tokens.count
+    }
+
+    /// Hands `job` to the step loop, starting the loop on first use.
+    func submit(_ job: Job) throws {
+        let inFlight: Int = try lock.locked {
+            guard !shuttingDown else { throw QwenError.internalError("the model is being freed") }
+            if stepThread == nil { try startStepThread() }
+            jobs.append(job)
+            wakeStepThread.signal()
+            return jobs.count
+        }
+        Log.write(.debug, "engine: a sequence of \(job.prompt.count) prompt tokens (\(job.nextPrompt) cached) joins; \(inFlight) in flight")
+    }
+
+    private func startStepThread() throws {
+        let pool = ThreadPool(threads: threads)
+        self.pool = pool
+        forward = ForwardPass(config: config, weights: weights, kernels: kernels, pool: pool)
+        var thread = pthread_t()
+        let context = Unmanaged.passRetained(self).toOpaque()
+        let created = pthread_create(&thread, nil, { raw in
+            guard let raw else { return nil }
+            Unmanaged<Engine>.fromOpaque(raw).takeRetainedValue().stepLoop()
+            return nil
+        }, context)
+        guard created == 0 else {
+            Unmanaged<Engine>.fromOpaque(context).release()
+            throw QwenError.outOfMemory("cannot start the engine's step thread (error \(created))")
+        }
+        stepThread = thread
+        Log.write(.info, "engine: started: \(threads) compute threads, \(kernels.isa.rawValue) kernels, "
+                  + "up to \(maxRowsPerStep) sequences and one \(prefillChunk)-token prompt chunk per step")
+    }
+
+    /// A caller took an event or asked for something: the step thread may have work.
+    fileprivate func wake() {
+        lock.locked { wakeStepThread.signal() }
+    }
+
+    // MARK: the step loop
+
+    /// One sequence's part of a step.
+    fileprivate struct Entry {
+        let job: Job
+        let tokens: ArraySlice<Int32>
+        /// Prompt tokens (else the sequence's last sampled token).
+        let isPrompt: Bool
+    }
+
+    private func stepLoop() {
+        guard let forward else { return }
+        while let plan = nextPlan() {
+            execute(plan, forward)
+        }
+    }
+
+    /// Waits for work; nil when the engine shuts down.
+    private func nextPlan() -> [Entry]? {
+        lock.locked {
+            while !shuttingDown {
+                settleRequests()
+                let plan = makePlan()
+                if !plan.isEmpty { return plan }
+                lock.wait(wakeStepThread)
+            }
+            return nil
+        }
+    }
+
+    /// Ends the sequences whose caller cancelled or stopped them. Under the lock.
+    private func settleRequests() {
+        for job in jobs where !job.done {
+            if job.cancelFlag.isSet {
+                end(job, .cancelled)
+            } else if let reason = job.stopReason {
+                end(job, reason)
+            }
+        }
+        jobs.removeAll { $0.done }
+    }
+
+    /// The next step: the sampled token of every generating sequence whose caller keeps
+    /// up, one-token prompt pieces, and one prompt chunk (oldest sequence first). Under
+    /// the lock.
+    private func makePlan() -> [Entry] {
+        var plan: [Entry] = []
+        let count = jobs.count
+        for offset in 0..<count where plan.count < maxRowsPerStep {
+            let job = jobs[(rotation + offset) % count]
+            guard !job.done, !job.awaitingAcknowledgement, job.events.count < Engine.maxEventsAhead else { continue }
+            if let token = job.pendingToken {
+                if job.cache.tokens.count >= job.cache.capacity {
+                    end(job, .length)   // the context window is full
+                } else {
+                    plan.append(Entry(job: job, tokens: [token], isPrompt: false))
+                }
+            } else if job.isPrefilling && (job.prompt.count - job.nextPrompt == 1 || job.chunkSize == 1) {
+                plan.append(Entry(job: job, tokens: job.prompt[job.nextPrompt...].prefix(1), isPrompt: true))
+            }
+        }
+        rotation = count > 0 ? (rotation + 1) % count : 0
+        if let job = jobs.first(where: { !$0.done && !$0.awaitingAcknowledgement && $0.chunkSize > 1
+                                         && $0.prompt.count - $0.nextPrompt > 1 }) {
+            let end = min(job.nextPrompt + job.chunkSize, job.prompt.count)
+            plan.append(Entry(job: job, tokens: job.prompt[job.nextPrompt..<end], isPrompt: true))
+        }
+        return plan
+    }
+
+    /// Runs a step: room in the caches, the forward pass, then each sequence's next step.
+    private func execute(_ planned: [Entry], _ forward: ForwardPass) {
+        var failures: [(Job, Error)] = []
+        // A cache that cannot grow fails its own sequence only.
+        let plan = planned.filter { entry in
+            do {
+                try entry.job.cache.reserve(entry.job.cache.tokens.count + entry.tokens.count)
+                return true
+            } catch {
+                failures.append((entry.job, error))
+                return false
+            }
+        }
+        var outcomes: [(Job, [JobEvent])] = []
+        if !plan.isEmpty {
+            let chunks = plan.map { entry -> Chunk in
+                let completesPrompt = !entry.isPrompt || entry.job.nextPrompt + entry.tokens.count == entry.job.prompt.count
+                switch entry.job.work {
+                case .generate: return Chunk(tokens: entry.tokens, cache: entry.job.cache, logits: completesPrompt ? .last : .none)
+                case .score(let buffer): return Chunk(tokens: entry.tokens, cache: entry.job.cache, logits: .all(into: buffer))
+                }
+            }
+            do {
+                let logits = try forward.run(chunks)
+                for (entry, logits) in zip(plan, logits) {
+                    do {
+                        outcomes.append((entry.job, try entry.job.advance(after: entry, logits: logits)))
+                    } catch {
+                        failures.append((entry.job, error))
+                    }
+                }
+            } catch {
+                Log.write(.error, "engine: a step of \(plan.count) sequences failed: \(error)")
+                failures += plan.map { ($0.job, error) }
+            }
+        }
+        lock.locked {
+            for (job, events) in outcomes { job.post(events) }
+            for (job, error) in failures where !job.done { job.post([.failed(error)]) }
+            jobs.removeAll { $0.done }
+        }
+    }
+
+    /// Ends `job` now with `reason`, its held-back text flushed. Under the lock.
+    private func end(_ job: Job, _ reason: FinishReason) {
+        let rest = job.flush()
+        job.post((rest.isEmpty ? [] : [.token(rest, generated: job.generatedCount)]) + [.finished(reason, generated: job.generatedCount)])
+    }
+}
+
+/// A job's cancel flag, owned by its session so `cancel()` works from any thread, at any
+/// time: the step loop reads it before each step.
+final class CancelFlag: @unchecked Sendable {
+    private let value = Atomic<Bool>(false)
+    var isSet: Bool { value.load(ordering: .relaxed) }
+    func set() { value.store(true, ordering: .relaxed) }
+    func clear() { value.store(false, ordering: .relaxed) }
+}
+
+/// What the step loop hands a job's caller, in order.
+enum JobEvent {
+    /// One generated token and the text it completed (possibly ""); `generated` counts
+    /// the reply's tokens so far.
+    case token(String, generated: Int)
+    /// Scoring: the logits of prompt positions first..<first+count are in the job's
+    /// buffer, until `acknowledge()`.
+    case logits(first: Int, count: Int)
+    case finished(FinishReason, generated: Int)
+    case failed(Error)
+}
+
+/// One sequence in the engine: a prompt to prefill into `cache`, then a reply to
+/// generate, or the logits of every prompt position to hand out (scoring). Its caller
+/// (a session's thread) waits for its events; the step thread advances it.
+final class Job: @unchecked Sendable {
+    enum Work {
+        case generate(GenerationState)
+        /// Each chunk's logits go to this buffer [chunkSize, vocab].
+        case score(UnsafeMutablePointer<Float>)
+    }
+
+    unowned let engine: Engine
+    let cache: KVCache
+    let prompt: [Int32]
+    /// Prompt tokens per prefill chunk (1: token by token, through the decode kernels).
+    let chunkSize: Int
+    let cancelFlag: CancelFlag
+    /// Prompt tokens reused from the cache.
+    let cachedTokens: Int
+    private let submitted = monotonicMilliseconds()
+
+    // The step thread's.
+    fileprivate var work: Work
+    /// First prompt index not in the cache yet.
+    fileprivate var nextPrompt: Int
+    /// The sampled token the next step runs.
+    fileprivate var pendingToken: Int32? = nil
+    fileprivate var generatedCount = 0
+
+    // Shared with the caller, under the engine's lock.
+    fileprivate var events: [JobEvent] = []
+    fileprivate var stopReason: FinishReason? = nil
+    fileprivate var done = false
+    fileprivate var awaitingAcknowledgement = false
+    private let wakeCaller = Condition()
+    private var firstTokenAt: Double? = nil
+    private var finishedAt: Double? = nil
+
+    /// A job whose first `cachedTokens` prompt tokens are in `cache` (`Engine.reuse`).
+    init(engine: Engine, cache: KVCache, prompt: [Int32], cachedTokens: Int, work: Work, chunkSize: Int, cancelFlag: CancelFlag) {
+        self.engine = engine
+        self.cache = cache
+        self.prompt = prompt
+        self.work = work
+        self.chunkSize = max(1, chunkSize)
+        self.cancelFlag = cancelFlag
+        self.cachedTokens = cachedTokens
+        nextPrompt = cachedTokens
+    }
+
+    fileprivate var isPrefilling: Bool { nextPrompt < prompt.count }
+
+    // MARK: the caller's side
+
+    /// The next event, waiting for it.
+    func next() -> JobEvent {
+        let event: JobEvent = engine.lock.locked {
+            while events.isEmpty { engine.lock.wait(wakeCaller) }
+            return events.removeFirst()
+        }
+        switch event {
+        case .finished, .failed: break
+        case .token, .logits: engine.wake()   // room again: the sequence may run
+        }
+        return event
+    }
+
+    /// Ends the reply at the next step with `reason` (the caller's callback returned false,
+    /// or it ended a pulled reply early). Events already queued are still handed out.
+    func stop(_ reason: FinishReason) {
+        engine.lock.locked { if stopReason == nil { stopReason = reason } }
+        engine.wake()
+    }
+
+    /// Scoring: the caller is done with the logits of the last `.logits` event.
+    func acknowledge() {
+        engine.lock.locked { awaitingAcknowledgement = false }
+        engine.wake()
+    }
+
+    /// Milliseconds from submission to the first token (to the end if there was none) and
+    /// from the first token to the end; once the job has finished.
+    var timings: (prefill: Double, decode: Double) {
+        engine.lock.locked {
+            let end = finishedAt ?? monotonicMilliseconds()
+            guard let first = firstTokenAt else { return (end - submitted, 0) }
+            return (first - submitted, end - first)
+        }
+    }
+
+    // MARK: the step thread's side
+
+    /// The events after a step ran `entry` (with `logits` when it asked for the last ones).
+    fileprivate func advance(after entry: Engine.Entry, logits: UnsafeMutablePointer<Float>?) throws -> [JobEvent] {
+        if entry.isPrompt {
+            let first = nextPrompt
+            nextPrompt += entry.tokens.count
+            if case .score = work {
+                return [.logits(first: first, count: entry.tokens.count)] + (isPrefilling ? [] : [.finished(.stop, generated: 0)])
+            }
+            if isPrefilling { return [] }
+        }
+        guard case .generate(var state) = work, let logits else { return [] }
+        if firstTokenAt == nil { firstTokenAt = monotonicMilliseconds() }
+        pendingToken = nil
+        let step = try state.advance(logits: logits)
+        defer { work = .generate(state) }
+        generatedCount = state.generated.count
+        switch step {
+        case .next(let token, let emit):
+            pendingToken = token
+            return [.token(emit, generated: generatedCount)]
+        case .finished(let reason, let emit):
+            return (emit.isEmpty ? [] : [.token(emit, generated: generatedCount)]) + [.finished(reason, generated: generatedCount)]
+        }
+    }
+
+    /// The text a generating sequence holds back, flushed (the reply ends). Under the lock,
+    /// from the step thread.
+    fileprivate func flush() -> String {
+        guard case .generate(var state) = work else { return "" }
+        let rest = state.flush()
+        work = .generate(state)
+        return rest
+    }
+
+    /// Hands events to the caller. Under the lock.
+    fileprivate func post(_ new: [JobEvent]) {
+        guard !new.isEmpty else { return }
+        for event in new {
+            switch event {
+            case .finished, .failed:
+                done = true
+                finishedAt = monotonicMilliseconds()
+            case .logits:
+                awaitingAcknowledgement = true
+            case .token:
+                break
+            }
+        }
+        events += new
+        wakeCaller.signal()
+    }
+}

@@ -1,0 +1,278 @@
+import Kernels
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A zero-initialised f32 buffer owned by the forward pass.
+final class FloatBuffer {
+    let pointer: UnsafeMutablePointer<Float>
+    let count: Int
+    init(_ count: Int) {
+        self.count = max(count, 1)
+        pointer = .allocate(capacity: self.count)
+        pointer.initialize(repeating: 0, count: self.count)
+    }
+    deinit { pointer.deallocate() }
+}
+
+/// Which logits a chunk wants from a step.
+enum LogitsWanted {
+    case none
+    /// The last token's (the next token is sampled from them).
+    case last
+    /// Every token's (scoring: perplexity, `qwen logits`), written to [tokens, vocab].
+    case all(into: UnsafeMutablePointer<Float>)
+}
+
+/// One sequence's part of a step: `tokens` run at positions cache.tokens.count ..<
+/// +tokens.count, their keys/values appended to `cache`.
+struct Chunk {
+    let tokens: ArraySlice<Int32>
+    let cache: KVCache
+    let logits: LogitsWanted
+}
+
+/// The forward pass of one Qwen transformer over the rows of a step, parameterised by
+/// `ModelConfig`: one implementation serves Qwen (v1) and Qwen2. A step holds chunks of
+/// several sequences, each with its own KV cache, positions and NTK alpha. One-token
+/// chunks (the decode of running sequences) go through every matrix together: one
+/// multi-vector matvec whose int8 arithmetic per row is the same as for that row alone.
+/// Longer chunks (prompt prefill) go through matmul one chunk at a time, so a chunk's
+/// results never depend on what else is in the step either. Used by the engine's step
+/// thread only; its scratch grows with the rows of the largest step.
+final class ForwardPass {
+    let config: ModelConfig
+    let weights: TransformerWeights
+    let kernels: KernelTable
+    let pool: ThreadPool
+
+    // Scratch, row-major over the step's rows R (decode rows first, then each chunk's).
+    private var rowCapacity = 0
+    private var x = FloatBuffer(1)          // [R, hidden] residual stream
+    private var normed = FloatBuffer(1)     // [R, hidden]
+    private var q = FloatBuffer(1)          // [R, heads * headDim]
+    private var k = FloatBuffer(1)          // [R, kvHeads * headDim]
+    private var v = FloatBuffer(1)          // [R, kvHeads * headDim]
+    private var attention = FloatBuffer(1)  // [R, heads * headDim]
+    private var projected = FloatBuffer(1)  // [R, hidden]
+    private var gate = FloatBuffer(1)       // [R, ffn]
+    private var up = FloatBuffer(1)         // [R, ffn]
+    private var cosines = FloatBuffer(1)    // [R, ropeDim / 2] RoPE angles of each row's position
+    private var sines = FloatBuffer(1)      // [R, ropeDim / 2]
+    private var scores = FloatBuffer(1)     // [pool.threads, scoreCapacity] attention weights
+    private var scoreCapacity = 0
+    private var headInput = FloatBuffer(1)  // [L, hidden] rows whose logits the decode kernels compute
+    private var logitRows = FloatBuffer(1)  // [L, vocab]
+    /// The decode rows' input vectors quantized for the int8 kernels (reused by every matvec).
+    private let activations = QuantizedActivations()
+
+    init(config: ModelConfig, weights: TransformerWeights, kernels: KernelTable, pool: ThreadPool) {
+        self.config = config
+        self.weights = weights
+        self.kernels = kernels
+        self.pool = pool
+    }
+
+    private func reserveRows(_ rows: Int) {
+        guard rows > rowCapacity else { return }
+        let c = config, n = max(rows, 2 * rowCapacity)
+        x = FloatBuffer(n * c.hiddenSize)
+        normed = FloatBuffer(n * c.hiddenSize)
+        q = FloatBuffer(n * c.headCount * c.headDim)
+        k = FloatBuffer(n * c.kvHeadCount * c.headDim)
+        v = FloatBuffer(n * c.kvHeadCount * c.headDim)
+        attention = FloatBuffer(n * c.headCount * c.headDim)
+        projected = FloatBuffer(n * c.hiddenSize)
+        gate = FloatBuffer(n * c.intermediateSize)
+        up = FloatBuffer(n * c.intermediateSize)
+        cosines = FloatBuffer(n * c.ropeDim / 2)
+        sines = FloatBuffer(n * c.ropeDim / 2)
+        rowCapacity = n
+    }
+
+    /// Runs one step. Every chunk needs at least one token and room in its cache (the
+    /// cache grows here; CONTEXT_FULL past its capacity, before anything runs). Returns,
+    /// per chunk, its `.last` logits [vocab] (valid until the next run), else nil;
+    /// `.all` logits go where the chunk said.
+    func run(_ chunks: [Chunk]) throws -> [UnsafeMutablePointer<Float>?] {
+        let c = config
+        for chunk in chunks {
+            guard !chunk.tokens.isEmpty else { throw QwenError.internalError("forward: an empty chunk") }
+            for id in chunk.tokens where id < 0 || Int(id) >= c.vocabSize {
+                throw QwenError.invalidArgument("token id \(id) is outside the vocabulary (0..<\(c.vocabSize))")
+            }
+            try chunk.cache.reserve(chunk.cache.tokens.count + chunk.tokens.count)
+        }
+        // Rows: the one-token chunks first (together through the decode kernels), then
+        // each longer chunk's tokens, contiguous.
+        let order = chunks.indices.filter { chunks[$0].tokens.count == 1 } + chunks.indices.filter { chunks[$0].tokens.count > 1 }
+        let decodeRows = chunks.reduce(0) { $0 + ($1.tokens.count == 1 ? 1 : 0) }
+        var firstRow = [Int](repeating: 0, count: chunks.count)   // [chunks] first row of each chunk
+        var rowCount = 0
+        for i in order {
+            firstRow[i] = rowCount
+            rowCount += chunks[i].tokens.count
+        }
+        let prefillRanges = order.dropFirst(decodeRows).map { (firstRow[$0], chunks[$0].tokens.count) }
+        reserveRows(rowCount)
+
+        let hidden = c.hiddenSize, headDim = c.headDim, half = c.ropeDim / 2
+        let qDim = c.headCount * headDim, kvDim = c.kvHeadCount * headDim, ffn = c.intermediateSize
+        // Per row: its position and its cache (as an index into `chunks`).
+        var rowPosition = [Int](repeating: 0, count: rowCount)     // [R]
+        var rowChunk = [Int](repeating: 0, count: rowCount)        // [R]
+        var longest = 0
+        for (i, chunk) in chunks.enumerated() {
+            let start = chunk.cache.tokens.count
+            let theta = ropeTheta(ntkAlpha: chunk.cache.ntkAlpha)
+            for (t, id) in chunk.tokens.enumerated() {
+                let row = firstRow[i] + t
+                rowPosition[row] = start + t
+                rowChunk[row] = i
+                dequantizeRow(weights.tokenEmbedding, row: Int(id), into: x.pointer + row * hidden, kernels: kernels)
+                ropeAngles(position: start + t, ropeDim: c.ropeDim, theta: theta,
+                           cosines: cosines.pointer + row * half, sines: sines.pointer + row * half)
+            }
+            longest = max(longest, start + chunk.tokens.count)
+        }
+        if longest > scoreCapacity {
+            scoreCapacity = max(longest, 2 * scoreCapacity, 256)
+            scores = FloatBuffer(pool.threads * scoreCapacity)
+        }
+        let attentionScale = 1 / Float(headDim).squareRoot()
+        let groupSize = c.headCount / c.kvHeadCount
+
+        /// Y_i = X W_i^T over all rows: the decode rows together, each longer chunk alone.
+        func linear(_ ws: [WeightMatrix], _ input: UnsafeMutablePointer<Float>, _ outputs: [UnsafeMutablePointer<Float>]) {
+            let cols = ws[0].cols
+            if decodeRows > 0 {
+                matvec(ws, input, count: decodeRows, outputs, pool: pool, kernels: kernels, activations: activations)
+            }
+            for (first, count) in prefillRanges {
+                matmul(ws, input + first * cols, zip(ws, outputs).map { $1 + first * $0.rows }, n: count, pool: pool, kernels: kernels)
+            }
+        }
+        func normalize(_ weight: [Float], rows: some Sequence<Int>) {
+            weight.withUnsafeBufferPointer { w in
+                for row in rows { rmsNorm(x.pointer + row * hidden, w.baseAddress!, normed.pointer + row * hidden, n: hidden, eps: c.rmsNormEps) }
+            }
+        }
+        func addBias(_ y: UnsafeMutablePointer<Float>, _ bias: [Float]) {
+            bias.withUnsafeBufferPointer { b in
+                for row in 0..<rowCount { addInPlace(y + row * b.count, b.baseAddress!, n: b.count) }
+            }
+        }
+
+        // Per layer, each row's keys/values and attended length, read by the pool's workers
+        // (plain buffers: Swift arrays of class references would contend on reference counts).
+        let rowKeys = UnsafeMutablePointer<UnsafeMutablePointer<Float16>>.allocate(capacity: rowCount)    // [R]
+        let rowValues = UnsafeMutablePointer<UnsafeMutablePointer<Float16>>.allocate(capacity: rowCount)  // [R]
+        defer { rowKeys.deallocate(); rowValues.deallocate() }
+
+        for layerIndex in 0..<weights.layers.count {
+            let layer = try weights.layers.layer(layerIndex)   // GPTQ: repacked on its first use
+            normalize(layer.attentionNorm, rows: 0..<rowCount)
+            linear([layer.query, layer.key, layer.value], normed.pointer, [q.pointer, k.pointer, v.pointer])
+            addBias(q.pointer, layer.queryBias)
+            addBias(k.pointer, layer.keyBias)
+            addBias(v.pointer, layer.valueBias)
+
+            for row in 0..<rowCount {
+                let cache = chunks[rowChunk[row]].cache, position = rowPosition[row]
+                let cos = cosines.pointer + row * half, sin = sines.pointer + row * half
+                ropeNeoX(q.pointer + row * qDim, heads: c.headCount, headDim: headDim, ropeDim: c.ropeDim, cosines: cos, sines: sin)
+                ropeNeoX(k.pointer + row * kvDim, heads: c.kvHeadCount, headDim: headDim, ropeDim: c.ropeDim, cosines: cos, sines: sin)
+                let queryScale = attentionScale * logNScale(position: position)
+                for i in 0..<qDim { q.pointer[row * qDim + i] *= queryScale }
+                let kDst = cache.keyPointer(layer: layerIndex, position: position)
+                let vDst = cache.valuePointer(layer: layerIndex, position: position)
+                for i in 0..<kvDim {
+                    kDst[i] = Float16(k.pointer[row * kvDim + i])
+                    vDst[i] = Float16(v.pointer[row * kvDim + i])
+                }
+                rowKeys[row] = cache.keyPointer(layer: layerIndex, position: 0)
+                rowValues[row] = cache.valuePointer(layer: layerIndex, position: 0)
+            }
+
+            // Causal attention: one pool item per (row, head), scratch per pool thread.
+            let qp = q.pointer, out = attention.pointer, scoreBase = scores.pointer, stride = scoreCapacity
+            let attend = kernels.attend, heads = c.headCount
+            rowPosition.withUnsafeBufferPointer { positions in
+                pool.parallelFor(rowCount * heads) { item, thread in
+                    let row = item / heads, h = item % heads, kvHead = h / groupSize
+                    attend(qp + row * qDim + h * headDim, rowKeys[row] + kvHead * headDim, rowValues[row] + kvHead * headDim,
+                           kvDim, positions[row] + 1, headDim, scoreBase + thread * stride, out + row * qDim + h * headDim)
+                }
+            }
+            linear([layer.attentionOutput], attention.pointer, [projected.pointer])
+            addInPlace(x.pointer, projected.pointer, n: rowCount * hidden)
+
+            normalize(layer.ffnNorm, rows: 0..<rowCount)
+            linear([layer.gate, layer.up], normed.pointer, [gate.pointer, up.pointer])
+            kernels.swiGLU(gate.pointer, up.pointer, rowCount * ffn)
+            linear([layer.down], gate.pointer, [projected.pointer])
+            addInPlace(x.pointer, projected.pointer, n: rowCount * hidden)
+        }
+        for chunk in chunks { chunk.cache.tokens.append(contentsOf: chunk.tokens) }
+
+        // Logits. Rows scored in the decode kernels' int8 arithmetic, as a row decoded
+        // alone: every `.last` row and `.all` chunks of one token; `.all` chunks of 2+
+        // tokens by matmul, as a prefill chunk alone.
+        var lastLogits = [UnsafeMutablePointer<Float>?](repeating: nil, count: chunks.count)
+        var headRows: [(chunk: Int, row: Int, copyTo: UnsafeMutablePointer<Float>?)] = []
+        var allChunks: [(first: Int, count: Int, into: UnsafeMutablePointer<Float>)] = []
+        for (i, chunk) in chunks.enumerated() {
+            switch chunk.logits {
+            case .none: break
+            case .last: headRows.append((i, firstRow[i] + chunk.tokens.count - 1, nil))
+            case .all(let into) where chunk.tokens.count == 1: headRows.append((i, firstRow[i], into))
+            case .all(let into): allChunks.append((firstRow[i], chunk.tokens.count, into))
+            }
+        }
+        let vocab = c.vocabSize
+        normalize(weights.outputNorm, rows: headRows.map(\.row) + allChunks.flatMap { $0.first..<($0.first + $0.count) })
+        if !headRows.isEmpty {
+            if headInput.count < headRows.count * hidden { headInput = FloatBuffer(headRows.count * hidden) }
+            if logitRows.count < headRows.count * vocab { logitRows = FloatBuffer(headRows.count * vocab) }
+            for (b, entry) in headRows.enumerated() {
+                (headInput.pointer + b * hidden).update(from: normed.pointer + entry.row * hidden, count: hidden)
+            }
+            matvec([weights.output], headInput.pointer, count: headRows.count, [logitRows.pointer], pool: pool,
+                   kernels: kernels, activations: activations)
+            for (b, entry) in headRows.enumerated() {
+                if let target = entry.copyTo {
+                    target.update(from: logitRows.pointer + b * vocab, count: vocab)
+                } else {
+                    lastLogits[entry.chunk] = logitRows.pointer + b * vocab
+                }
+            }
+        }
+        for entry in allChunks {
+            matmul(weights.output, normed.pointer + entry.first * hidden, entry.into, n: entry.count, pool: pool, kernels: kernels)
+        }
+        return lastLogits
+    }
+
+    /// Qwen v1's dynamic NTK alpha for a call that runs a sequence of `length` tokens, as
+    /// modeling_qwen.py's get_ntk_alpha: 1 up to the trained length, beyond it
+    /// 2^ceil(log2(length / trained) + 1) - 1. Always 1 without `useDynamicNTK`.
+    static func ntkAlpha(_ config: ModelConfig, sequenceLength length: Int) -> Double {
+        guard config.useDynamicNTK, length > config.contextLength else { return 1 }
+        let contextValue = log2(Double(length) / Double(config.contextLength)) + 1
+        return max(pow(2, ceil(contextValue)) - 1, 1)
+    }
+
+    /// The RoPE base for an NTK alpha: base * alpha^(d / (d - 2)), d the rotated dims.
+    func ropeTheta(ntkAlpha alpha: Double) -> Float {
+        guard alpha != 1 else { return config.ropeTheta }
+        let d = Double(config.ropeDim)
+        return Float(Double(config.ropeTheta) * pow(alpha, d / (d - 2)))
+    }
+
+    /// Qwen v1's logN attention: queries at positions past the trained length are scaled
+    /// by log(position + 1) / log(trained length) (modeling_qwen.py's logn_tensor).
+    func logNScale(position: Int) -> Float {
+        guard config.useLogNAttention, position + 1 > config.contextLength else { return 1 }
+        return Float(log(Double(position + 1)) / log(Double(config.contextLength)))
+    }
+}

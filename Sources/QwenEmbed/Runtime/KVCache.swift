@@ -1,0 +1,107 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The keys and values of one sequence (a session's conversation): f16 for every layer
+/// and position. f16 halves the memory of f32 (Qwen-7B: 256 KiB per token instead of 512)
+/// at no measurable perplexity cost; it is also what llama.cpp uses by default.
+///
+/// Storage grows with the sequence (doubling, from 256 positions up to `capacity`), so a
+/// session costs memory for the tokens it holds, not for its whole window: an idle
+/// session that never ran holds none. Used by one thread at a time: the session's caller
+/// between calls, the engine's step loop while a call runs.
+public final class KVCache: @unchecked Sendable {
+    public let layerCount: Int
+    /// Positions the cache may hold (the session's n_ctx).
+    public let capacity: Int
+    /// kvHeads * headDim
+    public let kvDim: Int
+    /// Positions the storage holds now (0...capacity).
+    public private(set) var allocated = 0
+    private var keys: UnsafeMutablePointer<Float16>? = nil    // [layers, allocated, kvDim]
+    private var values: UnsafeMutablePointer<Float16>? = nil  // [layers, allocated, kvDim]
+    /// Token ids whose keys/values are stored at positions 0..<tokens.count.
+    public internal(set) var tokens: [Int32] = []
+    /// The dynamic-NTK alpha the cached keys were rotated with and the next positions
+    /// will be (1 = plain RoPE); set per call by `ForwardPass.ntkAlpha` through the engine.
+    public internal(set) var ntkAlpha: Double = 1
+
+    /// Smallest storage allocated at the first use.
+    static let initialPositions = 256
+
+    public init(layerCount: Int, kvDim: Int, capacity: Int) throws {
+        guard layerCount > 0, kvDim > 0, capacity > 0 else { throw QwenError.invalidArgument("KV cache of \(capacity) positions") }
+        let (perLayer, overflow1) = capacity.multipliedReportingOverflow(by: kvDim)
+        let (elements, overflow2) = perLayer.multipliedReportingOverflow(by: layerCount)
+        guard !overflow1, !overflow2, elements <= Int.max / 4 else {
+            throw QwenError.outOfMemory("KV cache of \(capacity) positions is too large")
+        }
+        self.layerCount = layerCount
+        self.kvDim = kvDim
+        self.capacity = capacity
+    }
+
+    public convenience init(config: ModelConfig, capacity: Int) throws {
+        try self.init(layerCount: config.layerCount, kvDim: config.kvHeadCount * config.headDim, capacity: capacity)
+    }
+
+    deinit {
+        free(keys)
+        free(values)
+    }
+
+    /// Bytes the storage takes now.
+    public var bytes: Int { 2 * 2 * layerCount * allocated * kvDim }
+
+    /// Makes room for positions 0..<count (count <= capacity), growing the storage.
+    func reserve(_ count: Int) throws {
+        guard count > allocated else { return }
+        guard count <= capacity else {
+            throw QwenError.contextFull("the context window of \(capacity) tokens is full")
+        }
+        let grown = min(capacity, max(count, 2 * allocated, KVCache.initialPositions))
+        let elements = layerCount * grown * kvDim
+        guard let k = malloc(elements * 2), let v = malloc(elements * 2) else {
+            throw QwenError.outOfMemory("cannot grow a KV cache to \(grown) positions (\(elements * 4 >> 20) MiB)")
+        }
+        let newKeys = k.bindMemory(to: Float16.self, capacity: elements)
+        let newValues = v.bindMemory(to: Float16.self, capacity: elements)
+        if let keys, let values {
+            let used = tokens.count * kvDim   // only positions that hold something
+            for layer in 0..<layerCount where used > 0 {
+                (newKeys + layer * grown * kvDim).update(from: keys + layer * allocated * kvDim, count: used)
+                (newValues + layer * grown * kvDim).update(from: values + layer * allocated * kvDim, count: used)
+            }
+        }
+        free(keys)
+        free(values)
+        keys = newKeys
+        values = newValues
+        allocated = grown
+    }
+
+    /// Drops cached positions from `count` on.
+    public func truncate(to count: Int) {
+        if count < tokens.count { tokens.removeSubrange(count...) }
+    }
+
+    /// Forgets every position and gives the storage back.
+    func clear() {
+        tokens.removeAll()
+        free(keys)
+        free(values)
+        keys = nil
+        values = nil
+        allocated = 0
+    }
+
+    /// Row `position` of `layer`'s keys [kvDim]; position < allocated.
+    func keyPointer(layer: Int, position: Int) -> UnsafeMutablePointer<Float16> {
+        keys.unsafelyUnwrapped + (layer * allocated + position) * kvDim
+    }
+
+    /// Row `position` of `layer`'s values [kvDim]; position < allocated.
+    func valuePointer(layer: Int, position: Int) -> UnsafeMutablePointer<Float16> {
+        values.unsafelyUnwrapped + (layer * allocated + position) * kvDim
+    }
+}
