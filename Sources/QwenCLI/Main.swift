@@ -54,7 +54,13 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Kernel instruction set: generic, avx2, avxvnni or avx512 (default: the best this CPU runs; same as QWEN_ISA).")
     var isa: String?
 
+    @Flag(name: .shortAndLong, help: "Log the engine's events on stderr (-v: info, -vv: debug).")
+    var verbose: Int
+
     func load() throws -> Model {
+        if verbose > 0 {
+            Log.set(sink: { level, message in fputs("qwen [\(level)] \(message)\n", stderr) }, minimum: verbose > 1 ? .debug : .info)
+        }
         var options = ModelLoadOptions()
         if let isa {
             guard let set = InstructionSet(rawValue: isa), KernelTable.available.contains(set) else {

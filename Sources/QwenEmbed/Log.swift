@@ -1,7 +1,15 @@
 /// Severity of a library log message (mirrors qwen_log_level).
-public enum LogLevel: Int32, Sendable, Comparable {
+public enum LogLevel: Int32, Sendable, Comparable, CustomStringConvertible {
     case debug = 0, info = 1, warn = 2, error = 3
     public static func < (a: LogLevel, b: LogLevel) -> Bool { a.rawValue < b.rawValue }
+    public var description: String {
+        switch self {
+        case .debug: return "debug"
+        case .info: return "info"
+        case .warn: return "warn"
+        case .error: return "error"
+        }
+    }
 }
 
 #if canImport(Glibc)

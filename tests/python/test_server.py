@@ -246,7 +246,7 @@ def model(model_path):
         yield m
 
 
-def test_api_key_page_and_traceback_for_a_500(model, caplog):
+def test_api_key_page_and_traceback_for_a_500(model, caplog, monkeypatch):
     from fastapi.testclient import TestClient
     app = qwen_embed.server.create_app(model, "qwen", parallel=1, queue=2, api_key="sesame")
     with TestClient(app, raise_server_exceptions=False) as tc:
@@ -262,14 +262,14 @@ def test_api_key_page_and_traceback_for_a_500(model, caplog):
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
         assert 'id="stop"' in page.text and 'id="system"' in page.text
 
-        def broken(*args):
-            raise RuntimeError("the pool broke")
-        app.state.pool.take = broken
+        def broken(*args, **kwargs):
+            raise RuntimeError("the prompt cache broke")
+        monkeypatch.setattr(model, "acquire_session", broken)
         with caplog.at_level(logging.INFO, logger="qwen_embed.server"):
             r = tc.post("/v1/chat/completions", headers={"Authorization": "Bearer sesame"},
                         json={"messages": [{"role": "user", "content": "hi"}]})
-        assert r.status_code == 500 and "the pool broke" in r.json()["error"]["message"]
-        assert "Traceback" in caplog.text and "RuntimeError: the pool broke" in caplog.text
+        assert r.status_code == 500 and "the prompt cache broke" in r.json()["error"]["message"]
+        assert "Traceback" in caplog.text and "RuntimeError: the prompt cache broke" in caplog.text
         assert tc.get("/health").json()["running"] == 0    # the slot came back
 
 

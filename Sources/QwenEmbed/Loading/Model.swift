@@ -105,8 +105,17 @@ public final class Model: @unchecked Sendable {
 
     /// The kernel table for `options`: its instruction set, else QWEN_ISA's, else the best.
     static func kernels(_ options: ModelLoadOptions) -> KernelTable {
-        if let isa = options.instructionSet, let table = KernelTable.forInstructionSet(isa) { return table }
-        return KernelTable.selected(override: getenv("QWEN_ISA").map { String(cString: $0) })
+        if let isa = options.instructionSet {
+            if let table = KernelTable.forInstructionSet(isa) { return table }
+            Log.write(.warn, "kernels: \(isa.rawValue) is not available on this CPU; using \(KernelTable.preferred(override: nil).rawValue)")
+        }
+        let override = getenv("QWEN_ISA").map { String(cString: $0) }
+        let table = KernelTable.selected(override: override)
+        if let override, table.isa.rawValue != override.lowercased() {
+            Log.write(.warn, "QWEN_ISA=\(override): not an instruction set this CPU and build run "
+                      + "(\(KernelTable.available.map(\.rawValue).joined(separator: ", "))); using \(table.isa.rawValue)")
+        }
+        return table
     }
 
     /// Resident memory of this process in MiB (/proc/self/statm), 0 where unknown.
@@ -117,7 +126,7 @@ public final class Model: @unchecked Sendable {
         guard fgets(&line, Int32(line.count), file) != nil else { return 0 }
         let fields = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self).split(separator: " ")
         guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
-        return pages * Int(sysconf(Int32(_SC_PAGESIZE))) >> 20
+        return (pages * Int(sysconf(Int32(_SC_PAGESIZE)))) >> 20
     }
 
     static func coreCount() -> Int {

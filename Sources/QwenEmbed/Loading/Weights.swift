@@ -57,8 +57,11 @@ public final class LayerStore: @unchecked Sendable {
         guard let build else { return ready[i] }
         return try lock.locked {
             if let layer = built[i] { return layer }
+            let start = monotonicMilliseconds()
             let layer = try build(i)
             built[i] = layer
+            Log.write(i == count - 1 ? .info : .debug,
+                      "block \(i + 1) of \(count) repacked on first use in \(Int(monotonicMilliseconds() - start)) ms")
             return layer
         }
     }

@@ -44,6 +44,7 @@ public final class Engine: @unchecked Sendable {
     private var stepThread: pthread_t? = nil
     private var shuttingDown = false
     private var rotation = 0                    // first decode row when sequences outnumber rows
+    private var lastShape = (rows: 0, promptTokens: 0)   // the step composition last logged
     // Created with the step thread and used by it only.
     private var pool: ThreadPool? = nil
     private var forward: ForwardPass? = nil
@@ -151,11 +152,28 @@ public final class Engine: @unchecked Sendable {
             while !shuttingDown {
                 settleRequests()
                 let plan = makePlan()
-                if !plan.isEmpty { return plan }
+                if !plan.isEmpty {
+                    logShape(of: plan)
+                    return plan
+                }
+                if lastShape.rows > 0 {
+                    Log.write(.debug, "engine: idle")
+                    lastShape = (0, 0)
+                }
                 lock.wait(wakeStepThread)
             }
             return nil
         }
+    }
+
+    /// Logs the step's composition when it changes (debug). Under the lock.
+    private func logShape(of plan: [Entry]) {
+        let rows = plan.filter { $0.tokens.count == 1 }.count
+        let promptTokens = plan.filter { $0.tokens.count > 1 }.reduce(0) { $0 + $1.tokens.count }
+        guard rows != lastShape.rows || (promptTokens > 0) != (lastShape.promptTokens > 0) else { return }
+        lastShape = (rows, promptTokens)
+        Log.write(.debug, "engine: steps of \(rows) one-token rows" + (promptTokens > 0 ? " and a \(promptTokens)-token prompt chunk" : "")
+                  + " (\(jobs.count) sequences in flight)")
     }
 
     /// Ends the sequences whose caller cancelled or stopped them. Under the lock.
@@ -207,6 +225,7 @@ public final class Engine: @unchecked Sendable {
                 try entry.job.cache.reserve(entry.job.cache.tokens.count + entry.tokens.count)
                 return true
             } catch {
+                Log.write(.warn, "engine: a sequence's KV cache cannot grow: \(error)")
                 failures.append((entry.job, error))
                 return false
             }

@@ -62,7 +62,7 @@ public final class KVCache: @unchecked Sendable {
         let grown = min(capacity, max(count, 2 * allocated, KVCache.initialPositions))
         let elements = layerCount * grown * kvDim
         guard let k = malloc(elements * 2), let v = malloc(elements * 2) else {
-            throw QwenError.outOfMemory("cannot grow a KV cache to \(grown) positions (\(elements * 4 >> 20) MiB)")
+            throw QwenError.outOfMemory("cannot grow a KV cache to \(grown) positions (\((elements * 4) >> 20) MiB)")
         }
         let newKeys = k.bindMemory(to: Float16.self, capacity: elements)
         let newValues = v.bindMemory(to: Float16.self, capacity: elements)

@@ -33,9 +33,10 @@ public final class PromptCache: @unchecked Sendable {
     public var count: Int { lock.locked { idle.count } }
 
     /// The idle session (one `isCompatible` accepts) whose cache shares the longest prefix
-    /// with `prompt`, taken out of the cache, if that prefix is over half the prompt (as
-    /// llama-server's slot similarity); nil otherwise, leaving every idle session to its
-    /// own conversation.
+    /// with `prompt`, taken out of the cache, if that prefix is over half of the prompt (as
+    /// llama-server's slot similarity) and over half of what the session holds (a short
+    /// shared start, such as the system prompt of a new chat, does not take over a long
+    /// cached conversation); nil otherwise.
     func take(bestFor prompt: [Int32], _ isCompatible: (Session) -> Bool) -> Session? {
         lock.locked {
             var best: (index: Int, common: Int)? = nil
@@ -43,11 +44,11 @@ public final class PromptCache: @unchecked Sendable {
                 let cached = session.cachedTokens
                 var common = 0
                 while common < min(cached.count, prompt.count) && cached[common] == prompt[common] { common += 1 }
+                guard common * 2 > prompt.count, common * 2 > cached.count else { continue }
                 // Ties go to the most recently used (later in the list).
-                if common > 0 && common >= (best?.common ?? 0) { best = (index, common) }
+                if common >= (best?.common ?? 0) { best = (index, common) }
             }
-            guard let best, best.common * 2 > prompt.count else { return nil }
-            return idle.remove(at: best.index)
+            return best.map { idle.remove(at: $0.index) }
         }
     }
 
@@ -125,7 +126,12 @@ extension Model {
     /// `acquireSession`; the caller must not use it afterwards. A session with a call in
     /// progress is not kept.
     public func releaseSession(_ session: Session) {
-        guard session.model === self, !session.isBusy else { return }
+        guard session.model === self else {
+            return Log.write(.warn, "prompt cache: a session of another model was released here; it is freed instead")
+        }
+        guard !session.isBusy else {
+            return Log.write(.warn, "prompt cache: a session was released with a call in progress; it is freed when the call ends")
+        }
         promptCache.put(session)
     }
 }
