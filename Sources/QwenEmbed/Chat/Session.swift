@@ -29,7 +29,7 @@ public final class Session: @unchecked Sendable {
     public let contextSize: Int
     /// Token budget for system prompt + history when rendering a chat prompt.
     public let maxWindowSize: Int
-    let cache: KVCache
+    private(set) var cache: KVCache
     let template: ChatTemplate?
     public private(set) var systemPrompt: String
     public private(set) var history: [ChatMessage] = []
@@ -40,6 +40,8 @@ public final class Session: @unchecked Sendable {
     private let busy = Atomic<Bool>(false)
     /// The pull-form reply in progress (between beginChat and endChat).
     private var pull: Reply? = nil
+    /// Its cache went back to the model's prompt cache (`Model.releaseSession`).
+    private var released = false
 
     public init(model: Model, options: SessionOptions = SessionOptions()) throws {
         guard options.contextSize >= 0 else { throw QwenError.invalidArgument("n_ctx is negative (\(options.contextSize))") }
@@ -129,16 +131,26 @@ public final class Session: @unchecked Sendable {
             throw QwenError.busy("the session is running another call")
         }
         defer { busy.store(false, ordering: .releasing) }
+        guard !released else { throw QwenError.wrongState("the session was released to the prompt cache") }
         return try body()
     }
 
-    /// Restarts the session's random stream from `seed`.
-    func reseed(_ seed: UInt64) {
-        _ = try? exclusive { random = RandomSource(seed: seed) }
+    /// Takes over `cached` (from the prompt cache) in place of the session's own, unused
+    /// cache. Only before the session's first call.
+    func adopt(_ cached: KVCache) {
+        cache = cached
     }
 
-    /// Whether a call is running (the prompt cache only hands out idle sessions).
-    var isBusy: Bool { busy.load(ordering: .acquiring) || pull != nil }
+    /// Gives the session's cache up for the prompt cache; nil when a call is in progress
+    /// (or it was given up already). The session is unusable afterwards.
+    func detachCache() -> KVCache? {
+        try? exclusive {
+            guard pull == nil else { throw QwenError.wrongState("a pull-form reply is in progress") }
+            released = true
+            return cache
+        }
+    }
+
 
     // MARK: one-shot forms
 

@@ -75,7 +75,6 @@ public final class Model: @unchecked Sendable {
     }
 
     deinit {
-        promptCache.removeAll()
         engine.shutdown()
     }
 
