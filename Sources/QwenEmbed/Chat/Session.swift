@@ -279,7 +279,7 @@ public final class Session: @unchecked Sendable {
         let cached = engine.reuse(cache, for: prompt)
         let state = GenerationState(prompt: prompt, parameters: parameters, sampling: sampling, seed: seed,
                                     tokenizer: model.tokenizer, vocab: model.config.vocabSize)
-        let job = Job(engine: engine, cache: cache, prompt: prompt, cachedTokens: cached, work: .generate(state),
+        let job = Job(engine: engine, cache: cache, prompt: prompt, cachedTokens: cached, generation: state,
                       chunkSize: engine.prefillChunk, cancelFlag: cancelFlag)
         try engine.submit(job)
         return Reply(job: job, newHistory: newHistory)

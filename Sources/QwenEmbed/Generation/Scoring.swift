@@ -26,8 +26,8 @@ public final class SequenceScorer {
         cache.truncate(to: 0)
         let engine = model.engine
         _ = engine.reuse(cache, for: tokens)   // nothing to reuse: sets the NTK alpha
-        let job = Job(engine: engine, cache: cache, prompt: tokens, cachedTokens: 0, work: .score(logits.pointer),
-                      chunkSize: batch, cancelFlag: CancelFlag())
+        let job = Job(engine: engine, cache: cache, prompt: tokens, cachedTokens: 0, generation: nil,
+                      scoreBuffer: logits.pointer, chunkSize: batch, cancelFlag: CancelFlag())
         try engine.submit(job)
         let vocab = model.config.vocabSize
         var failure: Error? = nil

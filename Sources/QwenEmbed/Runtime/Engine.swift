@@ -233,21 +233,31 @@ public final class Engine: @unchecked Sendable {
         var outcomes: [(Job, [JobEvent])] = []
         if !plan.isEmpty {
             let chunks = plan.map { entry -> Chunk in
-                let completesPrompt = !entry.isPrompt || entry.job.nextPrompt + entry.tokens.count == entry.job.prompt.count
-                switch entry.job.work {
-                case .generate: return Chunk(tokens: entry.tokens, cache: entry.job.cache, logits: completesPrompt ? .last : .none)
-                case .score(let buffer): return Chunk(tokens: entry.tokens, cache: entry.job.cache, logits: .all(into: buffer))
+                if let buffer = entry.job.scoreBuffer {
+                    return Chunk(tokens: entry.tokens, cache: entry.job.cache, logits: .all(into: buffer))
                 }
+                let completesPrompt = !entry.isPrompt || entry.job.nextPrompt + entry.tokens.count == entry.job.prompt.count
+                return Chunk(tokens: entry.tokens, cache: entry.job.cache, logits: completesPrompt ? .last : .none)
             }
             do {
                 let logits = try forward.run(chunks)
-                for (entry, logits) in zip(plan, logits) {
-                    do {
-                        outcomes.append((entry.job, try entry.job.advance(after: entry, logits: logits)))
-                    } catch {
-                        failures.append((entry.job, error))
+                // Each sequence's next step (sampling, detokenizing) on the pool: they share nothing.
+                let results = UnsafeMutablePointer<Result<[JobEvent], Error>>.allocate(capacity: plan.count)   // [plan]
+                plan.withUnsafeBufferPointer { entries in
+                    logits.withUnsafeBufferPointer { logits in
+                        forward.pool.parallelFor(entries.count) { i in
+                            (results + i).initialize(to: Result { try entries[i].job.advance(after: entries[i], logits: logits[i]) })
+                        }
                     }
                 }
+                for (i, entry) in plan.enumerated() {
+                    switch results[i] {
+                    case .success(let events): outcomes.append((entry.job, events))
+                    case .failure(let error): failures.append((entry.job, error))
+                    }
+                }
+                results.deinitialize(count: plan.count)
+                results.deallocate()
             } catch {
                 Log.write(.error, "engine: a step of \(plan.count) sequences failed: \(error)")
                 failures += plan.map { ($0.job, error) }
@@ -292,12 +302,6 @@ enum JobEvent {
 /// generate, or the logits of every prompt position to hand out (scoring). Its caller
 /// (a session's thread) waits for its events; the step thread advances it.
 final class Job: @unchecked Sendable {
-    enum Work {
-        case generate(GenerationState)
-        /// Each chunk's logits go to this buffer [chunkSize, vocab].
-        case score(UnsafeMutablePointer<Float>)
-    }
-
     unowned let engine: Engine
     let cache: KVCache
     let prompt: [Int32]
@@ -308,8 +312,11 @@ final class Job: @unchecked Sendable {
     let cachedTokens: Int
     private let submitted = monotonicMilliseconds()
 
-    // The step thread's.
-    fileprivate var work: Work
+    // The step thread's (or, during a step, the pool thread advancing this job).
+    /// The reply being generated; nil for scoring.
+    fileprivate var generation: GenerationState?
+    /// Scoring: each chunk's logits go here [chunkSize, vocab].
+    fileprivate let scoreBuffer: UnsafeMutablePointer<Float>?
     /// First prompt index not in the cache yet.
     fileprivate var nextPrompt: Int
     /// The sampled token the next step runs.
@@ -325,12 +332,16 @@ final class Job: @unchecked Sendable {
     private var firstTokenAt: Double? = nil
     private var finishedAt: Double? = nil
 
-    /// A job whose first `cachedTokens` prompt tokens are in `cache` (`Engine.reuse`).
-    init(engine: Engine, cache: KVCache, prompt: [Int32], cachedTokens: Int, work: Work, chunkSize: Int, cancelFlag: CancelFlag) {
+    /// A job whose first `cachedTokens` prompt tokens are in `cache` (`Engine.reuse`) that
+    /// generates a reply with `generation`, or, without one, hands out the logits of every
+    /// position in `scoreBuffer` [chunkSize, vocab].
+    init(engine: Engine, cache: KVCache, prompt: [Int32], cachedTokens: Int, generation: GenerationState?,
+         scoreBuffer: UnsafeMutablePointer<Float>? = nil, chunkSize: Int, cancelFlag: CancelFlag) {
         self.engine = engine
         self.cache = cache
         self.prompt = prompt
-        self.work = work
+        self.generation = generation
+        self.scoreBuffer = scoreBuffer
         self.chunkSize = max(1, chunkSize)
         self.cancelFlag = cancelFlag
         self.cachedTokens = cachedTokens
@@ -384,17 +395,16 @@ final class Job: @unchecked Sendable {
         if entry.isPrompt {
             let first = nextPrompt
             nextPrompt += entry.tokens.count
-            if case .score = work {
+            if scoreBuffer != nil {
                 return [.logits(first: first, count: entry.tokens.count)] + (isPrefilling ? [] : [.finished(.stop, generated: 0)])
             }
             if isPrefilling { return [] }
         }
-        guard case .generate(var state) = work, let logits else { return [] }
+        guard generation != nil, let logits else { return [] }
         if firstTokenAt == nil { firstTokenAt = monotonicMilliseconds() }
         pendingToken = nil
-        let step = try state.advance(logits: logits)
-        defer { work = .generate(state) }
-        generatedCount = state.generated.count
+        let step = try generation!.advance(logits: logits)   // in place: the state's sets and arrays are not copied
+        generatedCount = generation!.generated.count
         switch step {
         case .next(let token, let emit):
             pendingToken = token
@@ -407,10 +417,7 @@ final class Job: @unchecked Sendable {
     /// The text a generating sequence holds back, flushed (the reply ends). Under the lock,
     /// from the step thread.
     fileprivate func flush() -> String {
-        guard case .generate(var state) = work else { return "" }
-        let rest = state.flush()
-        work = .generate(state)
-        return rest
+        generation?.flush() ?? ""
     }
 
     /// Hands events to the caller. Under the lock.
