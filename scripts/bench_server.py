@@ -4,14 +4,20 @@ N concurrent streaming chat clients (the official openai client, no retries) sta
 once; first-token latency p50/p99 of the served ones, how many were refused (429), and
 aggregate completion tokens/s over the wall time. Prints a BENCHMARKS.md table.
 
-    python3 scripts/bench_server.py [--clients 100] [--max-tokens 32] [--parallel 2]
-                                    [--queue 16 128] [--no-llama] [--avx2]
+    python3 scripts/bench_server.py [--clients 100] [--max-tokens 32] [--parallel 4]
+                                    [--threads N] [--queue 16 128] [--no-llama] [--avx2]
 
 Each --queue value is one run of qwen-embed-server (16: the default, so most of 100 are
-refused by design; 128: every client waits its turn). llama-server (built by
-scripts/build-llama-cpp.sh) runs with the same parallel slots and threads; it has no
-bound on its waiting line, so it serves everyone like the 128 run. --avx2 runs both on
-their AVX2 paths (QWEN_ISA=avx2; llama.cpp built for AVX2 + FMA + F16C only).
+refused by design; 128: every client waits its turn). Both servers decode their
+--parallel streams together in batched steps on --threads threads in all (default: all
+cores): ours through the engine, llama-server (built by scripts/build-llama-cpp.sh)
+with -np slots and continuous batching. llama-server has no bound on its waiting line,
+so it serves everyone like the 128 run. --avx2 runs both on their AVX2 paths
+(QWEN_ISA=avx2; llama.cpp built for AVX2 + FMA + F16C only).
+
+--arrival measures instead the first-token latency of a new request (a ~150-token
+prompt) arriving while --parallel streams are generating, --rounds times, on both
+servers with one slot more than the running streams.
 """
 import argparse
 import asyncio
@@ -74,6 +80,61 @@ async def concurrent_streams(url, clients, max_tokens, model="qwen"):
             if first_token else float("nan")}
 
 
+ARRIVAL_PROMPT = ("Here is a list of fruits: " + ", ".join(["apple", "banana", "cherry", "date", "elderberry", "fig",
+                                                              "grape", "kiwi", "lemon", "mango"] * 6)
+                  + ". Which fruit comes first alphabetically? Answer with one word.")
+
+
+async def arrival(url, running, rounds, model="qwen"):
+    """First-token latencies of a new streamed request sent while `running` long streams
+    generate (each round waits until all of them stream), and the running streams'
+    aggregate tokens/s meanwhile."""
+    import openai
+    aclient = openai.AsyncOpenAI(base_url=url + "/v1", api_key="unused", max_retries=0, timeout=900)
+    streaming = asyncio.Event()
+    started, pieces = [0], [0]
+
+    async def long_stream(i):
+        stream = await aclient.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": f"Write a very long story about robot number {i}."}],
+            max_tokens=4000, temperature=0.7, stream=True)
+        first = True
+        async for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                pieces[0] += 1
+                if first:
+                    first = False
+                    started[0] += 1
+                    if started[0] == running:
+                        streaming.set()
+            if stop.is_set():
+                await stream.close()
+                return
+
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(long_stream(i)) for i in range(running)]
+    await asyncio.wait_for(streaming.wait(), 600)
+    latencies = []
+    begin, begin_pieces = time.monotonic(), pieces[0]
+    for r in range(rounds):
+        start = time.monotonic()
+        stream = await aclient.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": ARRIVAL_PROMPT + f" (round {r})"}],
+            max_tokens=4, temperature=0, stream=True)
+        async for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                latencies.append(time.monotonic() - start)
+                break
+        await stream.close()
+        await asyncio.sleep(0.5)
+    rate = (pieces[0] - begin_pieces) / (time.monotonic() - begin)
+    stop.set()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await aclient.close()
+    latencies.sort()
+    return {"ttft_p50": statistics.median(latencies), "ttft_max": latencies[-1], "running_pieces_per_s": rate}
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -107,10 +168,12 @@ def run_ours(model, args, queue):
 
 
 def load(proc, port, args):
-    """The concurrent streams against the server `proc` listening on `port`; stops it."""
+    """The measurement against the server `proc` listening on `port`; stops it."""
     try:
         url = f"http://127.0.0.1:{port}"
         wait_ready(url, proc)
+        if args.arrival:
+            return asyncio.run(arrival(url, args.parallel - 1, args.rounds))
         return asyncio.run(concurrent_streams(url, args.clients, args.max_tokens))
     finally:
         proc.terminate()
@@ -119,8 +182,8 @@ def load(proc, port, args):
 
 def run_llama(model, args, binary):
     port = free_port()
-    proc = subprocess.Popen([binary, "-m", model, "--port", str(port), "-np", str(args.parallel),
-                             "-t", str(args.threads * args.parallel), "-c", str(4096 * args.parallel),
+    proc = subprocess.Popen([binary, "-m", model, "--port", str(port), "-np", str(args.parallel), "-cb",
+                             "-t", str(args.threads), "-c", str(4096 * args.parallel),
                              "--no-webui"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return load(proc, port, args)
 
@@ -143,12 +206,17 @@ def main():
     p.add_argument("-m", "--model", default=None, help="default: the model scripts/fetch-model.sh caches")
     p.add_argument("--clients", type=int, default=100)
     p.add_argument("--max-tokens", type=int, default=32)
-    p.add_argument("--parallel", type=int, default=2)
-    p.add_argument("--threads", type=int, default=max(1, (os.cpu_count() or 2) // 2), help="per parallel slot")
+    p.add_argument("--parallel", type=int, default=4)
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 2, help="compute threads of each server, in all")
     p.add_argument("--queue", type=int, nargs="+", default=[16, 128])
     p.add_argument("--no-llama", action="store_true")
     p.add_argument("--avx2", action="store_true", help="both engines on their AVX2 paths")
+    p.add_argument("--arrival", action="store_true",
+                   help="first-token latency of a request arriving while --parallel - 1 streams run")
+    p.add_argument("--rounds", type=int, default=5, help="--arrival: new requests measured")
     args = p.parse_args()
+    if args.arrival:
+        args.queue = args.queue[:1]
     if args.avx2:
         os.environ["QWEN_ISA"] = "avx2"
     model = args.model or subprocess.run(["bash", str(ROOT / "scripts" / "fetch-model.sh")], check=True,
@@ -160,8 +228,17 @@ def main():
         bin_dir = subprocess.run(["bash", str(ROOT / "scripts" / "build-llama-cpp.sh")] + (["--avx2"] if args.avx2 else []),
                                  check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
         rows.append((f"llama-server -np {args.parallel}", run_llama(model, args, f"{bin_dir}/llama-server")))
+    if args.arrival:
+        print(f"\n{cpu_line()}{' (both on their AVX2 paths)' if args.avx2 else ''}; a new request "
+              f"({len(ARRIVAL_PROMPT.split())}-word prompt) while {args.parallel - 1} streams run, {args.rounds} rounds, "
+              f"{args.threads} thread(s), load {os.getloadavg()[0]:.2f}\n")
+        print("| server | first token p50 | max | running streams' tokens/s meanwhile |")
+        print("|---|---|---|---|")
+        for name, r in rows:
+            print(f"| {name} | {r['ttft_p50']:.3f} s | {r['ttft_max']:.3f} s | {r['running_pieces_per_s']:.1f} |")
+        return
     print(f"\n{cpu_line()}{' (both on their AVX2 paths)' if args.avx2 else ''}; {args.clients} streaming clients "
-          f"at once, max_tokens {args.max_tokens}, {args.threads} thread(s) per slot\n")
+          f"at once, max_tokens {args.max_tokens}, {args.parallel} streams decoded together on {args.threads} thread(s)\n")
     print("| server | served | refused (429) | other failures | first token p50 | p99 | aggregate tok/s | wall |")
     print("|---|---|---|---|---|---|---|---|")
     for name, r in rows:
