@@ -4,6 +4,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import QwenEmbed
+import ServiceLifecycle
 
 /// qwen-swift-server: the OpenAI-compatible API and web chat page of
 /// bindings/python/qwen_embed/server.py, served by Hummingbird 2 over QwenEmbed's Swift API.
@@ -100,6 +101,9 @@ struct QwenSwiftServer: AsyncParsableCommand {
         let (quiet, parallel, queue, host, modelPath, name) = (quiet, parallel, queue, host, model, served)
         let app = Application(
             router: server.router(),
+            // Idle keep-alive connections (and clients that never close theirs) are
+            // closed after 30 s, as uvicorn does for the Python server.
+            server: .http1(configuration: .init(idleTimeout: .seconds(30))),
             configuration: .init(address: .hostname(host, port: port), serverName: nil),
             onServerRunning: { channel in
                 let address = channel.localAddress
@@ -113,8 +117,13 @@ struct QwenSwiftServer: AsyncParsableCommand {
                 }
             },
             logger: logger)
+        // SIGTERM / SIGINT: the services shut down last first, so the running calls are
+        // cancelled (and no new one starts) before the server waits for its requests.
+        let group = ServiceGroup(configuration: .init(
+            services: [.init(service: app), .init(service: CancelOnShutdown(server: server))],
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {
-            try await app.runService()
+            try await group.run()
         } catch {
             fail("cannot serve on \(host):\(port): \(error)")
         }
@@ -123,5 +132,15 @@ struct QwenSwiftServer: AsyncParsableCommand {
     private func fail(_ message: String) -> Never {
         FileHandle.standardError.write(Data("qwen-swift-server: \(message)\n".utf8))
         Foundation.exit(1)
+    }
+}
+
+/// Cancels the engine calls running or about to run once a graceful shutdown begins.
+struct CancelOnShutdown: Service {
+    let server: QwenServer
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        server.cancelAllCalls()
     }
 }

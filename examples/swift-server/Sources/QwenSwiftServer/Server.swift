@@ -43,6 +43,8 @@ final class QwenServer: Sendable {
     let settings: ServerSettings
     let admission: Admission
     let created = Int(Date().timeIntervalSince1970)
+    /// The calls under way, cancelled at shutdown (after which every new call is too).
+    private let calls = Mutex((shuttingDown: false, active: [ObjectIdentifier: EngineCall]()))
 
     init(model: Model, settings: ServerSettings) {
         self.model = model
@@ -256,6 +258,27 @@ final class QwenServer: Sendable {
 
     // MARK: running a call
 
+    /// Cancels every call under way and every later one (the server is shutting down).
+    func cancelAllCalls() {
+        let active = calls.withLock { c in
+            c.shuttingDown = true
+            return Array(c.active.values)
+        }
+        for call in active { call.cancel() }
+    }
+
+    private func register(_ call: EngineCall) {
+        let cancel = calls.withLock { c in
+            c.active[ObjectIdentifier(call)] = call
+            return c.shuttingDown
+        }
+        if cancel { call.cancel() }
+    }
+
+    private func unregister(_ call: EngineCall) {
+        calls.withLock { _ = $0.active.removeValue(forKey: ObjectIdentifier(call)) }
+    }
+
     /// How one route writes a call's outcome: whole (not streamed), or as server-sent
     /// events (`opening`, one per piece, then `closing` and [DONE]).
     struct ResponseShape: Sendable {
@@ -287,17 +310,29 @@ final class QwenServer: Sendable {
             context.note.set(" (client left while waiting; cancelled)")
             return clientGone()
         }
-        let lease = Lease(call: EngineCall(model: model, streamPieces: streamPieces, acquire: acquire, work: work),
-                          admission: admission, watch: watch)
-        watch.onGone { [call = lease.call] in call.cancel() }
+        let call = EngineCall(model: model, streamPieces: streamPieces, acquire: acquire, work: work)
+        register(call)
+        let lease = Lease(call: call, admission: admission, watch: watch) { [weak self] in self?.unregister(call) }
+        watch.onGone { call.cancel() }
         let note = context.note
+
+        /// Why a cancelled call was cancelled: its client left (nil: nobody to answer), or
+        /// the server is shutting down.
+        @Sendable func cancellation() -> RequestError? {
+            if watch.isGone {
+                note.set(" (client left; cancelled)")
+                return nil
+            }
+            note.set(" (cancelled: shutting down)")
+            return RequestError(status: 503, message: "the server is shutting down; the call was cancelled",
+                                kind: "server_error")
+        }
 
         let first = await lease.call.next()
         if case .failed(let error)? = first {
             await lease.end()
             if lease.call.isCancelled {
-                note.set(" (client left; cancelled)")
-                return clientGone()
+                return cancellation().map { errorResponse($0, close: true) } ?? clientGone()
             }
             return errorResponse(RequestError.from(error), close: true)
         }
@@ -311,16 +346,14 @@ final class QwenServer: Sendable {
                 case .finished(let outcome):
                     await lease.end()
                     if lease.call.isCancelled {
-                        note.set(" (client left; cancelled)")
-                        return clientGone()
+                        return cancellation().map { errorResponse($0, close: true) } ?? clientGone()
                     }
                     note.set(" " + shape.note(outcome.result))
                     return json(shape.whole(outcome), close: true)
                 case .failed(let error):
                     await lease.end()
                     if lease.call.isCancelled {
-                        note.set(" (client left; cancelled)")
-                        return clientGone()
+                        return cancellation().map { errorResponse($0, close: true) } ?? clientGone()
                     }
                     return errorResponse(RequestError.from(error), close: true)
                 }
@@ -348,7 +381,7 @@ final class QwenServer: Sendable {
                         // so its next request finds them free.
                         await lease.end()
                         if lease.call.isCancelled {
-                            note.set(" (client left; cancelled)")
+                            if let error = cancellation() { try await send(error.body) }
                         } else {
                             note.set(" " + shape.note(outcome.result))
                             for closing in shape.closing(outcome) { try await send(closing) }
@@ -359,7 +392,7 @@ final class QwenServer: Sendable {
                     case .failed(let error):
                         await lease.end()
                         if lease.call.isCancelled {
-                            note.set(" (client left; cancelled)")
+                            if let error = cancellation() { try await send(error.body) }
                         } else {
                             try await send(RequestError.from(error).body)
                         }
@@ -391,20 +424,22 @@ final class Lease: Sendable {
     let watch: ClientWatch
     private let started = ContinuousClock.now
     private let ended = Mutex(false)
+    private let onEnd: @Sendable () -> Void
 
-    init(call: EngineCall, admission: Admission, watch: ClientWatch) {
+    init(call: EngineCall, admission: Admission, watch: ClientWatch, onEnd: @escaping @Sendable () -> Void) {
         self.call = call
         self.admission = admission
         self.watch = watch
+        self.onEnd = onEnd
     }
 
     func end() async {
         guard ended.withLock({ e in defer { e = true }; return !e }) else { return }
-        await Lease.finish(call: call, admission: admission, watch: watch, started: started)
+        await Lease.finish(call: call, admission: admission, watch: watch, started: started, onEnd: onEnd)
     }
 
     private static func finish(call: EngineCall, admission: Admission, watch: ClientWatch,
-                               started: ContinuousClock.Instant) async {
+                               started: ContinuousClock.Instant, onEnd: @Sendable () -> Void) async {
         var drained = false
         while !drained {
             switch await call.next() {
@@ -412,6 +447,7 @@ final class Lease: Sendable {
             case .finished?, .failed?, .piece?: continue
             }
         }
+        onEnd()
         let elapsed = ContinuousClock.now - started
         admission.leave(seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
         await watch.stop()
@@ -419,9 +455,9 @@ final class Lease: Sendable {
 
     deinit {
         guard ended.withLock({ e in defer { e = true }; return !e }) else { return }
-        let (call, admission, watch, started) = (call, admission, watch, started)
+        let (call, admission, watch, started, onEnd) = (call, admission, watch, started, onEnd)
         call.cancel()
-        Task { await Lease.finish(call: call, admission: admission, watch: watch, started: started) }
+        Task { await Lease.finish(call: call, admission: admission, watch: watch, started: started, onEnd: onEnd) }
     }
 }
 
