@@ -383,3 +383,40 @@ def test_api_key(model_path):
         assert s.log() == ""   # --quiet
     finally:
         s.close()
+
+
+def test_sigterm_ends_running_calls_and_lingering_connections(model_path):
+    """On SIGTERM the running generation is cancelled (its client told why) and a
+    connection whose client wrote again after its generation's response does not hold
+    the server: it exits at once."""
+    s = SwiftServer(model_path, "--parallel", "1", "--quiet")
+    try:
+        body = json.dumps({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}).encode()
+        lingering = socket.create_connection((s.host, s.port), timeout=30)
+        lingering.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                          b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        reply = b""
+        while b'"chat.completion"' not in reply:
+            data = lingering.recv(4096)
+            assert data, reply
+            reply += data
+        assert b"Connection: close" in reply
+        try:   # a client that ignores Connection: close
+            lingering.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        except OSError:
+            pass
+        streaming = start_stream(s)
+        start = time.monotonic()
+        s.proc.terminate()
+        assert s.proc.wait(10) == 0 and time.monotonic() - start < 5
+        rest = b""
+        while True:
+            data = streaming.recv(4096)
+            if not data:
+                break
+            rest += data
+        assert b"shutting down" in rest and b"[DONE]" not in rest
+        lingering.close()
+        streaming.close()
+    finally:
+        s.close()

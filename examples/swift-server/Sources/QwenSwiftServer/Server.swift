@@ -10,11 +10,14 @@ import Synchronization
 /// the handler leaves for the request log.
 struct ServerContext: RequestContext {
     var coreContext: CoreRequestContextStorage
+    /// The connection (ClientWatch closes its input after a generation).
+    let channel: any Channel
     let client: String
     let note = Note()
 
     init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
+        channel = source.channel
         client = source.channel.remoteAddress?.ipAddress ?? "-"
     }
 
@@ -297,7 +300,7 @@ final class QwenServer: Sendable {
                           streamPieces: Bool,
                           acquire: @escaping @Sendable (Model) throws -> Session,
                           work: @escaping @Sendable (Session, @escaping (String) -> Bool) throws -> Outcome) async throws -> Response {
-        let watch = ClientWatch(request)
+        let watch = ClientWatch(request, channel: context.channel)
         let admitted: Bool
         do {
             admitted = try await admission.enter(watch)
