@@ -130,5 +130,12 @@ bench: build model
 check-consumer: build model
 	bash scripts/check-consumer-package.sh
 
+# examples/swift-server: QwenEmbed inside a Hummingbird 2 server, a package of its own
+# that depends on this one by path (a plain release build; the flags above are for
+# libqwen.so). tests/python/test_swift_server.py runs it (skipped when it is not built).
+.PHONY: swift-server
+swift-server:
+	swift build -c release --package-path examples/swift-server
+
 clean:
 	rm -rf .build build

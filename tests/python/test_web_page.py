@@ -1,8 +1,10 @@
 """The web chat page (GET /) in a real headless Chromium driven by Selenium (Debian's
 chromium + chromium-driver, installed by scripts/install-deps.sh), against the server on
 the real model: a reply streams in, renders its code block, a follow-up turn keeps the
-conversation, and Stop ends a long reply with its slot given back."""
+conversation, and Stop ends a long reply with its slot given back. The same page against
+both servers: the Python one and examples/swift-server (skipped when it is not built)."""
 import json
+import os
 import shutil
 import time
 import urllib.request
@@ -16,9 +18,15 @@ from selenium.webdriver.support.ui import WebDriverWait
 from conftest import ServerProcess
 
 
-@pytest.fixture(scope="module")
-def server(model_path):
-    s = ServerProcess(model_path, "--parallel", "1", "--queue", "4")
+@pytest.fixture(scope="module", params=["python", "swift"])
+def server(model_path, request):
+    if request.param == "swift":
+        from test_swift_server import BINARY, SwiftServer
+        if not os.access(BINARY, os.X_OK):
+            pytest.skip(f"{BINARY} is not built: swift build -c release --package-path examples/swift-server")
+        s = SwiftServer(model_path, "--parallel", "1", "--queue", "4")
+    else:
+        s = ServerProcess(model_path, "--parallel", "1", "--queue", "4")
     yield s
     s.close()
 
