@@ -5,8 +5,8 @@ and not (the chunks join into the non-streamed text), completions, a tool-call r
 Retry-After), the API key, and clients that hang up (mid-stream, while waiting, during a
 non-streamed prefill) freeing the server at once.
 
-The binary is built by `swift build -c release --package-path examples/swift-server`
-(or QWEN_SWIFT_SERVER names it); without it these tests are skipped."""
+The binary is built by `make swift-server` (which `make test` runs; QWEN_SWIFT_SERVER may
+name another build)."""
 import http.client
 import json
 import os
@@ -32,9 +32,8 @@ WEATHER = {"type": "function", "function": {
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
 ESSAY = "Write a very long essay about the history of computing, with many details."
 
-pytestmark = pytest.mark.skipif(
-    not os.access(BINARY, os.X_OK),
-    reason=f"{BINARY} is not built: swift build -c release --package-path examples/swift-server")
+if not os.access(BINARY, os.X_OK):
+    pytest.fail(f"{BINARY} is not built: make swift-server (make test builds it)", pytrace=False)
 
 
 class SwiftServer:
@@ -152,6 +151,10 @@ def test_chat_plain_and_streamed_chunks_join_into_the_same_text(client):
     r2 = client.chat.completions.create(model="qwen", messages=follow, temperature=0, max_tokens=16)
     assert "Berlin" in r2.choices[0].message.content
     assert r2.usage.prompt_tokens > r.usage.prompt_tokens
+    # Once more with the reply: the engine's prompt cache hands back the session holding it.
+    follow += [{"role": "assistant", "content": r2.choices[0].message.content}, {"role": "user", "content": "And of Spain?"}]
+    r3 = client.chat.completions.create(model="qwen", messages=follow, temperature=0, max_tokens=8)
+    assert r3.usage.prompt_tokens_details.cached_tokens > r2.usage.prompt_tokens // 2
 
 
 def test_completions_streamed_and_not(client):
