@@ -4,7 +4,6 @@ the real model: a reply streams in, renders its code block, a follow-up turn kee
 conversation, and Stop ends a long reply with its slot given back. The same page against
 both servers: the Python one and examples/swift-server (built by `make swift-server`)."""
 import json
-import os
 import shutil
 import time
 import urllib.request
