@@ -27,13 +27,13 @@ struct QwenSwiftServer: AsyncParsableCommand {
     @Option(help: "The port to listen on (0 = any free port).")
     var port = 8000
 
-    @Option(help: "Requests generating at once.")
-    var parallel = 2
+    @Option(help: "Requests generating at once (decoded together by the engine).")
+    var parallel = 4
 
     @Option(help: "Requests waiting for a slot; beyond that 429 with Retry-After.")
     var queue = 16
 
-    @Option(help: "Compute threads per request (0 = the cores divided among --parallel).")
+    @Option(help: "Threads of the model's compute pool, shared by all requests (0 = all cores).")
     var threads = 0
 
     @Option(name: [.customShort("c"), .customLong("ctx")], help: "Context window per session (0 = the model's default).")
@@ -75,10 +75,8 @@ struct QwenSwiftServer: AsyncParsableCommand {
             fail("cannot read the chat page \(pagePath); pass --page PATH")
         }
 
-        let cores = ProcessInfo.processInfo.activeProcessorCount
-        let perRequest = threads > 0 ? threads : max(1, cores / parallel)
         var loadOptions = ModelLoadOptions()
-        loadOptions.threads = perRequest
+        loadOptions.threads = threads
         let loaded: Model
         do {
             loaded = try Model.load(path: model, options: loadOptions)
@@ -88,9 +86,9 @@ struct QwenSwiftServer: AsyncParsableCommand {
 
         var served = modelID ?? URL(fileURLWithPath: model).lastPathComponent
         if modelID == nil && served.hasSuffix(".gguf") { served = String(served.dropLast(5)) }
+        loaded.promptCache.capacity = max(PromptCache.defaultCapacity, 2 * parallel)
         var sessionOptions = SessionOptions()
         sessionOptions.contextSize = contextSize
-        sessionOptions.threads = perRequest
         let key = apiKey ?? ProcessInfo.processInfo.environment["QWEN_API_KEY"]
         let settings = ServerSettings(modelID: served, parallel: parallel, queue: queue, sessionOptions: sessionOptions,
                                       apiKey: key?.isEmpty == true ? nil : key, page: pageText, quiet: quiet)
@@ -113,7 +111,7 @@ struct QwenSwiftServer: AsyncParsableCommand {
                 FileHandle.standardOutput.write(Data("listening on http://\(shown):\(address?.port ?? 0)\n".utf8))
                 if !quiet {
                     writeLog("INFO", "serving \(name) from \(modelPath): \(parallel) at once, \(queue) waiting, "
-                             + "\(perRequest) threads each\(settings.apiKey == nil ? "" : ", API key required")")
+                             + "\(loaded.engine.threads) compute threads\(settings.apiKey == nil ? "" : ", API key required")")
                 }
             },
             logger: logger)
