@@ -3,8 +3,8 @@ import Glibc
 #endif
 
 // GPTQ weights (AutoGPTQ, checkpoint format v1, as Qwen's Int4/Int8 releases ship them)
-// repacked at load into 32-value block formats the int8 kernels already read, with no
-// rounding: w = scale * (q - zero) is Q4_0 / Q8_0 exactly when every zero is 2^(bits-1)
+// repacked at load into 32-value block formats the int8 kernels already read, in their
+// interleaved layout (Interleave.swift), with no rounding: w = scale * (q - zero) is Q4_0 / Q8_0 exactly when every zero is 2^(bits-1)
 // (symmetric checkpoints), and Q4_Z / Q8_Z otherwise. Act-order checkpoints (a g_idx that
 // is not column / group_size) are regrouped: columns sorted by group, so that each
 // 32-column block has one scale, and the input is gathered in that order at run time
@@ -52,7 +52,7 @@ public struct GPTQTensors {
 }
 
 extension RepackedMatrix {
-    /// The [outFeatures, inFeatures] matrix of a GPTQ layer in the split-scale layout of
+    /// The [outFeatures, inFeatures] matrix of a GPTQ layer in the interleaved layout of
     /// Q4_0 / Q8_0 (symmetric) or Q4_Z / Q8_Z, with its column order when regrouped.
     /// Throws `KernelError` naming what is wrong: shapes, a g_idx out of range or one whose
     /// groups do not fill whole 32-column blocks, a NaN or infinite scale.
@@ -91,7 +91,7 @@ extension RepackedMatrix {
         let symmetric = !(0..<t.groups).contains { g in (0..<out).contains { t.zero(group: g, column: $0) != symmetricZero } }
         let type: GGMLType = bits == 4 ? (symmetric ? .q4_0 : .q4_Z) : (symmetric ? .q8_0 : .q8_Z)
 
-        let blocks = n / 32, header = type.scaleHeaderBytes, payloadBytes = type.blockBytes - header
+        let blocks = n / 32, fields = type == .q4_Z || type == .q8_Z ? 2 : 1
         let rowBytes = blocks * type.blockBytes
         var raw: UnsafeMutableRawPointer? = nil
         // Advised as huge pages: faulting in 4 KiB pages was 37% of a 7B checkpoint's repack
@@ -108,84 +108,45 @@ extension RepackedMatrix {
         }
         let blockGroup = (0..<blocks).map { Int(groupOf[Int(order?[32 * $0] ?? Int32(32 * $0))]) }   // [blocks]
 
-        // 16 output columns at a time, so each qweight row is read a cache line at a time.
-        let tile = 16, perWord = 32 / bits, wordsPerBlock = 32 / perWord
-        @inline(__always) func word(_ packedRow: Int, _ o: Int) -> UInt32 {
-            t.qweight.loadUnaligned(fromByteOffset: 4 &* (packedRow &* out &+ o), as: UInt32.self)
-        }
-        // Act-order layers: unpacked into codes [16, inFeatures] (a byte per value, stored
-        // order), then gathered in the new order.
-        let codes = order == nil ? nil : UnsafeMutablePointer<UInt8>.allocate(capacity: tile * n)   // [tile, inFeatures]
-        defer { codes?.deallocate() }
+        // 16 output columns at a time, so each qweight row is read a cache line at a time:
+        // their codes unpacked into codes [16, inFeatures] (a byte per value, stored order),
+        // then each row's codes in the matrix's column order (the layout's u8 codes: q
+        // itself, 8-bit q being the stored c + 128 of c = q - 128) with its scales and zero
+        // points written as one interleaved row.
+        let tile = 16, perWord = 32 / bits, mask = UInt32((1 << bits) - 1)
+        let codes = UnsafeMutablePointer<UInt8>.allocate(capacity: tile * n)       // [tile, inFeatures]
+        let natural = UnsafeMutablePointer<UInt8>.allocate(capacity: n)            // [inFeatures], matrix order
+        let rowFields = UnsafeMutablePointer<UInt16>.allocate(capacity: 2 * blocks) // [2, blocks]: d, zero point
+        defer { codes.deallocate(); natural.deallocate(); rowFields.deallocate() }
         for o0 in stride(from: 0, to: out, by: tile) {
             let width = min(tile, out - o0)
+            for k in 0..<(n / perWord) {
+                for c in 0..<width {
+                    let w = t.qweight.loadUnaligned(fromByteOffset: 4 &* (k &* out &+ o0 &+ c), as: UInt32.self)
+                    let target = codes + (c &* n &+ k &* perWord)
+                    for e in 0..<perWord { target[e] = UInt8(truncatingIfNeeded: (w >> UInt32(bits &* e)) & mask) }
+                }
+            }
             for c in 0..<width {
-                let o = o0 &+ c, row = storage + o &* rowBytes
+                let o = o0 &+ c, rowCodes = codes + c &* n
+                let source: UnsafePointer<UInt8>
+                if let order {
+                    for j in 0..<n { natural[j] = rowCodes[Int(order[j])] }
+                    source = UnsafePointer(natural)
+                } else {
+                    source = UnsafePointer(rowCodes)
+                }
                 for b in 0..<blocks {
                     let g = blockGroup[b]
-                    row.storeBytes(of: t.scaleBits(group: g, column: o), toByteOffset: 2 &* b, as: UInt16.self)
-                    if header == 4 {
-                        let z = t.zero(group: g, column: o) - (bits == 8 ? 128 : 0)
-                        row.storeBytes(of: Float16(Float(z)).bitPattern, toByteOffset: 2 &* blocks &+ 2 &* b, as: UInt16.self)
-                    }
+                    rowFields[b] = t.scaleBits(group: g, column: o)
+                    if fields == 2 { rowFields[blocks &+ b] = Float16(Float(t.zero(group: g, column: o) - (bits == 8 ? 128 : 0))).bitPattern }
                 }
-            }
-            if let order, let codes {
-                let mask = UInt32((1 << bits) - 1)
-                for k in 0..<(n / perWord) {
-                    for c in 0..<width {
-                        let w = word(k, o0 &+ c), target = codes + (c &* n &+ k &* perWord)
-                        for e in 0..<perWord { target[e] = UInt8(truncatingIfNeeded: (w >> UInt32(bits &* e)) & mask) }
-                    }
-                }
-                for c in 0..<width {
-                    let row = storage + (o0 &+ c) &* rowBytes, rowCodes = codes + c &* n
-                    for b in 0..<blocks {
-                        let payload = row + (header &* blocks &+ payloadBytes &* b)
-                        @inline(__always) func code(_ j: Int) -> UInt8 { rowCodes[Int(order[32 &* b &+ j])] }
-                        if bits == 4 {
-                            for j in 0..<16 { payload.storeBytes(of: code(j) | code(j &+ 16) << 4, toByteOffset: j, as: UInt8.self) }
-                        } else {
-                            for j in 0..<32 { payload.storeBytes(of: code(j) ^ 0x80, toByteOffset: j, as: UInt8.self) }
-                        }
-                    }
-                }
-                continue
-            }
-            // Stored order: whole words straight into the payloads.
-            for b in 0..<blocks {
-                for c in 0..<width {
-                    let o = o0 &+ c, payload = storage + (o &* rowBytes &+ header &* blocks &+ payloadBytes &* b)
-                    let first = b &* wordsPerBlock
-                    if bits == 4 {
-                        // Values 0-7, 8-15, 16-23, 24-31 in four words; byte j of the payload
-                        // holds value j (low nibble) and value j + 16 (high nibble).
-                        let low = spreadNibbles(word(first, o)) | spreadNibbles(word(first &+ 2, o)) << 4
-                        let high = spreadNibbles(word(first &+ 1, o)) | spreadNibbles(word(first &+ 3, o)) << 4
-                        payload.storeBytes(of: low.littleEndian, toByteOffset: 0, as: UInt64.self)
-                        payload.storeBytes(of: high.littleEndian, toByteOffset: 8, as: UInt64.self)
-                    } else {
-                        // Each word is four values, little-endian; q - 128 as int8 is q ^ 0x80.
-                        for k in 0..<8 {
-                            payload.storeBytes(of: (word(first &+ k, o) ^ 0x8080_8080).littleEndian, toByteOffset: 4 &* k, as: UInt32.self)
-                        }
-                    }
-                }
+                writeInterleavedRow32(fields: fields, bits: bits, cols: n, natural: source, d: rowFields, m: rowFields + blocks,
+                                      into: storage + o &* rowBytes)
             }
         }
-        let matrix = try WeightMatrix(type: type, rows: out, cols: n, data: storage, layout: .splitScales,
+        let matrix = try WeightMatrix(type: type, rows: out, cols: n, data: storage, layout: .interleaved,
                                       inputOrder: orderStorage.map { UnsafePointer($0) })
         return RepackedMatrix(matrix: matrix, storage: storage, order: orderStorage)
     }
-}
-
-/// The eight nibbles of w (value m at bits 4m...4m+3) moved to the low nibbles of eight
-/// bytes (value m in byte m).
-@inline(__always)
-func spreadNibbles(_ w: UInt32) -> UInt64 {
-    var x = UInt64(w)
-    x = (x | x << 16) & 0x0000_FFFF_0000_FFFF
-    x = (x | x << 8) & 0x00FF_00FF_00FF_00FF
-    x = (x | x << 4) & 0x0F0F_0F0F_0F0F_0F0F
-    return x
 }

@@ -76,7 +76,7 @@ final class GPTQTests: XCTestCase {
                     let m = owner.matrix
                     defer { withExtendedLifetime(owner) {} }
                     XCTAssertEqual(m.type, bits == 4 ? (symmetric ? .q4_0 : .q4_Z) : (symmetric ? .q8_0 : .q8_Z), what)
-                    XCTAssertEqual(m.layout, .splitScales)
+                    XCTAssertEqual(m.layout, .interleaved)
                     XCTAssertEqual(m.inputOrder == nil, !actOrder, what)
                     var row = [Float](repeating: .nan, count: m.cols)
                     for o in 0..<m.rows {

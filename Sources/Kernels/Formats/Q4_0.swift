@@ -20,4 +20,17 @@ enum Q4_0Format: Block32Format {
         }
         return (loadHalf(q, 0), 0)
     }
+
+    static var fields: Int { 1 }
+    static var codeBits: Int { 4 }
+
+    static func split(_ q: UnsafeRawPointer, _ codes: UnsafeMutablePointer<UInt8>) -> (UInt16, UInt16) {
+        splitNibbles(q + 2, fifth: nil, codes)
+        return blockFields(q, 1)
+    }
+
+    static func join(_ codes: UnsafePointer<UInt8>, _ fields: (UInt16, UInt16), into block: UnsafeMutableRawPointer) {
+        storeFields(fields, 1, block)
+        joinNibbles(codes, block + 2, fifth: nil)
+    }
 }

@@ -26,4 +26,17 @@ enum Q5_0Format: Block32Format {
         }
         return (loadHalf(q, 0), 0)
     }
+
+    static var fields: Int { 1 }
+    static var codeBits: Int { 5 }
+
+    static func split(_ q: UnsafeRawPointer, _ codes: UnsafeMutablePointer<UInt8>) -> (UInt16, UInt16) {
+        splitNibbles(q + 6, fifth: q + 2, codes)
+        return blockFields(q, 1)
+    }
+
+    static func join(_ codes: UnsafePointer<UInt8>, _ fields: (UInt16, UInt16), into block: UnsafeMutableRawPointer) {
+        storeFields(fields, 1, block)
+        joinNibbles(codes, block + 6, fifth: block + 2)
+    }
 }

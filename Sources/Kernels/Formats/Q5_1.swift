@@ -26,4 +26,17 @@ enum Q5_1Format: Block32Format {
         }
         return (loadHalf(q, 0), loadHalf(q, 2))
     }
+
+    static var fields: Int { 2 }
+    static var codeBits: Int { 5 }
+
+    static func split(_ q: UnsafeRawPointer, _ codes: UnsafeMutablePointer<UInt8>) -> (UInt16, UInt16) {
+        splitNibbles(q + 8, fifth: q + 4, codes)
+        return blockFields(q, 2)
+    }
+
+    static func join(_ codes: UnsafePointer<UInt8>, _ fields: (UInt16, UInt16), into block: UnsafeMutableRawPointer) {
+        storeFields(fields, 2, block)
+        joinNibbles(codes, block + 8, fifth: block + 4)
+    }
 }

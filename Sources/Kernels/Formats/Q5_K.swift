@@ -12,4 +12,16 @@ enum Q5_KFormat: Block256Format {
                        _ scales: UnsafeMutablePointer<Int32>, _ mins: UnsafeMutablePointer<Int32>) -> (d: Float, dmin: Float) {
         decodeK4(q, codes, scales, mins, isQ5: true)
     }
+
+    static var headerBytes: Int { 16 }
+    static var codeBits: Int { 5 }
+
+    /// Header: the block's first 16 bytes as they are (d, dmin, 12 bytes of scales and mins).
+    static func split(_ q: UnsafeRawPointer, _ codes: UnsafeMutablePointer<UInt8>, _ header: UnsafeMutableRawPointer) {
+        splitK4(q, codes, header, isQ5: true)
+    }
+
+    static func join(_ codes: UnsafePointer<UInt8>, _ header: UnsafeRawPointer, into block: UnsafeMutableRawPointer) {
+        joinK4(codes, header, block, isQ5: true)
+    }
 }

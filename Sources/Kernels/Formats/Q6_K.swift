@@ -48,4 +48,48 @@ enum Q6_KFormat: Block256Format {
         }
         return (loadHalf(q, 208), 0)
     }
+
+    static var headerBytes: Int { 18 }
+    static var codeBits: Int { 6 }
+
+    /// codes[256] = q (0...63) in column order; header: f16 d, then the int8 scales of the
+    /// first 16 values of each 32 (scales 0, 2, ..., 14), then those of the second 16
+    /// (1, 3, ..., 15).
+    static func split(_ q: UnsafeRawPointer, _ codes: UnsafeMutablePointer<UInt8>, _ header: UnsafeMutableRawPointer) {
+        header.copyMemory(from: q + 208, byteCount: 2)
+        for i in 0..<8 {
+            header.storeBytes(of: q.load(fromByteOffset: 192 &+ 2 &* i, as: UInt8.self), toByteOffset: 2 &+ i, as: UInt8.self)
+            header.storeBytes(of: q.load(fromByteOffset: 193 &+ 2 &* i, as: UInt8.self), toByteOffset: 10 &+ i, as: UInt8.self)
+        }
+        for half in 0..<2 {
+            let ql = 64 &* half, qh = 128 &+ 32 &* half
+            for l in 0..<32 {
+                let a = q.load(fromByteOffset: ql &+ l, as: UInt8.self), c = q.load(fromByteOffset: ql &+ 32 &+ l, as: UInt8.self)
+                let h = q.load(fromByteOffset: qh &+ l, as: UInt8.self)
+                let out = codes + (128 &* half &+ l)
+                out[0] = (a & 0xF) | (h & 3) << 4
+                out[32] = (c & 0xF) | ((h >> 2) & 3) << 4
+                out[64] = (a >> 4) | ((h >> 4) & 3) << 4
+                out[96] = (c >> 4) | ((h >> 6) & 3) << 4
+            }
+        }
+    }
+
+    static func join(_ codes: UnsafePointer<UInt8>, _ header: UnsafeRawPointer, into block: UnsafeMutableRawPointer) {
+        (block + 208).copyMemory(from: header, byteCount: 2)
+        for i in 0..<8 {
+            block.storeBytes(of: header.load(fromByteOffset: 2 &+ i, as: UInt8.self), toByteOffset: 192 &+ 2 &* i, as: UInt8.self)
+            block.storeBytes(of: header.load(fromByteOffset: 10 &+ i, as: UInt8.self), toByteOffset: 193 &+ 2 &* i, as: UInt8.self)
+        }
+        for half in 0..<2 {
+            let ql = 64 &* half, qh = 128 &+ 32 &* half
+            for l in 0..<32 {
+                let c = codes + (128 &* half &+ l)
+                block.storeBytes(of: (c[0] & 0xF) | (c[64] & 0xF) << 4, toByteOffset: ql &+ l, as: UInt8.self)
+                block.storeBytes(of: (c[32] & 0xF) | (c[96] & 0xF) << 4, toByteOffset: ql &+ 32 &+ l, as: UInt8.self)
+                block.storeBytes(of: (c[0] >> 4) | (c[32] >> 4) << 2 | (c[64] >> 4) << 4 | (c[96] >> 4) << 6,
+                                 toByteOffset: qh &+ l, as: UInt8.self)
+            }
+        }
+    }
 }

@@ -11,4 +11,17 @@ enum Q8_0Format: Block32Format {
         for j in 0..<32 { codes[j] = q.load(fromByteOffset: 2 &+ j, as: Int8.self) }
         return (loadHalf(q, 0), 0)
     }
+
+    static var fields: Int { 1 }
+    static var codeBits: Int { 8 }
+
+    static func split(_ q: UnsafeRawPointer, _ codes: UnsafeMutablePointer<UInt8>) -> (UInt16, UInt16) {
+        for j in 0..<32 { codes[j] = q.load(fromByteOffset: 2 &+ j, as: UInt8.self) ^ 0x80 }
+        return blockFields(q, 1)
+    }
+
+    static func join(_ codes: UnsafePointer<UInt8>, _ fields: (UInt16, UInt16), into block: UnsafeMutableRawPointer) {
+        storeFields(fields, 1, block)
+        for j in 0..<32 { block.storeBytes(of: codes[j] ^ 0x80, toByteOffset: 2 &+ j, as: UInt8.self) }
+    }
 }

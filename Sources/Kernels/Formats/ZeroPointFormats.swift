@@ -27,6 +27,19 @@ enum Q4_ZFormat: Block32Format {
         let d = loadHalf(q, 0)
         return (d, -d * loadHalf(q, 2))     // d * z is exact in f32 (11-bit d times a 5-bit z)
     }
+
+    static var fields: Int { 2 }
+    static var codeBits: Int { 4 }
+
+    static func split(_ q: UnsafeRawPointer, _ codes: UnsafeMutablePointer<UInt8>) -> (UInt16, UInt16) {
+        splitNibbles(q + 4, fifth: nil, codes)
+        return blockFields(q, 2)
+    }
+
+    static func join(_ codes: UnsafePointer<UInt8>, _ fields: (UInt16, UInt16), into block: UnsafeMutableRawPointer) {
+        storeFields(fields, 2, block)
+        joinNibbles(codes, block + 4, fifth: nil)
+    }
 }
 
 /// Q8_Z: 32 values in 36 bytes: f16 d, f16 z (an integer, -127...128), 32 int8 codes.
@@ -43,5 +56,18 @@ enum Q8_ZFormat: Block32Format {
         for j in 0..<32 { codes[j] = q.load(fromByteOffset: 4 &+ j, as: Int8.self) }
         let d = loadHalf(q, 0)
         return (d, -d * loadHalf(q, 2))     // exact in f32 (11-bit d times an 8-bit z)
+    }
+
+    static var fields: Int { 2 }
+    static var codeBits: Int { 8 }
+
+    static func split(_ q: UnsafeRawPointer, _ codes: UnsafeMutablePointer<UInt8>) -> (UInt16, UInt16) {
+        for j in 0..<32 { codes[j] = q.load(fromByteOffset: 4 &+ j, as: UInt8.self) ^ 0x80 }
+        return blockFields(q, 2)
+    }
+
+    static func join(_ codes: UnsafePointer<UInt8>, _ fields: (UInt16, UInt16), into block: UnsafeMutableRawPointer) {
+        storeFields(fields, 2, block)
+        for j in 0..<32 { block.storeBytes(of: codes[j] ^ 0x80, toByteOffset: 4 &+ j, as: UInt8.self) }
     }
 }
