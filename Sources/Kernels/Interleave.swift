@@ -56,11 +56,17 @@ struct LaneGroup {
 /// The groups of a row of `blocks` 32-value blocks, in order.
 func laneGroups(blocks: Int) -> [LaneGroup] {
     var groups: [LaneGroup] = []
-    var first = 0
-    while blocks - first >= 8 { groups.append(LaneGroup(first: first, size: 8)); first += 8 }
-    if blocks - first >= 4 { groups.append(LaneGroup(first: first, size: 4)); first += 4 }
-    while first < blocks { groups.append(LaneGroup(first: first, size: 1)); first += 1 }
+    forEachLaneGroup(blocks: blocks) { groups.append($0) }
     return groups
+}
+
+/// Calls body with each group of a row of `blocks` 32-value blocks, in order.
+@inline(__always)
+func forEachLaneGroup(blocks: Int, _ body: (LaneGroup) -> Void) {
+    var first = 0
+    while blocks &- first >= 8 { body(LaneGroup(first: first, size: 8)); first &+= 8 }
+    if blocks &- first >= 4 { body(LaneGroup(first: first, size: 4)); first &+= 4 }
+    while first < blocks { body(LaneGroup(first: first, size: 1)); first &+= 1 }
 }
 
 /// Column-ordered codes of G blocks, natural[32 G] (block b at 32 b), to code vectors
@@ -68,21 +74,31 @@ func laneGroups(blocks: Int) -> [LaneGroup] {
 /// kind (weight codes, int8 activations).
 @inline(__always)
 func interleave(_ natural: UnsafeRawPointer, groupSize g: Int, _ cv: UnsafeMutableRawPointer) {
-    for k in 0..<g {
-        for l in 0..<8 {
-            let from = 32 &* (l % g) &+ (l / g) &* 4 &* g &+ 4 &* k
-            cv.storeBytes(of: natural.loadUnaligned(fromByteOffset: from, as: UInt32.self), toByteOffset: 32 &* k &+ 4 &* l, as: UInt32.self)
-        }
+    switch g {
+    case 8: permuteWords(natural, cv, groupSize: 8, inverse: false)
+    case 4: permuteWords(natural, cv, groupSize: 4, inverse: false)
+    default: cv.copyMemory(from: natural, byteCount: 32)
     }
 }
 
 /// The inverse of `interleave`.
 @inline(__always)
 func deinterleave(_ cv: UnsafeRawPointer, groupSize g: Int, _ natural: UnsafeMutableRawPointer) {
+    switch g {
+    case 8: permuteWords(cv, natural, groupSize: 8, inverse: true)
+    case 4: permuteWords(cv, natural, groupSize: 4, inverse: true)
+    default: natural.copyMemory(from: cv, byteCount: 32)
+    }
+}
+
+/// `interleave` (or its inverse) as 4-byte moves, for a constant g.
+@inline(__always)
+private func permuteWords(_ source: UnsafeRawPointer, _ target: UnsafeMutableRawPointer, groupSize g: Int, inverse: Bool) {
     for k in 0..<g {
         for l in 0..<8 {
-            let to = 32 &* (l % g) &+ (l / g) &* 4 &* g &+ 4 &* k
-            natural.storeBytes(of: cv.loadUnaligned(fromByteOffset: 32 &* k &+ 4 &* l, as: UInt32.self), toByteOffset: to, as: UInt32.self)
+            let natural = 32 &* (l % g) &+ (l / g) &* 4 &* g &+ 4 &* k, vector = 32 &* k &+ 4 &* l
+            let (from, to) = inverse ? (vector, natural) : (natural, vector)
+            target.storeBytes(of: source.loadUnaligned(fromByteOffset: from, as: UInt32.self), toByteOffset: to, as: UInt32.self)
         }
     }
 }
@@ -218,7 +234,7 @@ func writeInterleavedRow32(fields: Int, bits: Int, cols: Int, natural: UnsafePoi
     withUnsafeTemporaryAllocation(byteCount: 256, alignment: 32) { scratch in
         let cv = scratch.baseAddress!                                   // [32 G] code vectors
         var out = row
-        for group in laneGroups(blocks: cols / 32) {
+        forEachLaneGroup(blocks: cols / 32) { group in
             let g = group.size
             out.copyMemory(from: d + group.first, byteCount: 2 &* g)
             if fields == 2, let m { (out + 2 &* g).copyMemory(from: m + group.first, byteCount: 2 &* g) }
@@ -358,22 +374,33 @@ public final class RepackedMatrix: @unchecked Sendable {
     }
 
     /// `w` (ggml layout) in the interleaved layout, or nil when its format has none (the
-    /// float formats) or memory is short.
-    public static func interleaving(_ w: WeightMatrix) -> RepackedMatrix? {
+    /// float formats) or memory is short. `release`, when given, is handed w's bytes
+    /// copied so far (from its start) after every few MB, so a caller can drop the
+    /// original's pages as the copy proceeds (peak memory then barely grows).
+    public static func interleaving(_ w: WeightMatrix, release: ((UnsafeRawBufferPointer) -> Void)? = nil) -> RepackedMatrix? {
         guard w.layout == .ggml, w.type.blockSize >= 32 else { return nil }
         var raw: UnsafeMutableRawPointer? = nil
         guard posix_memalign(&raw, 64, w.rows * w.rowBytes) == 0, let out = raw else { return nil }
+        madvise(out, w.rows * w.rowBytes, MADV_HUGEPAGE)   // fewer page faults while copying (see GPTQ.swift)
         let cols = w.cols
         let natural = UnsafeMutablePointer<UInt8>.allocate(capacity: cols)          // [cols] codes of a row
         let fields = UnsafeMutablePointer<UInt16>.allocate(capacity: 2 * (cols / 32)) // [2, cols / 32] d, m
         defer { natural.deallocate(); fields.deallocate() }
+        let rowsPerRelease = max(1, (4 << 20) / w.rowBytes)
+        func copied(_ r: Int) {
+            if let release, (r &+ 1) % rowsPerRelease == 0 { release(UnsafeRawBufferPointer(start: w.data, count: (r &+ 1) &* w.rowBytes)) }
+        }
         func rows32<F: Block32Format>(_: F.Type) {
             for r in 0..<w.rows {
                 interleaveRow32(F.self, cols: cols, w.row(r), into: out + r * w.rowBytes, natural: natural, d: fields, m: fields + cols / 32)
+                copied(r)
             }
         }
         func rows256<F: Block256Format>(_: F.Type) {
-            for r in 0..<w.rows { interleaveRow256(F.self, cols: cols, w.row(r), into: out + r * w.rowBytes, natural: natural) }
+            for r in 0..<w.rows {
+                interleaveRow256(F.self, cols: cols, w.row(r), into: out + r * w.rowBytes, natural: natural)
+                copied(r)
+            }
         }
         switch w.type {
         case .q4_0: rows32(Q4_0Format.self)
@@ -393,6 +420,7 @@ public final class RepackedMatrix: @unchecked Sendable {
             free(out)
             return nil
         }
+        release?(UnsafeRawBufferPointer(start: w.data, count: w.rows * w.rowBytes))
         return RepackedMatrix(matrix: matrix, storage: out)
     }
 }

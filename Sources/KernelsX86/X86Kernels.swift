@@ -241,10 +241,22 @@ typealias CodeVectors = (__m256i, __m256i, __m256i, __m256i, __m256i, __m256i, _
 @inline(__always) func dotCodes(_ acc: __m256i, _ c: CodeVectors, _ x: UnsafeRawPointer, count n: Int, bits: Int,
                                 signs: CodeVectors) -> __m256i {
     var a = acc
-    #if QWEN_DOT_AVX512VNNI
-    for k in 0..<n { a = _mm256_maskz_dpbusd_epi32(0xFF, a, codeVector(c, k), load256(x, 32 &* k)) }  // (_mm256_dpbusd_epi32 is a macro)
-    #elseif QWEN_DOT_AVXVNNI
-    for k in 0..<n { a = _mm256_dpbusd_avx_epi32(a, codeVector(c, k), load256(x, 32 &* k)) }
+    #if QWEN_DOT_AVX512VNNI || QWEN_DOT_AVXVNNI
+    @inline(__always) func dp(_ acc: __m256i, _ k: Int) -> __m256i {
+        #if QWEN_DOT_AVX512VNNI
+        return _mm256_maskz_dpbusd_epi32(0xFF, acc, codeVector(c, k), load256(x, 32 &* k))  // (_mm256_dpbusd_epi32 is a macro)
+        #else
+        return _mm256_dpbusd_avx_epi32(acc, codeVector(c, k), load256(x, 32 &* k))
+        #endif
+    }
+    // Two chains of at most 4 (a vpdpbusd's latency is ~5 cycles: one chain of 8 per
+    // vector would bound the loop).
+    if n == 1 { return dp(a, 0) }
+    var b = dp(_mm256_setzero_si256(), 1)
+    a = dp(a, 0)
+    if n >= 4 { a = dp(a, 2); b = dp(b, 3) }
+    if n == 8 { a = dp(a, 4); b = dp(b, 5); a = dp(a, 6); b = dp(b, 7) }
+    return _mm256_add_epi32(a, b)
     #else
     let ones = _mm256_set1_epi16(1)
     if bits == 8 {
@@ -364,12 +376,26 @@ struct Batch {
     let count: Int
 }
 
-/// Runs body with a `Batch` for the vectors v[0..<count].
+/// Runs body with a `Batch` for the vectors v[0..<count], its sums zero.
 @inline(__always) func withBatch(_ v: UnsafePointer<qe_vector>, _ count: Int, _ body: (Batch) -> Void) {
     withUnsafeTemporaryAllocation(of: UnsafeRawPointer.self, capacity: count) { records in
         withUnsafeTemporaryAllocation(of: __m256.self, capacity: count) { sums in
-            for b in 0..<count { records[b] = UnsafeRawPointer(v[b].lanes!) }
+            for b in 0..<count {
+                records[b] = UnsafeRawPointer(v[b].lanes!)
+                sums[b] = _mm256_setzero_ps()
+            }
             body(Batch(records: records.baseAddress!, sums: sums.baseAddress!, count: count))
+        }
+    }
+}
+
+extension Batch {
+    /// y[b * yStride] = the lane sum of vector b's accumulator, which is zeroed for the next
+    /// row (here rather than in a loop of its own, which would become a memset call).
+    @inline(__always) func finishRow(_ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
+        for b in 0..<count {
+            y[b &* yStride] = hsum(sums[b])
+            sums[b] = _mm256_setzero_ps()
         }
     }
 }
@@ -415,11 +441,10 @@ struct Batch {
     withBatch(v, count) { batch in
         for r in 0..<rows {
             let row = w + r &* rowBytes
-            for b in 0..<count { batch.sums[b] = _mm256_setzero_ps() }
             forEachLaneGroup(blocks: cols / 32, blockBytes: F.blockBytes) { offset, g, record in
                 group32(F.self, row + offset, size: g, batch, record)
             }
-            for b in 0..<count { y[b &* yStride &+ r] = hsum(batch.sums[b]) }
+            batch.finishRow(y + r, yStride)
         }
     }
 }
@@ -465,7 +490,6 @@ struct Batch {
     withBatch(v, count) { batch in
         for r in 0..<rows {
             let row = w + r &* rowBytes
-            for b in 0..<count { batch.sums[b] = _mm256_setzero_ps() }
             for i in 0..<(cols / 256) {
                 let q = row + i &* bytes, record = i &* (256 &+ Record.lanes)
                 let (scales, mins) = factorsK4(q)
@@ -477,7 +501,7 @@ struct Batch {
                     batch.sums[b] = _mm256_fmadd_ps(mins, loadFloat8(lanes, Record.s8 / 4), sum)
                 }
             }
-            for b in 0..<count { y[b &* yStride &+ r] = hsum(batch.sums[b]) }
+            batch.finishRow(y + r, yStride)
         }
     }
 }
@@ -489,7 +513,6 @@ struct Batch {
     withBatch(v, count) { batch in
         for r in 0..<rows {
             let row = w + r &* rowBytes
-            for b in 0..<count { batch.sums[b] = _mm256_setzero_ps() }
             for i in 0..<(cols / 256) {
                 let q = row + i &* 210, record = i &* (256 &+ Record.lanes)
                 let (first, second) = factorsQ6K(q)
@@ -505,7 +528,7 @@ struct Batch {
                     batch.sums[b] = _mm256_fmadd_ps(t, loadFloat8(lanes.assumingMemoryBound(to: Float.self), 0), batch.sums[b])
                 }
             }
-            for b in 0..<count { y[b &* yStride &+ r] = hsum(batch.sums[b]) }
+            batch.finishRow(y + r, yStride)
         }
     }
 }
@@ -1037,17 +1060,78 @@ enum BF16: FloatRow {
 public enum X86Kernels {
     /// Decode of rows in the interleaved layout (quantized formats): y[b * yStride + r] =
     /// dot(row r of the matrix at w, x_b) for r in 0..<rows, b in 0..<count; rows are
-    /// `rowBytes` apart and hold `cols` values; x_b is v[b] (its `lanes` records).
-    @inline(never) public static func rowsQ8_0(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) { rowsLanes32(Q8_0Lanes.self, w, rowBytes, cols, rows, v, count, y, yStride) }
-    @inline(never) public static func rowsQ4_0(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) { rowsLanes32(Q4_0Lanes.self, w, rowBytes, cols, rows, v, count, y, yStride) }
-    @inline(never) public static func rowsQ4_1(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) { rowsLanes32(Q4_1Lanes.self, w, rowBytes, cols, rows, v, count, y, yStride) }
-    @inline(never) public static func rowsQ5_0(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) { rowsLanes32(Q5_0Lanes.self, w, rowBytes, cols, rows, v, count, y, yStride) }
-    @inline(never) public static func rowsQ5_1(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) { rowsLanes32(Q5_1Lanes.self, w, rowBytes, cols, rows, v, count, y, yStride) }
-    @inline(never) public static func rowsQ4_Z(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) { rowsLanes32(Q4_ZLanes.self, w, rowBytes, cols, rows, v, count, y, yStride) }
-    @inline(never) public static func rowsQ8_Z(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) { rowsLanes32(Q8_ZLanes.self, w, rowBytes, cols, rows, v, count, y, yStride) }
-    @inline(never) public static func rowsQ4_K(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) { rowsLanesK4(isQ5: false, w, rowBytes, cols, rows, v, count, y, yStride) }
-    @inline(never) public static func rowsQ5_K(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) { rowsLanesK4(isQ5: true, w, rowBytes, cols, rows, v, count, y, yStride) }
-    @inline(never) public static func rowsQ6_K(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) { rowsLanesQ6K(w, rowBytes, cols, rows, v, count, y, yStride) }
+    /// `rowBytes` apart and hold `cols` values; x_b is v[b] (its `lanes` records). The
+    /// AVX-512 target does two rows per 512-bit register (Decode512.swift).
+    @inline(never) public static func rowsQ8_0(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
+        #if QWEN_DOT_AVX512VNNI
+        rowPairs32(Q8_0Lanes.self, w, rowBytes, cols, rows, v, count, y, yStride)
+        #else
+        rowsLanes32(Q8_0Lanes.self, w, rowBytes, cols, rows, v, count, y, yStride)
+        #endif
+    }
+    @inline(never) public static func rowsQ4_0(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
+        #if QWEN_DOT_AVX512VNNI
+        rowPairs32(Q4_0Lanes.self, w, rowBytes, cols, rows, v, count, y, yStride)
+        #else
+        rowsLanes32(Q4_0Lanes.self, w, rowBytes, cols, rows, v, count, y, yStride)
+        #endif
+    }
+    @inline(never) public static func rowsQ4_1(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
+        #if QWEN_DOT_AVX512VNNI
+        rowPairs32(Q4_1Lanes.self, w, rowBytes, cols, rows, v, count, y, yStride)
+        #else
+        rowsLanes32(Q4_1Lanes.self, w, rowBytes, cols, rows, v, count, y, yStride)
+        #endif
+    }
+    @inline(never) public static func rowsQ5_0(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
+        #if QWEN_DOT_AVX512VNNI
+        rowPairs32(Q5_0Lanes.self, w, rowBytes, cols, rows, v, count, y, yStride)
+        #else
+        rowsLanes32(Q5_0Lanes.self, w, rowBytes, cols, rows, v, count, y, yStride)
+        #endif
+    }
+    @inline(never) public static func rowsQ5_1(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
+        #if QWEN_DOT_AVX512VNNI
+        rowPairs32(Q5_1Lanes.self, w, rowBytes, cols, rows, v, count, y, yStride)
+        #else
+        rowsLanes32(Q5_1Lanes.self, w, rowBytes, cols, rows, v, count, y, yStride)
+        #endif
+    }
+    @inline(never) public static func rowsQ4_Z(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
+        #if QWEN_DOT_AVX512VNNI
+        rowPairs32(Q4_ZLanes.self, w, rowBytes, cols, rows, v, count, y, yStride)
+        #else
+        rowsLanes32(Q4_ZLanes.self, w, rowBytes, cols, rows, v, count, y, yStride)
+        #endif
+    }
+    @inline(never) public static func rowsQ8_Z(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
+        #if QWEN_DOT_AVX512VNNI
+        rowPairs32(Q8_ZLanes.self, w, rowBytes, cols, rows, v, count, y, yStride)
+        #else
+        rowsLanes32(Q8_ZLanes.self, w, rowBytes, cols, rows, v, count, y, yStride)
+        #endif
+    }
+    @inline(never) public static func rowsQ4_K(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
+        #if QWEN_DOT_AVX512VNNI
+        rowPairsK4(isQ5: false, w, rowBytes, cols, rows, v, count, y, yStride)
+        #else
+        rowsLanesK4(isQ5: false, w, rowBytes, cols, rows, v, count, y, yStride)
+        #endif
+    }
+    @inline(never) public static func rowsQ5_K(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
+        #if QWEN_DOT_AVX512VNNI
+        rowPairsK4(isQ5: true, w, rowBytes, cols, rows, v, count, y, yStride)
+        #else
+        rowsLanesK4(isQ5: true, w, rowBytes, cols, rows, v, count, y, yStride)
+        #endif
+    }
+    @inline(never) public static func rowsQ6_K(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
+        #if QWEN_DOT_AVX512VNNI
+        rowPairsQ6K(w, rowBytes, cols, rows, v, count, y, yStride)
+        #else
+        rowsLanesQ6K(w, rowBytes, cols, rows, v, count, y, yStride)
+        #endif
+    }
     /// The same for the float formats (ggml's layout, v[b].x).
     @inline(never) public static func rowsF32(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) { rowsFloat(F32.self, w, rowBytes, cols, rows, v, count, y, yStride) }
     @inline(never) public static func rowsF16(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) { rowsFloat(F16.self, w, rowBytes, cols, rows, v, count, y, yStride) }

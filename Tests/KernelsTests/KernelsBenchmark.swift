@@ -112,6 +112,23 @@ final class KernelsBenchmark: XCTestCase {
         }
     }
 
+    /// Load-time repacking into the interleaved layout, per format (MB of weights per s).
+    func testRepackThroughput() throws {
+        for type in [GGMLType.q5_0, .q8_0, .q4_K, .q6_K, .q4_0] {
+            let (rows, cols) = type.blockSize == 256 ? (896, 4864) : (4864, 896)
+            let (raw, matrices) = try Self.randomMatrices(type, rows: rows, cols: cols, copies: 1)
+            defer { raw.deallocate() }
+            var best = Double.infinity
+            for _ in 0..<5 {
+                let start = Self.seconds()
+                let copy = RepackedMatrix.interleaving(matrices[0])
+                best = min(best, Self.seconds() - start)
+                XCTAssertNotNil(copy)
+            }
+            print(String(format: "bench repack %@ %dx%d: %.0f MB/s", type.name, rows, cols, Double(rows * matrices[0].rowBytes) / best / 1e6))
+        }
+    }
+
     /// Prefill: matmul of n = 128 tokens, our pool over tiles with single-threaded
     /// sgemm (what `matmul` does) against one sgemm with OpenBLAS's own 2 threads on
     /// a W dequantized up front (the best OpenBLAS can do; excludes dequantization).

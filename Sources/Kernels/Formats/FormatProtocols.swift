@@ -73,15 +73,25 @@ func storeFields(_ fields: (UInt16, UInt16), _ count: Int, _ block: UnsafeMutabl
     if count == 2 { block.storeBytes(of: fields.1, toByteOffset: 2, as: UInt16.self) }
 }
 
+/// Byte j of spreadBits[b] is bit j of b (0 or 1).
+let spreadBits: [UInt64] = (0..<256).map { b in (0..<8).reduce(UInt64(0)) { $0 | UInt64((b >> $1) & 1) << (8 * $1) } }
+
 /// 16 bytes of nibbles at `nibbles` (byte j: value j low, value j + 16 high) and, when
 /// `fifth` is given, the u32 of fifth bits there (bit j: value j) -> codes[32].
 @inline(__always)
 func splitNibbles(_ nibbles: UnsafeRawPointer, fifth: UnsafeRawPointer?, _ codes: UnsafeMutablePointer<UInt8>) {
-    let high = fifth.map { $0.loadUnaligned(as: UInt32.self) } ?? 0
-    for j in 0..<16 {
-        let v = nibbles.load(fromByteOffset: j, as: UInt8.self)
-        codes[j] = (v & 0xF) | UInt8(truncatingIfNeeded: (high >> UInt32(j)) & 1) << 4
-        codes[j &+ 16] = (v >> 4) | UInt8(truncatingIfNeeded: (high >> UInt32(j &+ 16)) & 1) << 4
+    let low: UInt64 = 0x0F0F_0F0F_0F0F_0F0F
+    let out = UnsafeMutableRawPointer(codes)
+    for half in 0..<2 {
+        let v = nibbles.loadUnaligned(fromByteOffset: 8 &* half, as: UInt64.self)
+        var lo = v & low, hi = (v >> 4) & low
+        if let fifth {
+            let high = fifth.loadUnaligned(as: UInt32.self)
+            lo |= spreadBits[Int((high >> UInt32(8 &* half)) & 0xFF)] << 4
+            hi |= spreadBits[Int((high >> UInt32(16 &+ 8 &* half)) & 0xFF)] << 4
+        }
+        out.storeBytes(of: lo, toByteOffset: 8 &* half, as: UInt64.self)
+        out.storeBytes(of: hi, toByteOffset: 16 &+ 8 &* half, as: UInt64.self)
     }
 }
 
@@ -94,4 +104,13 @@ func joinNibbles(_ codes: UnsafePointer<UInt8>, _ nibbles: UnsafeMutableRawPoint
         high |= UInt32(codes[j] >> 4) << UInt32(j) | UInt32(codes[j &+ 16] >> 4) << UInt32(j &+ 16)
     }
     fifth?.storeBytes(of: high, as: UInt32.self)
+}
+
+/// 32 int8 codes at `source` -> codes[32] stored as c ^ 0x80 (8-bit formats' split).
+@inline(__always)
+func splitBytes(_ source: UnsafeRawPointer, _ codes: UnsafeMutablePointer<UInt8>) {
+    for i in 0..<4 {
+        UnsafeMutableRawPointer(codes).storeBytes(of: source.loadUnaligned(fromByteOffset: 8 &* i, as: UInt64.self) ^ 0x8080_8080_8080_8080,
+                                                  toByteOffset: 8 &* i, as: UInt64.self)
+    }
 }

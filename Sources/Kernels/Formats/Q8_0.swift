@@ -16,7 +16,7 @@ enum Q8_0Format: Block32Format {
     static var codeBits: Int { 8 }
 
     static func split(_ q: UnsafeRawPointer, _ codes: UnsafeMutablePointer<UInt8>) -> (UInt16, UInt16) {
-        for j in 0..<32 { codes[j] = q.load(fromByteOffset: 2 &+ j, as: UInt8.self) ^ 0x80 }
+        splitBytes(q + 2, codes)
         return blockFields(q, 1)
     }
 

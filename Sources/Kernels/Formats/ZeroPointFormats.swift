@@ -62,7 +62,7 @@ enum Q8_ZFormat: Block32Format {
     static var codeBits: Int { 8 }
 
     static func split(_ q: UnsafeRawPointer, _ codes: UnsafeMutablePointer<UInt8>) -> (UInt16, UInt16) {
-        for j in 0..<32 { codes[j] = q.load(fromByteOffset: 4 &+ j, as: UInt8.self) ^ 0x80 }
+        splitBytes(q + 4, codes)
         return blockFields(q, 2)
     }
 
