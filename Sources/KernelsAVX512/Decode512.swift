@@ -1,7 +1,11 @@
 // The AVX-512 target's decode kernels for the interleaved layout (this file is compiled
-// only there): two rows per 512-bit register, row r in the low 256 bits and row r + 1 in
-// the high ones, against the same activations broadcast to both halves (vbroadcasti64x4
-// from memory is a load, no ALU work). One vpdpbusd then does 64 byte products where the
+// only there): two rows per 512-bit register, one in the low 256 bits and one in the high
+// ones, against the same activations broadcast to both halves (vbroadcasti64x4 from
+// memory is a load, no ALU work). The two rows are half the call's rows apart (i and
+// i + rows / 2), so the weights arrive as two sequential streams in different pages: two
+// neighbouring rows read side by side made one region's accesses zig-zag, and reading two
+// rows per pass that way once halved what the hardware prefetcher delivered
+// (BENCHMARKS.md). One vpdpbusd then does 64 byte products where the
 // 256-bit kernels of X86Kernels.swift do 32, and a group's decoding is shared by both
 // rows' instructions as well. Each lane's operations are those of the 256-bit kernels
 // (same integer sums, same f32 operations in the same order, each half summed by the same
@@ -51,7 +55,8 @@ typealias CodeVectors512 = (__m512i, __m512i, __m512i, __m512i, __m512i, __m512i
     return _mm512_or_si512(nib, _mm512_and_si512(moved, _mm512_set1_epi8(mask)))
 }
 
-/// `decodeCodes` for the same group of two rows `stride` bytes apart.
+/// `decodeCodes` for the same group of two rows `stride` bytes apart (the second in the
+/// high half).
 @inline(__always) func decodeCodes512(bits: Int, _ p: UnsafeRawPointer, _ stride: Int, size g: Int) -> CodeVectors512 {
     let z = _mm512_setzero_si512()
     if g == 1 {                                               // per row, then paired
@@ -135,14 +140,14 @@ struct Batch512 {
     let sums: UnsafeMutablePointer<__m512>                // [count]: row r low, row r + 1 high
     let count: Int
 
-    /// y[b * yStride] and y[b * yStride + 1] = the two rows' sums of vector b (each half
-    /// by `hsum`, as the 256-bit kernels); zeroes them for the next pair.
-    @inline(__always) func finishRows(_ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
+    /// y[b * yStride] and y[b * yStride + second] = the two rows' sums of vector b (each
+    /// half by `hsum`, as the 256-bit kernels); zeroes them for the next pair.
+    @inline(__always) func finishRows(_ y: UnsafeMutablePointer<Float>, second: Int, _ yStride: Int) {
         let high = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 15, 14, 13, 12, 11, 10, 9, 8)   // lanes 8...15, twice
         for b in 0..<count {
             let s = sums[b]
             y[b &* yStride] = hsum(_mm512_castps512_ps256(s))
-            y[b &* yStride &+ 1] = hsum(_mm512_castps512_ps256(_mm512_permutexvar_ps(high, s)))
+            y[b &* yStride &+ second] = hsum(_mm512_castps512_ps256(_mm512_permutexvar_ps(high, s)))
             sums[b] = _mm512_setzero_ps()
         }
     }
@@ -179,16 +184,17 @@ struct Batch512 {
     }
 }
 
-/// `rowsLanes32` two rows at a time.
+/// `rowsLanes32` two rows at a time (rows i and i + rows / 2).
 @inline(__always) func rowPairs32<F: Lane32>(_: F.Type, _ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int,
                                             _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
     withBatch512(v, count) { batch in
-        for r in stride(from: 0, to: rows &- 1, by: 2) {
+        let half = rows / 2, apart = half &* rowBytes
+        for r in 0..<half {
             let row = w + r &* rowBytes
             forEachLaneGroup(blocks: cols / 32, blockBytes: F.blockBytes) { offset, g, record in
-                group32x2(F.self, row + offset, rowBytes, size: g, batch, record)
+                group32x2(F.self, row + offset, apart, size: g, batch, record)
             }
-            batch.finishRows(y + r, yStride)
+            batch.finishRows(y + r, second: half, yStride)
         }
     }
     if rows & 1 == 1 { rowsLanes32(F.self, w + (rows &- 1) &* rowBytes, rowBytes, cols, 1, v, count, y + (rows &- 1), yStride) }
@@ -199,13 +205,14 @@ struct Batch512 {
                                   _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
     let bytes = isQ5 ? 176 : 144, bits = isQ5 ? 5 : 4
     withBatch512(v, count) { batch in
-        for r in stride(from: 0, to: rows &- 1, by: 2) {
+        let half = rows / 2, apart = half &* rowBytes
+        for r in 0..<half {
             let row = w + r &* rowBytes
             for i in 0..<(cols / 256) {
                 let q = row + i &* bytes, record = i &* (256 &+ Record.lanes)
-                let (scales0, mins0) = factorsK4(q), (scales1, mins1) = factorsK4(q + rowBytes)
+                let (scales0, mins0) = factorsK4(q), (scales1, mins1) = factorsK4(q + apart)
                 let scales = pair(scales0, scales1), mins = pair(mins0, mins1)
-                let codes = decodeCodes512(bits: bits, q + 16, rowBytes, size: 8)
+                let codes = decodeCodes512(bits: bits, q + 16, apart, size: 8)
                 for b in 0..<count {
                     let x = batch.records[b] + record, lanes = x + 256
                     let acc = dotCodes512(_mm512_setzero_si512(), codes, x, count: 8)
@@ -213,7 +220,7 @@ struct Batch512 {
                     batch.sums[b] = _mm512_fmadd_ps(mins, broadcastFloat8(lanes, Record.s8), sum)
                 }
             }
-            batch.finishRows(y + r, yStride)
+            batch.finishRows(y + r, second: half, yStride)
         }
     }
     if rows & 1 == 1 { rowsLanesK4(isQ5: isQ5, w + (rows &- 1) &* rowBytes, rowBytes, cols, 1, v, count, y + (rows &- 1), yStride) }
@@ -223,13 +230,14 @@ struct Batch512 {
 @inline(__always) func rowPairsQ6K(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int,
                                    _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
     withBatch512(v, count) { batch in
-        for r in stride(from: 0, to: rows &- 1, by: 2) {
+        let half = rows / 2, apart = half &* rowBytes
+        for r in 0..<half {
             let row = w + r &* rowBytes
             for i in 0..<(cols / 256) {
                 let q = row + i &* 210, record = i &* (256 &+ Record.lanes)
-                let (first0, second0) = factorsQ6K(q), (first1, second1) = factorsQ6K(q + rowBytes)
+                let (first0, second0) = factorsQ6K(q), (first1, second1) = factorsQ6K(q + apart)
                 let first = pair(first0, first1), second = pair(second0, second1)
-                let c = decodeCodes512(bits: 6, q + 18, rowBytes, size: 8)
+                let c = decodeCodes512(bits: 6, q + 18, apart, size: 8)
                 let z = _mm512_setzero_si512()
                 let low = (c.0, c.1, c.2, c.3, z, z, z, z), high = (c.4, c.5, c.6, c.7, z, z, z, z)
                 for b in 0..<count {
@@ -241,7 +249,7 @@ struct Batch512 {
                     batch.sums[b] = _mm512_fmadd_ps(t, broadcastFloat8(lanes, Record.d8), batch.sums[b])
                 }
             }
-            batch.finishRows(y + r, yStride)
+            batch.finishRows(y + r, second: half, yStride)
         }
     }
     if rows & 1 == 1 { rowsLanesQ6K(w + (rows &- 1) &* rowBytes, rowBytes, cols, 1, v, count, y + (rows &- 1), yStride) }

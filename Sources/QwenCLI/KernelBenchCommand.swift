@@ -27,6 +27,8 @@ struct KernelBenchCommand: ParsableCommand {
     var cpuTime = false
     @Flag(help: "Synthetic: time each product and report the fastest (compute cost with the matrix in cache, robust to other load).")
     var fastest = false
+    @Flag(help: "Synthetic: cycle through 256 MB of copies of the matrix (weights from memory, as in decode).")
+    var cold = false
 
     /// Milliseconds of the chosen clock.
     func now() -> Double {
@@ -63,10 +65,13 @@ struct KernelBenchCommand: ParsableCommand {
                 let half = Float16(Float(random.nextUnit()) * 0.01).bitPattern
                 bytes[i] = UInt8(half & 0xff); bytes[i + 1] = UInt8(half >> 8) & 0x3f
             }
+            let copies = cold ? max(2, (256 << 20) / bytes.count) : 1
             try bytes.withUnsafeBytes { raw in
                 let original = try WeightMatrix(type: type, rows: rows, cols: cols, data: raw.baseAddress!)
-                let repacked = RepackedMatrix.interleaving(original)
-                let w = repacked?.matrix ?? original
+                let repacked = (0..<copies).map { _ in RepackedMatrix.interleaving(original) }
+                let matrices = repacked.map { $0?.matrix ?? original }
+                var next = 0
+                var w: WeightMatrix { next = (next + 1) % copies; return matrices[next] }
                 let activations = QuantizedActivations()
                 var times = [[Double]](repeating: [], count: tables.count * batches.count)   // [table, batch] -> per rep
                 for _ in 0..<reps {
