@@ -36,8 +36,8 @@ public final class QuantizedActivations {
         release()
         capacity = max(capacity, (values + 31) / 32 * 32)
         vectorCapacity = max(vectorCapacity, vectors)
-        // Records take at most 32 G + 128 <= 160 bytes per 32 values (G = 1).
-        laneCapacity = capacity * 5 + 128 * vectorCapacity
+        // Records take at most 32 G + 224 <= 256 bytes per 32 values (G = 1).
+        laneCapacity = capacity * 8
         q8 = .allocate(capacity: capacity); d8 = .allocate(capacity: capacity / 32); s8 = .allocate(capacity: capacity / 32)
         lanes = .allocate(byteCount: laneCapacity, alignment: 64)
         slots = .allocate(capacity: vectorCapacity)

@@ -341,17 +341,20 @@ func writeLaneRecords(_ q8: UnsafePointer<Int8>, _ d8: UnsafePointer<Float>, col
             let d = d8[group.first &+ l % g]
             lanes.storeBytes(of: d, toByteOffset: 4 &* l, as: Float.self)
             lanes.storeBytes(of: d * Float(sum), toByteOffset: 32 &+ 4 &* l, as: Float.self)
-            lanes.storeBytes(of: -sum, toByteOffset: 64 &+ 4 &* l, as: Int32.self)
-            lanes.storeBytes(of: -low, toByteOffset: 96 &+ 4 &* l, as: Int32.self)
+            for (i, factor) in [Int32(-8), -16, -128].enumerated() {
+                lanes.storeBytes(of: factor &* sum, toByteOffset: 64 &+ 32 &* i &+ 4 &* l, as: Int32.self)
+            }
+            lanes.storeBytes(of: -32 &* low, toByteOffset: 160 &+ 4 &* l, as: Int32.self)
+            lanes.storeBytes(of: -32 &* (sum &- low), toByteOffset: 192 &+ 4 &* l, as: Int32.self)
         }
-        record = lanes + 128
+        record = lanes + 224
     }
 }
 
 /// Bytes of the lane records of a vector of `cols` values (kernel_abi.h's
 /// qe_lane_record_bytes).
 func laneRecordBytes(cols: Int) -> Int {
-    laneGroups(blocks: cols / 32).reduce(0) { $0 + 32 * $1.size + 128 }
+    laneGroups(blocks: cols / 32).reduce(0) { $0 + 32 * $1.size + 224 }
 }
 
 // MARK: Repacked matrices

@@ -176,7 +176,7 @@ struct Batch512 {
     let codes = decodeCodes512(bits: F.bits, q + 2 &* F.fields &* g, stride, size: g)
     for b in 0..<batch.count {
         let x = batch.records[b] + record, lanes = x + 32 &* g
-        var acc = F.offsetShift != 0 ? _mm512_slli_epi32(broadcast256(lanes, Record.negSum), UInt32(F.offsetShift)) : _mm512_setzero_si512()
+        var acc = F.offset != 0 ? broadcast256(lanes, Record.offsetTerm(F.offset)) : _mm512_setzero_si512()
         acc = dotCodes512(acc, codes, x, count: g)
         var sum = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), _mm512_mul_ps(d, broadcastFloat8(lanes, Record.d8)), batch.sums[b])
         if F.fields == 2 { sum = _mm512_fmadd_ps(m, broadcastFloat8(lanes, Record.s8), sum) }
@@ -242,9 +242,8 @@ struct Batch512 {
                 let low = (c.0, c.1, c.2, c.3, z, z, z, z), high = (c.4, c.5, c.6, c.7, z, z, z, z)
                 for b in 0..<count {
                     let x = batch.records[b] + record, lanes = x + 256
-                    let negLow = load256(lanes, Record.negSumLow), negHigh = _mm256_sub_epi32(load256(lanes, Record.negSum), negLow)
-                    let a = dotCodes512(_mm512_slli_epi32(_mm512_broadcast_i64x4(negLow), 5), low, x, count: 4)
-                    let h = dotCodes512(_mm512_slli_epi32(_mm512_broadcast_i64x4(negHigh), 5), high, x + 128, count: 4)
+                    let a = dotCodes512(broadcast256(lanes, Record.offset32Low), low, x, count: 4)
+                    let h = dotCodes512(broadcast256(lanes, Record.offset32High), high, x + 128, count: 4)
                     let t = _mm512_fmadd_ps(_mm512_cvtepi32_ps(h), second, _mm512_mul_ps(_mm512_cvtepi32_ps(a), first))
                     batch.sums[b] = _mm512_fmadd_ps(t, broadcastFloat8(lanes, Record.d8), batch.sums[b])
                 }

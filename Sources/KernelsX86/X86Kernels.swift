@@ -296,7 +296,11 @@ typealias CodeVectors = (__m256i, __m256i, __m256i, __m256i, __m256i, __m256i, _
 
 /// Offsets in a group's activation record (kernel_abi.h) past its 32 G bytes of values.
 enum Record {
-    static let d8 = 0, s8 = 32, negSum = 64, negSumLow = 96, lanes = 128
+    static let d8 = 0, s8 = 32, offset8 = 64, offset16 = 96, offset128 = 128, offset32Low = 160, offset32High = 192
+    static let lanes = 224
+
+    /// The field holding -offset * (the lanes' sums) for a code offset of 8, 16 or 128.
+    @inline(__always) static func offsetTerm(_ offset: Int) -> Int { offset == 8 ? offset8 : offset == 16 ? offset16 : offset128 }
 }
 
 /// A 32-value format in the interleaved layout: per group of G blocks, f16 d[G],
@@ -306,8 +310,8 @@ protocol Lane32 {
     static var fields: Int { get }
     /// Bits per stored code: 4, 5 or 8 (8: int8 c stored as c + 128).
     static var bits: Int { get }
-    /// value = d * (code - 2^offsetShift) (+ m); 0: no offset.
-    static var offsetShift: Int32 { get }
+    /// value = d * (code - offset) (+ m): 0, or 8, 16, 128 (`Record.offsetTerm`).
+    static var offset: Int { get }
     /// The second field is an integer zero point z, m = -d * z (Q4_Z, Q8_Z).
     static var zeroPoint: Bool { get }
 }
@@ -316,7 +320,7 @@ enum Q4_0Lanes: Lane32 {
     static var blockBytes: Int { 18 }
     static var fields: Int { 1 }
     static var bits: Int { 4 }
-    static var offsetShift: Int32 { 3 }
+    static var offset: Int { 8 }
     static var zeroPoint: Bool { false }
 }
 
@@ -324,7 +328,7 @@ enum Q4_1Lanes: Lane32 {
     static var blockBytes: Int { 20 }
     static var fields: Int { 2 }
     static var bits: Int { 4 }
-    static var offsetShift: Int32 { 0 }
+    static var offset: Int { 0 }
     static var zeroPoint: Bool { false }
 }
 
@@ -332,7 +336,7 @@ enum Q4_ZLanes: Lane32 {
     static var blockBytes: Int { 20 }
     static var fields: Int { 2 }
     static var bits: Int { 4 }
-    static var offsetShift: Int32 { 0 }
+    static var offset: Int { 0 }
     static var zeroPoint: Bool { true }
 }
 
@@ -340,7 +344,7 @@ enum Q5_0Lanes: Lane32 {
     static var blockBytes: Int { 22 }
     static var fields: Int { 1 }
     static var bits: Int { 5 }
-    static var offsetShift: Int32 { 4 }
+    static var offset: Int { 16 }
     static var zeroPoint: Bool { false }
 }
 
@@ -348,7 +352,7 @@ enum Q5_1Lanes: Lane32 {
     static var blockBytes: Int { 24 }
     static var fields: Int { 2 }
     static var bits: Int { 5 }
-    static var offsetShift: Int32 { 0 }
+    static var offset: Int { 0 }
     static var zeroPoint: Bool { false }
 }
 
@@ -356,7 +360,7 @@ enum Q8_0Lanes: Lane32 {
     static var blockBytes: Int { 34 }
     static var fields: Int { 1 }
     static var bits: Int { 8 }
-    static var offsetShift: Int32 { 7 }
+    static var offset: Int { 128 }
     static var zeroPoint: Bool { false }
 }
 
@@ -364,7 +368,7 @@ enum Q8_ZLanes: Lane32 {
     static var blockBytes: Int { 36 }
     static var fields: Int { 2 }
     static var bits: Int { 8 }
-    static var offsetShift: Int32 { 7 }
+    static var offset: Int { 128 }
     static var zeroPoint: Bool { true }
 }
 
@@ -412,10 +416,10 @@ extension Batch {
     let stored = decodeCodes(bits: F.bits, q + 2 &* F.fields &* g, size: g)
     let signed = !hasVNNI && F.bits == 8
     let (codes, signs) = signed ? signedCodes(stored) : (stored, stored)
-    let shift: Int32 = signed ? 0 : F.offsetShift
+    let offset = signed ? 0 : F.offset
     for b in 0..<batch.count {
         let x = batch.records[b] + record, lanes = x + 32 &* g
-        var acc = shift != 0 ? _mm256_slli_epi32(load256(lanes, Record.negSum), shift) : _mm256_setzero_si256()
+        var acc = offset != 0 ? load256(lanes, Record.offsetTerm(offset)) : _mm256_setzero_si256()
         acc = dotCodes(acc, codes, x, count: g, bits: F.bits, signs: signs)
         var sum = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc), _mm256_mul_ps(d, loadFloat8(lanes.assumingMemoryBound(to: Float.self), 0)),
                                   batch.sums[b])
@@ -521,9 +525,8 @@ extension Batch {
                 let low = (c.0, c.1, c.2, c.3, z, z, z, z), high = (c.4, c.5, c.6, c.7, z, z, z, z)
                 for b in 0..<count {
                     let x = batch.records[b] + record, lanes = x + 256
-                    let negLow = load256(lanes, Record.negSumLow), negHigh = _mm256_sub_epi32(load256(lanes, Record.negSum), negLow)
-                    let a = dotCodes(_mm256_slli_epi32(negLow, 5), low, x, count: 4, bits: 6, signs: low)
-                    let h = dotCodes(_mm256_slli_epi32(negHigh, 5), high, x + 128, count: 4, bits: 6, signs: high)
+                    let a = dotCodes(load256(lanes, Record.offset32Low), low, x, count: 4, bits: 6, signs: low)
+                    let h = dotCodes(load256(lanes, Record.offset32High), high, x + 128, count: 4, bits: 6, signs: high)
                     let t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(h), second, _mm256_mul_ps(_mm256_cvtepi32_ps(a), first))
                     batch.sums[b] = _mm256_fmadd_ps(t, loadFloat8(lanes.assumingMemoryBound(to: Float.self), 0), batch.sums[b])
                 }
@@ -567,7 +570,7 @@ extension Batch {
 }
 
 @inline(__always) func dequantizeLanes32<F: Lane32>(_: F.Type, _ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>) {
-    let offset = F.offsetShift == 0 ? Float(0) : Float(1 << F.offsetShift)
+    let offset = Float(F.offset)
     forEachLaneGroup(blocks: cols / 32, blockBytes: F.blockBytes) { start, g, _ in
         let q = row + start
         let natural = naturalOrder(decodeCodes(bits: F.bits, q + 2 &* F.fields &* g, size: g), size: g)
@@ -915,8 +918,11 @@ enum BF16: FloatRow {
             @inline(__always) func lane(_ l: Int, d: Float, sum: Int32, low: Int32) {
                 laneData.storeBytes(of: d, toByteOffset: Record.d8 &+ 4 &* l, as: Float.self)
                 laneData.storeBytes(of: d * Float(sum), toByteOffset: Record.s8 &+ 4 &* l, as: Float.self)
-                laneData.storeBytes(of: -sum, toByteOffset: Record.negSum &+ 4 &* l, as: Int32.self)
-                laneData.storeBytes(of: -low, toByteOffset: Record.negSumLow &+ 4 &* l, as: Int32.self)
+                laneData.storeBytes(of: -8 &* sum, toByteOffset: Record.offset8 &+ 4 &* l, as: Int32.self)
+                laneData.storeBytes(of: -16 &* sum, toByteOffset: Record.offset16 &+ 4 &* l, as: Int32.self)
+                laneData.storeBytes(of: -128 &* sum, toByteOffset: Record.offset128 &+ 4 &* l, as: Int32.self)
+                laneData.storeBytes(of: -32 &* low, toByteOffset: Record.offset32Low &+ 4 &* l, as: Int32.self)
+                laneData.storeBytes(of: -32 &* (sum &- low), toByteOffset: Record.offset32High &+ 4 &* l, as: Int32.self)
             }
             switch g {
             case 8:
