@@ -261,7 +261,7 @@ private func interleaveRow32<F: Block32Format>(_: F.Type, cols: Int, _ source: U
 /// One row of a K-quant from ggml's layout into the interleaved one.
 private func interleaveRow256<F: Block256Format>(_: F.Type, cols: Int, _ source: UnsafeRawPointer, into row: UnsafeMutableRawPointer,
                                                  natural: UnsafeMutablePointer<UInt8>) {
-    withUnsafeTemporaryAllocation(byteCount: 256, alignment: 32) { scratch in
+    withUnsafeTemporaryAllocation(byteCount: 256, alignment: 32) { scratch in          // [256] code vectors
         for b in 0..<(cols / 256) {
             let out = row + b &* F.blockBytes
             F.split(source + b &* F.blockBytes, natural, out)
@@ -313,7 +313,7 @@ func ggmlRow(_ type: GGMLType, cols: Int, _ source: UnsafeRawPointer, into out: 
     case .q4_K: row256(Q4_KFormat.self)
     case .q5_K: row256(Q5_KFormat.self)
     case .q6_K: row256(Q6_KFormat.self)
-    case .f32, .f16, .bf16: out.copyMemory(from: source, byteCount: type.rowSize(cols) ?? 0)
+    case .f32, .f16, .bf16: preconditionFailure("\(type.name) has no interleaved layout")
     }
 }
 

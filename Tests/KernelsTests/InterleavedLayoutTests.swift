@@ -146,6 +146,36 @@ final class InterleavedLayoutTests: XCTestCase {
         }
     }
 
+    /// A row's bits depend neither on which rows a kernel call gets (matvec's chunks, which
+    /// the AVX-512 kernels pair differently) nor on the threads: matvec over pools of 1, 2
+    /// and 3 threads equals one kernel call on all rows, for a batch of 3.
+    func testRowChunkingDoesNotChangeBits() throws {
+        var random = Random(seed: 14)
+        let rows = 75, count = 3
+        let pools = [1, 2, 3].map { ThreadPool(threads: $0) }
+        for type in Self.quantized + Self.floats {
+            let cols = type.blockSize == 256 ? 512 : 416
+            let bytes = Self.randomMatrix(type, rows: rows, cols: cols, &random)
+            let x = (0..<(count * cols)).map { _ in Float.random(in: -1...1, using: &random) }   // [count, cols]
+            try bytes.withUnsafeBytes { raw in
+                let ggml = try WeightMatrix(type: type, rows: rows, cols: cols, data: raw.baseAddress!)
+                let owner = RepackedMatrix.interleaving(ggml)
+                let m = owner?.matrix ?? ggml
+                for table in Self.tables {
+                    let whole = Self.decode(table, m, x, count: count)
+                    for pool in pools {
+                        var y = [Float](repeating: .nan, count: count * rows)
+                        x.withUnsafeBufferPointer { xp in
+                            y.withUnsafeMutableBufferPointer { matvec([m], xp.baseAddress!, count: count, [$0.baseAddress!], pool: pool, kernels: table) }
+                        }
+                        XCTAssertEqual(y.map(\.bitPattern), whole.map(\.bitPattern), "\(type.name) \(table.isa) \(pool.threads) threads")
+                    }
+                }
+                withExtendedLifetime(owner) {}
+            }
+        }
+    }
+
     /// The lane records of kernel_abi.h on every group shape, from each instruction set's
     /// quantizer: equal to the portable writer on the reference's int8 values.
     func testLaneRecordsOnEveryGroupShape() {

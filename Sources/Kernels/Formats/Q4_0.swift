@@ -1,5 +1,7 @@
 /// Q4_0: 32 values in 18 bytes: f16 d, 16 bytes of nibbles (byte j: value j in the low
 /// nibble, value j + 16 in the high one). value = d * (nibble - 8).
+/// Interleaved (Interleave.swift), a group of G blocks: f16 d[G], then the nibbles as 4-bit
+/// code vectors (16 G bytes).
 enum Q4_0Format: Block32Format {
     static var blockBytes: Int { 18 }
 

@@ -1,5 +1,7 @@
 /// Q4_1: 32 values in 20 bytes: f16 d, f16 m, 16 bytes of nibbles (as Q4_0).
 /// value = d * nibble + m.
+/// Interleaved (Interleave.swift), a group of G blocks: f16 d[G], f16 m[G], then the nibbles
+/// as 4-bit code vectors (16 G bytes).
 enum Q4_1Format: Block32Format {
     static var blockBytes: Int { 20 }
 

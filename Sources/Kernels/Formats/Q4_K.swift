@@ -2,6 +2,8 @@
 /// 8 sub-blocks of 32 (`scaleMinK4`), 128 bytes of nibbles: for each 64 values j, 32 bytes
 /// holding sub-block 2j in the low nibbles and 2j + 1 in the high ones.
 /// value = d * scale_s * nibble - dmin * min_s.
+/// Interleaved (Interleave.swift), each block a group of 8 (lane l = sub-block l): its first 16
+/// bytes as they are, then the nibbles as 4-bit code vectors (128 bytes).
 enum Q4_KFormat: Block256Format {
     static var blockBytes: Int { 144 }
 

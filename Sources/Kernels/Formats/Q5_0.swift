@@ -1,5 +1,7 @@
 /// Q5_0: 32 values in 22 bytes: f16 d, u32 fifth bits (bit j belongs to value j), 16
 /// bytes of nibbles (as Q4_0). value = d * ((nibble | fifth bit << 4) - 16).
+/// Interleaved (Interleave.swift), a group of G blocks: f16 d[G], then the codes as 5-bit
+/// code vectors (fifth bits 4 G bytes, nibbles 16 G bytes).
 enum Q5_0Format: Block32Format {
     static var blockBytes: Int { 22 }
 

@@ -1,5 +1,7 @@
 /// Q5_1: 32 values in 24 bytes: f16 d, f16 m, u32 fifth bits, 16 bytes of nibbles (as
 /// Q5_0). value = d * (nibble | fifth bit << 4) + m.
+/// Interleaved (Interleave.swift), a group of G blocks: f16 d[G], f16 m[G], then the codes as
+/// 5-bit code vectors (fifth bits 4 G bytes, nibbles 16 G bytes).
 enum Q5_1Format: Block32Format {
     static var blockBytes: Int { 24 }
 

@@ -1,6 +1,8 @@
 /// Q5_K: 256 values in 176 bytes: f16 d, f16 dmin, 12 bytes of scales and mins (as Q4_K),
 /// 32 bytes of fifth bits (bit j of byte l belongs to value 32 j + l), 128 bytes of
 /// nibbles (as Q4_K). value = d * scale_s * (nibble | fifth bit << 4) - dmin * min_s.
+/// Interleaved (Interleave.swift), each block a group of 8 (lane l = sub-block l): its first 16
+/// bytes as they are, then the codes as 5-bit code vectors (32 + 128 bytes).
 enum Q5_KFormat: Block256Format {
     static var blockBytes: Int { 176 }
 

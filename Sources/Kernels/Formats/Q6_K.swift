@@ -4,6 +4,10 @@
 /// bits 0-1, value 32 + l from ql[32 + l] low and bits 2-3, value 64 + l from ql[l] high
 /// and bits 4-5, value 96 + l from ql[32 + l] high and bits 6-7.
 /// value = d * scale * (q - 32), q in 0...63.
+/// Interleaved (Interleave.swift), each block a group of 8 (lane l = values 32 l ..< 32 l + 32:
+/// code vectors 0-3 its first 16, 4-7 its second 16): f16 d, the 8 scales of the first 16
+/// values of each 32, the 8 of the second 16, the low nibbles as 4-bit code vectors (128
+/// bytes), then the high 2 bits as two bit planes (64 bytes).
 enum Q6_KFormat: Block256Format {
     static var blockBytes: Int { 210 }
 

@@ -1,4 +1,6 @@
 /// Q8_0: 32 values in 34 bytes: f16 d, then 32 int8 q. value = d * q.
+/// Interleaved (Interleave.swift), a group of G blocks: f16 d[G], then the codes q + 128 as
+/// 8-bit code vectors (32 G bytes).
 enum Q8_0Format: Block32Format {
     static var blockBytes: Int { 34 }
 

@@ -6,6 +6,8 @@
 
 /// Q4_Z: 32 values in 20 bytes: f16 d, f16 z (an integer, 1...16), 16 bytes of nibbles laid
 /// out as Q4_0's. value = d * (nibble - z).
+/// Interleaved (Interleave.swift), a group of G blocks: f16 d[G], f16 z[G], then the nibbles
+/// as 4-bit code vectors (16 G bytes).
 enum Q4_ZFormat: Block32Format {
     static var blockBytes: Int { 20 }
 
@@ -44,6 +46,8 @@ enum Q4_ZFormat: Block32Format {
 
 /// Q8_Z: 32 values in 36 bytes: f16 d, f16 z (an integer, -127...128), 32 int8 codes.
 /// value = d * (code - z). (GPTQ's 8-bit q and zero, both shifted down by 128.)
+/// Interleaved (Interleave.swift), a group of G blocks: f16 d[G], f16 z[G], then the codes
+/// + 128 as 8-bit code vectors (32 G bytes).
 enum Q8_ZFormat: Block32Format {
     static var blockBytes: Int { 36 }
 
