@@ -108,45 +108,106 @@ extension RepackedMatrix {
         }
         let blockGroup = (0..<blocks).map { Int(groupOf[Int(order?[32 * $0] ?? Int32(32 * $0))]) }   // [blocks]
 
-        // 16 output columns at a time, so each qweight row is read a cache line at a time:
-        // their codes unpacked into codes [16, inFeatures] (a byte per value, stored order),
-        // then each row's codes in the matrix's column order (the layout's u8 codes: q
-        // itself, 8-bit q being the stored c + 128 of c = q - 128) with its scales and zero
-        // points written as one interleaved row.
-        let tile = 16, perWord = 32 / bits, mask = UInt32((1 << bits) - 1)
-        let codes = UnsafeMutablePointer<UInt8>.allocate(capacity: tile * n)       // [tile, inFeatures]
-        let natural = UnsafeMutablePointer<UInt8>.allocate(capacity: n)            // [inFeatures], matrix order
-        let rowFields = UnsafeMutablePointer<UInt16>.allocate(capacity: 2 * blocks) // [2, blocks]: d, zero point
-        defer { codes.deallocate(); natural.deallocate(); rowFields.deallocate() }
+        // 16 output columns at a time, so each qweight row is read a cache line at a time.
+        // Each row: its scales (and zero points) per block, then its codes in the
+        // interleaved layout, as the layout's u8 codes: q itself (8-bit q being the stored
+        // c + 128 of c = q - 128).
+        let tile = 16, perWord = 32 / bits, wordsPerBlock = 32 / perWord, mask = UInt32((1 << bits) - 1)
+        @inline(__always) func word(_ packedRow: Int, _ o: Int) -> UInt32 {
+            t.qweight.loadUnaligned(fromByteOffset: 4 &* (packedRow &* out &+ o), as: UInt32.self)
+        }
+        /// The f16 bits of the layout's zero point of column o in group g (8-bit: shifted by 128).
+        @inline(__always) func zeroBits(_ g: Int, _ o: Int) -> UInt16 {
+            Float16(Float(t.zero(group: g, column: o) - (bits == 8 ? 128 : 0))).bitPattern
+        }
+        let rowFields = UnsafeMutablePointer<UInt16>.allocate(capacity: 2 * blocks)   // [2, blocks]: d, zero point (act-order rows)
+        // Act-order layers: codes unpacked to bytes [tile, inFeatures] (stored order), then
+        // gathered into the matrix's order [inFeatures].
+        let codes = order == nil ? nil : UnsafeMutablePointer<UInt8>.allocate(capacity: tile * n)
+        let natural = order == nil ? nil : UnsafeMutablePointer<UInt8>.allocate(capacity: n)
+        defer { rowFields.deallocate(); codes?.deallocate(); natural?.deallocate() }
         for o0 in stride(from: 0, to: out, by: tile) {
             let width = min(tile, out - o0)
-            for k in 0..<(n / perWord) {
-                for c in 0..<width {
-                    let w = t.qweight.loadUnaligned(fromByteOffset: 4 &* (k &* out &+ o0 &+ c), as: UInt32.self)
-                    let target = codes + (c &* n &+ k &* perWord)
-                    for e in 0..<perWord { target[e] = UInt8(truncatingIfNeeded: (w >> UInt32(bits &* e)) & mask) }
+            if let codes {
+                for k in 0..<(n / perWord) {
+                    for c in 0..<width {
+                        let w = word(k, o0 &+ c), target = codes + (c &* n &+ k &* perWord)
+                        for e in 0..<perWord { target[e] = UInt8(truncatingIfNeeded: (w >> UInt32(bits &* e)) & mask) }
+                    }
                 }
             }
-            for c in 0..<width {
-                let o = o0 &+ c, rowCodes = codes + c &* n
-                let source: UnsafePointer<UInt8>
-                if let order {
+            if let order, let codes, let natural {
+                for c in 0..<width {
+                    let o = o0 &+ c
+                    for b in 0..<blocks {
+                        let g = blockGroup[b]
+                        rowFields[b] = t.scaleBits(group: g, column: o)
+                        if fields == 2 { rowFields[blocks &+ b] = zeroBits(g, o) }
+                    }
+                    let rowCodes = codes + c &* n
                     for j in 0..<n { natural[j] = rowCodes[Int(order[j])] }
-                    source = UnsafePointer(natural)
-                } else {
-                    source = UnsafePointer(rowCodes)
+                    writeInterleavedRow32(fields: fields, bits: bits, cols: n, natural: natural, d: rowFields, m: rowFields + blocks,
+                                          into: storage + o &* rowBytes)
                 }
-                for b in 0..<blocks {
-                    let g = blockGroup[b]
-                    rowFields[b] = t.scaleBits(group: g, column: o)
-                    if fields == 2 { rowFields[blocks &+ b] = Float16(Float(t.zero(group: g, column: o) - (bits == 8 ? 128 : 0))).bitPattern }
+                continue
+            }
+            // Stored order: group by group, each for the tile's 16 rows (so every qweight
+            // cache line read serves all 16 at once). Each 4-byte lane of the layout is one
+            // qweight word: 8-bit, a lane of code vector k is word k of its block; 4-bit, a
+            // lane of packed vector p is word p of its block, nibbles j and j + 4 side by side.
+            var groupAt = 0
+            forEachLaneGroup(blocks: blocks) { group in
+                let g = group.size
+                for c in 0..<width {
+                    let o = o0 &+ c, at = storage + (o &* rowBytes &+ groupAt)
+                    for i in 0..<g {
+                        let b = group.first &+ i
+                        at.storeBytes(of: t.scaleBits(group: blockGroup[b], column: o), toByteOffset: 2 &* i, as: UInt16.self)
+                        if fields == 2 { at.storeBytes(of: zeroBits(blockGroup[b], o), toByteOffset: 2 &* (g &+ i), as: UInt16.self) }
+                    }
+                    let packed = at + 2 &* fields &* g
+                    @inline(__always) func blockWord(_ block: Int, _ m: Int) -> UInt32 { word((group.first &+ block) &* wordsPerBlock &+ m, o) }
+                    if g == 1 {
+                        if bits == 4 {                   // ggml's 16 bytes: byte i = value i | value i + 16 << 4
+                            packed.storeBytes(of: spreadNibbles(blockWord(0, 0)) | spreadNibbles(blockWord(0, 2)) << 4, as: UInt64.self)
+                            packed.storeBytes(of: spreadNibbles(blockWord(0, 1)) | spreadNibbles(blockWord(0, 3)) << 4, toByteOffset: 8, as: UInt64.self)
+                        } else {
+                            for m in 0..<8 { packed.storeBytes(of: blockWord(0, m), toByteOffset: 4 &* m, as: UInt32.self) }
+                        }
+                    } else {
+                        for l in 0..<8 {
+                            let block = l % g, first = (l / g) &* (g == 8 ? 0 : bits == 4 ? 2 : 4)
+                            for k in 0..<(bits == 4 ? g / 2 : g) {
+                                let w = blockWord(block, first &+ k)
+                                packed.storeBytes(of: bits == 4 ? pairNibbles(w) : w, toByteOffset: 32 &* k &+ 4 &* l, as: UInt32.self)
+                            }
+                        }
+                    }
                 }
-                writeInterleavedRow32(fields: fields, bits: bits, cols: n, natural: source, d: rowFields, m: rowFields + blocks,
-                                      into: storage + o &* rowBytes)
+                groupAt &+= g &* type.blockBytes
             }
         }
         let matrix = try WeightMatrix(type: type, rows: out, cols: n, data: storage, layout: .interleaved,
                                       inputOrder: orderStorage.map { UnsafePointer($0) })
         return RepackedMatrix(matrix: matrix, storage: storage, order: orderStorage)
     }
+}
+
+/// The eight nibbles of w (value m at bits 4m...4m+3) moved to the low nibbles of eight
+/// bytes (value m in byte m).
+@inline(__always)
+func spreadNibbles(_ w: UInt32) -> UInt64 {
+    var x = UInt64(w)
+    x = (x | x << 16) & 0x0000_FFFF_0000_FFFF
+    x = (x | x << 8) & 0x00FF_00FF_00FF_00FF
+    x = (x | x << 4) & 0x0F0F_0F0F_0F0F_0F0F
+    return x
+}
+
+/// Byte j of the result (j in 0..<4) holds nibbles j and j + 4 of w, low and high: one
+/// 4-byte lane of a packed 4-bit code vector from one word of 8 codes.
+@inline(__always)
+func pairNibbles(_ w: UInt32) -> UInt32 {
+    let x = spreadNibbles(w)
+    return UInt32(truncatingIfNeeded: x) | UInt32(truncatingIfNeeded: x >> 32) << 4
 }
