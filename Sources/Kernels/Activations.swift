@@ -1,22 +1,26 @@
 import KernelABI
 
 /// The input vectors of a matrix-vector product, in the forms the decode kernels read
-/// (`qe_vector`): f32 as given, and int8 with per-32 scales (q8), quantized only when a
-/// format of the matrices at hand needs it. One vector per sequence decoded in the step;
-/// each is quantized on its own, so a vector's form never depends on the others. Buffers
-/// grow to the largest `count * cols` seen.
+/// (`qe_vector`): f32 as given, and int8 with per-32 scales (q8, and its copy interleaved
+/// for the kernels, `lanes`), quantized only when a format of the matrices at hand needs
+/// it. One vector per sequence decoded in the step; each is quantized on its own, so a
+/// vector's form never depends on the others. Buffers grow to the largest `count * cols`
+/// seen.
 public final class QuantizedActivations {
     public private(set) var capacity = 0            // values (count * cols) the buffers hold
     private var vectorCapacity = 0                  // qe_vector slots
+    private var laneCapacity = 0                    // bytes of lane records
     private var q8: UnsafeMutablePointer<Int8>      // [capacity]: vector b at b * cols
     private var d8: UnsafeMutablePointer<Float>     // [capacity / 32]
     private var s8: UnsafeMutablePointer<Float>     // [capacity / 32]
+    private var lanes: UnsafeMutableRawPointer      // [laneCapacity]: vector b at b * qe_lane_record_bytes(cols)
     private var slots: UnsafeMutablePointer<qe_vector>   // [vectorCapacity]
     /// The vectors for the kernels ([count] of the last `prepare`); valid until the next one.
     public var vectors: UnsafePointer<qe_vector> { UnsafePointer(slots) }
 
     public init(capacity: Int = 256) {
         q8 = .allocate(capacity: 1); d8 = .allocate(capacity: 1); s8 = .allocate(capacity: 1)
+        lanes = .allocate(byteCount: 1, alignment: 64)
         slots = .allocate(capacity: 1)
         reserve(values: capacity, vectors: 1)
     }
@@ -24,7 +28,7 @@ public final class QuantizedActivations {
     deinit { release() }
 
     private func release() {
-        q8.deallocate(); d8.deallocate(); s8.deallocate(); slots.deallocate()
+        q8.deallocate(); d8.deallocate(); s8.deallocate(); lanes.deallocate(); slots.deallocate()
     }
 
     private func reserve(values: Int, vectors: Int) {
@@ -32,7 +36,10 @@ public final class QuantizedActivations {
         release()
         capacity = max(capacity, (values + 31) / 32 * 32)
         vectorCapacity = max(vectorCapacity, vectors)
+        // Records take at most 32 G + 224 <= 256 bytes per 32 values (G = 1).
+        laneCapacity = capacity * 8
         q8 = .allocate(capacity: capacity); d8 = .allocate(capacity: capacity / 32); s8 = .allocate(capacity: capacity / 32)
+        lanes = .allocate(byteCount: laneCapacity, alignment: 64)
         slots = .allocate(capacity: vectorCapacity)
     }
 
@@ -41,13 +48,15 @@ public final class QuantizedActivations {
     public func prepare(_ x: UnsafePointer<Float>, count: Int = 1, cols: Int, forms: Set<ActivationForm>, kernels: KernelTable) {
         reserve(values: count * cols, vectors: count)
         let quantize = forms.contains(.q8) && cols % 32 == 0
+        let recordBytes = quantize ? Int(qe_lane_record_bytes(cols)) : 0
         for b in 0..<count {
             var vector = qe_vector()
             vector.x = x + b * cols
             if quantize {
-                let q = q8 + b * cols, d = d8 + b * cols / 32, s = s8 + b * cols / 32
-                kernels.quantizeQ8(x + b * cols, cols, q, d, s)
+                let q = q8 + b * cols, d = d8 + b * cols / 32, s = s8 + b * cols / 32, l = lanes + b * recordBytes
+                kernels.quantizeQ8(x + b * cols, cols, q, d, s, l)
                 vector.q8 = UnsafePointer(q); vector.d8 = UnsafePointer(d); vector.s8 = UnsafePointer(s)
+                vector.lanes = UnsafeRawPointer(l).assumingMemoryBound(to: UInt8.self)
             }
             slots[b] = vector
         }

@@ -55,16 +55,6 @@ public enum GGMLType: UInt32, Sendable, CaseIterable {
         }
     }
 
-    /// Bytes of f16 scales (d, or d and m / zero point) at the start of each block of the
-    /// 32-value formats; 0 for formats without a split-scale layout.
-    public var scaleHeaderBytes: Int {
-        switch self {
-        case .q8_0, .q4_0, .q5_0: return 2
-        case .q4_1, .q5_1, .q4_Z, .q8_Z: return 4
-        case .f32, .f16, .bf16, .q4_K, .q5_K, .q6_K: return 0
-        }
-    }
-
     /// Bytes of a row of `n` elements, or nil when n is not a whole number of blocks.
     public func rowSize(_ n: Int) -> Int? {
         guard n > 0, n % blockSize == 0 else { return nil }
@@ -75,13 +65,14 @@ public enum GGMLType: UInt32, Sendable, CaseIterable {
 
 /// How the blocks of a row are laid out.
 public enum WeightLayout: Sendable {
-    /// As in the file (ggml-common.h): each block starts with its f16 scale(s).
+    /// As in the file (ggml-common.h): each block starts with its f16 scale(s). The float
+    /// formats' only layout; quantized matrices in it are read by the portable kernels
+    /// (embedding rows are only dequantized; matrices used for decode are repacked).
     case ggml
-    /// 32-value block formats repacked at load (`splitScales`): the row's f16 d of every
-    /// block first, then (Q4_1, Q5_1, Q4_Z, Q8_Z) every f16 m or zero point, then the
-    /// blocks without them. Same
-    /// bytes per row; the decode kernels convert 8 scales at once instead of one per block.
-    case splitScales
+    /// Quantized formats repacked at load (`RepackedMatrix.interleaving`, Interleave.swift):
+    /// within each row, 8 blocks (K-quants: the 8 sub-blocks of a block) side by side in
+    /// the lanes of one register, their scales together. Same bytes per row.
+    case interleaved
 }
 
 /// A row-major [rows, cols] matrix of some GGMLType, read in place (typically from an
@@ -98,13 +89,13 @@ public struct WeightMatrix: @unchecked Sendable {
     /// matmul gather their input through it; nil is the identity.
     public internal(set) var inputOrder: UnsafePointer<Int32>?
 
-    /// Throws when `cols` is not a whole number of blocks, or `layout` is splitScales for
-    /// a format that is not made of 32-value blocks with leading scales.
+    /// Throws when `cols` is not a whole number of blocks, or `layout` is interleaved for a
+    /// float format.
     public init(type: GGMLType, rows: Int, cols: Int, data: UnsafeRawPointer, layout: WeightLayout = .ggml,
                 inputOrder: UnsafePointer<Int32>? = nil) throws {
         self.inputOrder = inputOrder
-        guard layout == .ggml || type.scaleHeaderBytes > 0 else {
-            throw KernelError.invalidShape("\(type.name) has no split-scale layout")
+        guard layout == .ggml || type.blockSize >= 32 else {
+            throw KernelError.invalidShape("\(type.name) has no interleaved layout")
         }
         self.layout = layout
         guard rows > 0, let rowBytes = type.rowSize(cols) else {

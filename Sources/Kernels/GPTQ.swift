@@ -3,8 +3,8 @@ import Glibc
 #endif
 
 // GPTQ weights (AutoGPTQ, checkpoint format v1, as Qwen's Int4/Int8 releases ship them)
-// repacked at load into 32-value block formats the int8 kernels already read, with no
-// rounding: w = scale * (q - zero) is Q4_0 / Q8_0 exactly when every zero is 2^(bits-1)
+// repacked at load into 32-value block formats the int8 kernels already read, in their
+// interleaved layout (Interleave.swift), with no rounding: w = scale * (q - zero) is Q4_0 / Q8_0 exactly when every zero is 2^(bits-1)
 // (symmetric checkpoints), and Q4_Z / Q8_Z otherwise. Act-order checkpoints (a g_idx that
 // is not column / group_size) are regrouped: columns sorted by group, so that each
 // 32-column block has one scale, and the input is gathered in that order at run time
@@ -52,7 +52,7 @@ public struct GPTQTensors {
 }
 
 extension RepackedMatrix {
-    /// The [outFeatures, inFeatures] matrix of a GPTQ layer in the split-scale layout of
+    /// The [outFeatures, inFeatures] matrix of a GPTQ layer in the interleaved layout of
     /// Q4_0 / Q8_0 (symmetric) or Q4_Z / Q8_Z, with its column order when regrouped.
     /// Throws `KernelError` naming what is wrong: shapes, a g_idx out of range or one whose
     /// groups do not fill whole 32-column blocks, a NaN or infinite scale.
@@ -91,7 +91,7 @@ extension RepackedMatrix {
         let symmetric = !(0..<t.groups).contains { g in (0..<out).contains { t.zero(group: g, column: $0) != symmetricZero } }
         let type: GGMLType = bits == 4 ? (symmetric ? .q4_0 : .q4_Z) : (symmetric ? .q8_0 : .q8_Z)
 
-        let blocks = n / 32, header = type.scaleHeaderBytes, payloadBytes = type.blockBytes - header
+        let blocks = n / 32, fields = type == .q4_Z || type == .q8_Z ? 2 : 1
         let rowBytes = blocks * type.blockBytes
         var raw: UnsafeMutableRawPointer? = nil
         // Advised as huge pages: faulting in 4 KiB pages was 37% of a 7B checkpoint's repack
@@ -109,71 +109,85 @@ extension RepackedMatrix {
         let blockGroup = (0..<blocks).map { Int(groupOf[Int(order?[32 * $0] ?? Int32(32 * $0))]) }   // [blocks]
 
         // 16 output columns at a time, so each qweight row is read a cache line at a time.
-        let tile = 16, perWord = 32 / bits, wordsPerBlock = 32 / perWord
+        // Each row: its scales (and zero points) per block, then its codes in the
+        // interleaved layout, as the layout's u8 codes: q itself (8-bit q being the stored
+        // c + 128 of c = q - 128).
+        let tile = 16, perWord = 32 / bits, wordsPerBlock = 32 / perWord, mask = UInt32((1 << bits) - 1)
         @inline(__always) func word(_ packedRow: Int, _ o: Int) -> UInt32 {
             t.qweight.loadUnaligned(fromByteOffset: 4 &* (packedRow &* out &+ o), as: UInt32.self)
         }
-        // Act-order layers: unpacked into codes [16, inFeatures] (a byte per value, stored
-        // order), then gathered in the new order.
-        let codes = order == nil ? nil : UnsafeMutablePointer<UInt8>.allocate(capacity: tile * n)   // [tile, inFeatures]
-        defer { codes?.deallocate() }
+        /// The f16 bits of the layout's zero point of column o in group g (8-bit: shifted by 128).
+        @inline(__always) func zeroBits(_ g: Int, _ o: Int) -> UInt16 {
+            Float16(Float(t.zero(group: g, column: o) - (bits == 8 ? 128 : 0))).bitPattern
+        }
+        let rowFields = UnsafeMutablePointer<UInt16>.allocate(capacity: 2 * blocks)   // [2, blocks]: d, zero point (act-order rows)
+        // Act-order layers: codes unpacked to bytes [tile, inFeatures] (stored order), then
+        // gathered into the matrix's order [inFeatures].
+        let codes = order == nil ? nil : UnsafeMutablePointer<UInt8>.allocate(capacity: tile * n)
+        let natural = order == nil ? nil : UnsafeMutablePointer<UInt8>.allocate(capacity: n)
+        defer { rowFields.deallocate(); codes?.deallocate(); natural?.deallocate() }
         for o0 in stride(from: 0, to: out, by: tile) {
             let width = min(tile, out - o0)
-            for c in 0..<width {
-                let o = o0 &+ c, row = storage + o &* rowBytes
-                for b in 0..<blocks {
-                    let g = blockGroup[b]
-                    row.storeBytes(of: t.scaleBits(group: g, column: o), toByteOffset: 2 &* b, as: UInt16.self)
-                    if header == 4 {
-                        let z = t.zero(group: g, column: o) - (bits == 8 ? 128 : 0)
-                        row.storeBytes(of: Float16(Float(z)).bitPattern, toByteOffset: 2 &* blocks &+ 2 &* b, as: UInt16.self)
-                    }
-                }
-            }
-            if let order, let codes {
-                let mask = UInt32((1 << bits) - 1)
+            if let codes {
                 for k in 0..<(n / perWord) {
                     for c in 0..<width {
                         let w = word(k, o0 &+ c), target = codes + (c &* n &+ k &* perWord)
                         for e in 0..<perWord { target[e] = UInt8(truncatingIfNeeded: (w >> UInt32(bits &* e)) & mask) }
                     }
                 }
+            }
+            if let order, let codes, let natural {
                 for c in 0..<width {
-                    let row = storage + (o0 &+ c) &* rowBytes, rowCodes = codes + c &* n
+                    let o = o0 &+ c
                     for b in 0..<blocks {
-                        let payload = row + (header &* blocks &+ payloadBytes &* b)
-                        @inline(__always) func code(_ j: Int) -> UInt8 { rowCodes[Int(order[32 &* b &+ j])] }
-                        if bits == 4 {
-                            for j in 0..<16 { payload.storeBytes(of: code(j) | code(j &+ 16) << 4, toByteOffset: j, as: UInt8.self) }
-                        } else {
-                            for j in 0..<32 { payload.storeBytes(of: code(j) ^ 0x80, toByteOffset: j, as: UInt8.self) }
-                        }
+                        let g = blockGroup[b]
+                        rowFields[b] = t.scaleBits(group: g, column: o)
+                        if fields == 2 { rowFields[blocks &+ b] = zeroBits(g, o) }
                     }
+                    let rowCodes = codes + c &* n
+                    for j in 0..<n { natural[j] = rowCodes[Int(order[j])] }
+                    writeInterleavedRow32(fields: fields, bits: bits, cols: n, natural: natural, d: rowFields, m: rowFields + blocks,
+                                          into: storage + o &* rowBytes)
                 }
                 continue
             }
-            // Stored order: whole words straight into the payloads.
-            for b in 0..<blocks {
+            // Stored order: group by group, each for the tile's 16 rows (so every qweight
+            // cache line read serves all 16 at once). Each 4-byte lane of the layout is one
+            // qweight word: 8-bit, a lane of code vector k is word k of its block; 4-bit, a
+            // lane of packed vector p is word p of its block, nibbles j and j + 4 side by side.
+            var groupAt = 0
+            forEachLaneGroup(blocks: blocks) { group in
+                let g = group.size
                 for c in 0..<width {
-                    let o = o0 &+ c, payload = storage + (o &* rowBytes &+ header &* blocks &+ payloadBytes &* b)
-                    let first = b &* wordsPerBlock
-                    if bits == 4 {
-                        // Values 0-7, 8-15, 16-23, 24-31 in four words; byte j of the payload
-                        // holds value j (low nibble) and value j + 16 (high nibble).
-                        let low = spreadNibbles(word(first, o)) | spreadNibbles(word(first &+ 2, o)) << 4
-                        let high = spreadNibbles(word(first &+ 1, o)) | spreadNibbles(word(first &+ 3, o)) << 4
-                        payload.storeBytes(of: low.littleEndian, toByteOffset: 0, as: UInt64.self)
-                        payload.storeBytes(of: high.littleEndian, toByteOffset: 8, as: UInt64.self)
+                    let o = o0 &+ c, at = storage + (o &* rowBytes &+ groupAt)
+                    for i in 0..<g {
+                        let b = group.first &+ i
+                        at.storeBytes(of: t.scaleBits(group: blockGroup[b], column: o), toByteOffset: 2 &* i, as: UInt16.self)
+                        if fields == 2 { at.storeBytes(of: zeroBits(blockGroup[b], o), toByteOffset: 2 &* (g &+ i), as: UInt16.self) }
+                    }
+                    let packed = at + 2 &* fields &* g
+                    @inline(__always) func blockWord(_ block: Int, _ m: Int) -> UInt32 { word((group.first &+ block) &* wordsPerBlock &+ m, o) }
+                    if g == 1 {
+                        if bits == 4 {                   // ggml's 16 bytes: byte i = value i | value i + 16 << 4
+                            packed.storeBytes(of: spreadNibbles(blockWord(0, 0)) | spreadNibbles(blockWord(0, 2)) << 4, as: UInt64.self)
+                            packed.storeBytes(of: spreadNibbles(blockWord(0, 1)) | spreadNibbles(blockWord(0, 3)) << 4, toByteOffset: 8, as: UInt64.self)
+                        } else {
+                            for m in 0..<8 { packed.storeBytes(of: blockWord(0, m), toByteOffset: 4 &* m, as: UInt32.self) }
+                        }
                     } else {
-                        // Each word is four values, little-endian; q - 128 as int8 is q ^ 0x80.
-                        for k in 0..<8 {
-                            payload.storeBytes(of: (word(first &+ k, o) ^ 0x8080_8080).littleEndian, toByteOffset: 4 &* k, as: UInt32.self)
+                        for l in 0..<8 {
+                            let block = l % g, first = (l / g) &* (g == 8 ? 0 : bits == 4 ? 2 : 4)
+                            for k in 0..<(bits == 4 ? g / 2 : g) {
+                                let w = blockWord(block, first &+ k)
+                                packed.storeBytes(of: bits == 4 ? pairNibbles(w) : w, toByteOffset: 32 &* k &+ 4 &* l, as: UInt32.self)
+                            }
                         }
                     }
                 }
+                groupAt &+= g &* type.blockBytes
             }
         }
-        let matrix = try WeightMatrix(type: type, rows: out, cols: n, data: storage, layout: .splitScales,
+        let matrix = try WeightMatrix(type: type, rows: out, cols: n, data: storage, layout: .interleaved,
                                       inputOrder: orderStorage.map { UnsafePointer($0) })
         return RepackedMatrix(matrix: matrix, storage: storage, order: orderStorage)
     }
@@ -188,4 +202,12 @@ func spreadNibbles(_ w: UInt32) -> UInt64 {
     x = (x | x << 8) & 0x00FF_00FF_00FF_00FF
     x = (x | x << 4) & 0x0F0F_0F0F_0F0F_0F0F
     return x
+}
+
+/// Byte j of the result (j in 0..<4) holds nibbles j and j + 4 of w, low and high: one
+/// 4-byte lane of a packed 4-bit code vector from one word of 8 codes.
+@inline(__always)
+func pairNibbles(_ w: UInt32) -> UInt32 {
+    let x = spreadNibbles(w)
+    return UInt32(truncatingIfNeeded: x) | UInt32(truncatingIfNeeded: x >> 32) << 4
 }

@@ -11,7 +11,8 @@ import Glibc
 enum GenericKernels {
     static let table = KernelTable(
         isa: .generic, rowKernels: GGMLType.allCases.map(rows), dequantizeKernels: GGMLType.allCases.map(dequantize),
-        splitRowKernels: GGMLType.allCases.map(splitRows), splitDequantizeKernels: GGMLType.allCases.map(splitDequantize),
+        interleavedRowKernels: GGMLType.allCases.map(interleavedRows),
+        interleavedDequantizeKernels: GGMLType.allCases.map(interleavedDequantize),
         quantizeQ8: quantizeQ8, attend: attendHead, swiGLU: swiGLU, gemm: nil)
 
     /// The decode kernel for `type`: one vector at a time (the generic path is the
@@ -62,9 +63,10 @@ enum GenericKernels {
         }
     }
 
-    /// Split-scale rows: each row rebuilt in ggml's layout, then the ggml-layout kernel.
-    static func splitRows(_ type: GGMLType) -> RowsKernel? {
-        guard type.scaleHeaderBytes > 0 else { return nil }
+    /// Interleaved rows: each row rebuilt in ggml's layout, then the ggml-layout kernel
+    /// for each vector.
+    static func interleavedRows(_ type: GGMLType) -> RowsKernel? {
+        guard type.blockSize >= 32 else { return nil }
         let kernel = singleRows(type)
         return { w, rowBytes, cols, rows, v, count, y, yStride in
             withUnsafeTemporaryAllocation(byteCount: rowBytes, alignment: 16) { row in
@@ -76,8 +78,8 @@ enum GenericKernels {
         }
     }
 
-    static func splitDequantize(_ type: GGMLType) -> DequantizeKernel? {
-        guard type.scaleHeaderBytes > 0 else { return nil }
+    static func interleavedDequantize(_ type: GGMLType) -> DequantizeKernel? {
+        guard type.blockSize >= 32 else { return nil }
         let kernel = dequantize(type)
         return { source, cols, out in
             withUnsafeTemporaryAllocation(byteCount: type.rowSize(cols) ?? 0, alignment: 16) { row in
@@ -181,9 +183,10 @@ enum GenericKernels {
         }
     }
 
-    /// Per 32 values: d = max|x| / 127, q = round-to-nearest-even(x / d), s = d * Σ q.
+    /// Per 32 values: d = max|x| / 127, q = round-to-nearest-even(x / d), s = d * Σ q; then
+    /// the lane records (`writeLaneRecords`).
     static func quantizeQ8(_ x: UnsafePointer<Float>, _ cols: Int, _ q8: UnsafeMutablePointer<Int8>,
-                           _ d8: UnsafeMutablePointer<Float>, _ s8: UnsafeMutablePointer<Float>) {
+                           _ d8: UnsafeMutablePointer<Float>, _ s8: UnsafeMutablePointer<Float>, _ lanes: UnsafeMutableRawPointer) {
         for b in 0..<(cols / 32) {
             var maximum: Float = 0
             for i in 0..<32 { maximum = max(maximum, abs(x[b &* 32 &+ i])) }
@@ -198,6 +201,7 @@ enum GenericKernels {
             d8[b] = scale
             s8[b] = scale * Float(sum)
         }
+        writeLaneRecords(q8, d8, cols: cols, lanes)
     }
 
     static func attendHead(_ q: UnsafePointer<Float>, _ keys: UnsafePointer<Float16>, _ values: UnsafePointer<Float16>,

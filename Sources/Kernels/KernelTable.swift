@@ -9,10 +9,10 @@ import KernelsAVX512
 #endif
 
 // The kernel table: the analogue of ggml's `type_traits_cpu`, and the only code that
-// knows which instruction set runs. For each (format, instruction set) it names the
-// decode kernel (rows of a matrix times one int8 or f32 vector), the row dequantizer
-// (embeddings, prefill tiles) and, per instruction set, the activation quantizers and
-// the attention and SwiGLU kernels. Nothing reads a process-wide table: the engine chooses
+// knows which instruction set runs. For each (format, layout, instruction set) it names
+// the decode kernel (rows of a matrix times a batch of int8 or f32 vectors), the row
+// dequantizer (embeddings, prefill tiles) and, per instruction set, the activation
+// quantizer and the attention and SwiGLU kernels. Nothing reads a process-wide table: the engine chooses
 // one when a model loads (`KernelTable.selected`) and hands it to every call (matvec,
 // matmul, the forward pass), so models loaded with different tables coexist.
 
@@ -23,8 +23,10 @@ import KernelsAVX512
 public typealias RowsKernel = (UnsafeRawPointer, Int, Int, Int, UnsafePointer<qe_vector>, Int, UnsafeMutablePointer<Float>, Int) -> Void
 /// out[cols] = one dequantized row: (row, cols, out).
 public typealias DequantizeKernel = (UnsafeRawPointer, Int, UnsafeMutablePointer<Float>) -> Void
-/// x[cols] -> (q8[cols], d8[cols / 32], s8[cols / 32]); see `Reference.quantize`.
-public typealias QuantizeQ8Kernel = (UnsafePointer<Float>, Int, UnsafeMutablePointer<Int8>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) -> Void
+/// x[cols] -> (q8[cols], d8[cols / 32], s8[cols / 32]) (see `Reference.quantize`) and the
+/// lane records lanes[qe_lane_record_bytes(cols)] (kernel_abi.h, `writeLaneRecords`).
+public typealias QuantizeQ8Kernel = (UnsafePointer<Float>, Int, UnsafeMutablePointer<Int8>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>,
+                                     UnsafeMutableRawPointer) -> Void
 /// Causal attention of one query head over `length` cached positions: (q, keys, values,
 /// kvStride, length, headDim, scores, out) with
 ///   q:      [headDim] f32 (already rotated and scaled)
@@ -80,10 +82,10 @@ extension GGMLType {
 /// The kernels of one instruction set for every format.
 public struct KernelTable: @unchecked Sendable {
     public let isa: InstructionSet
-    let rowKernels: [RowsKernel]                     // [GGMLType.allCases.count], ggml layout
-    let dequantizeKernels: [DequantizeKernel]        // [GGMLType.allCases.count], ggml layout
-    let splitRowKernels: [RowsKernel?]               // [GGMLType.allCases.count], split-scale layout
-    let splitDequantizeKernels: [DequantizeKernel?]  // [GGMLType.allCases.count], split-scale layout
+    let rowKernels: [RowsKernel]                           // [GGMLType.allCases.count], ggml layout
+    let dequantizeKernels: [DequantizeKernel]              // [GGMLType.allCases.count], ggml layout
+    let interleavedRowKernels: [RowsKernel?]               // [GGMLType.allCases.count], interleaved layout (nil: floats)
+    let interleavedDequantizeKernels: [DequantizeKernel?]  // [GGMLType.allCases.count], likewise
     public let quantizeQ8: QuantizeQ8Kernel
     public let attend: AttendKernel
     public let swiGLU: SwiGLUKernel
@@ -92,12 +94,12 @@ public struct KernelTable: @unchecked Sendable {
 
     /// The decode kernel for w's format and layout.
     @inline(__always) public func rows(for w: WeightMatrix) -> RowsKernel {
-        w.layout == .splitScales ? splitRowKernels[w.type.tableIndex]! : rowKernels[w.type.tableIndex]
+        w.layout == .interleaved ? interleavedRowKernels[w.type.tableIndex]! : rowKernels[w.type.tableIndex]
     }
 
     /// The row dequantizer for w's format and layout.
     @inline(__always) public func dequantize(for w: WeightMatrix) -> DequantizeKernel {
-        w.layout == .splitScales ? splitDequantizeKernels[w.type.tableIndex]! : dequantizeKernels[w.type.tableIndex]
+        w.layout == .interleaved ? interleavedDequantizeKernels[w.type.tableIndex]! : dequantizeKernels[w.type.tableIndex]
     }
 
     /// The table for `isa`, or nil when this build lacks it or this CPU cannot run it.
@@ -148,9 +150,6 @@ public struct KernelTable: @unchecked Sendable {
 /// The three x86 kernel targets compile one source, so their entry points have the same
 /// names; this protocol lets one function build the table for each.
 protocol X86KernelSet {
-    static func rowsF32(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int)
-    static func rowsF16(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int)
-    static func rowsBF16(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int)
     static func rowsQ8_0(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int)
     static func rowsQ4_0(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int)
     static func rowsQ4_1(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int)
@@ -161,20 +160,19 @@ protocol X86KernelSet {
     static func rowsQ4_K(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int)
     static func rowsQ5_K(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int)
     static func rowsQ6_K(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int)
-    static func splitRowsQ8_0(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int)
-    static func splitRowsQ4_0(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int)
-    static func splitRowsQ4_1(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int)
-    static func splitRowsQ5_0(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int)
-    static func splitRowsQ5_1(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int)
-    static func splitRowsQ4_Z(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int)
-    static func splitRowsQ8_Z(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int)
-    static func splitDequantizeQ8_0(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
-    static func splitDequantizeQ4_0(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
-    static func splitDequantizeQ4_1(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
-    static func splitDequantizeQ5_0(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
-    static func splitDequantizeQ5_1(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
-    static func splitDequantizeQ4_Z(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
-    static func splitDequantizeQ8_Z(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
+    static func rowsF32(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int)
+    static func rowsF16(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int)
+    static func rowsBF16(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int)
+    static func interleavedDequantizeQ8_0(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
+    static func interleavedDequantizeQ4_0(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
+    static func interleavedDequantizeQ4_1(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
+    static func interleavedDequantizeQ5_0(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
+    static func interleavedDequantizeQ5_1(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
+    static func interleavedDequantizeQ4_Z(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
+    static func interleavedDequantizeQ8_Z(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
+    static func interleavedDequantizeQ4_K(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
+    static func interleavedDequantizeQ5_K(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
+    static func interleavedDequantizeQ6_K(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
     static func dequantizeF32(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
     static func dequantizeF16(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
     static func dequantizeBF16(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
@@ -188,7 +186,8 @@ protocol X86KernelSet {
     static func dequantizeQ4_K(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
     static func dequantizeQ5_K(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
     static func dequantizeQ6_K(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
-    static func quantizeQ8(_ x: UnsafePointer<Float>, _ cols: Int, _ q8: UnsafeMutablePointer<Int8>, _ d8: UnsafeMutablePointer<Float>, _ s8: UnsafeMutablePointer<Float>)
+    static func quantizeQ8(_ x: UnsafePointer<Float>, _ cols: Int, _ q8: UnsafeMutablePointer<Int8>, _ d8: UnsafeMutablePointer<Float>,
+                           _ s8: UnsafeMutablePointer<Float>, _ lanes: UnsafeMutableRawPointer)
     static func attendHead(_ q: UnsafePointer<Float>, _ keys: UnsafePointer<Float16>, _ values: UnsafePointer<Float16>, _ kvStride: Int,
                            _ length: Int, _ headDim: Int, _ scores: UnsafeMutablePointer<Float>, _ out: UnsafeMutablePointer<Float>)
     static func swiGLU(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, _ n: Int)
@@ -198,12 +197,20 @@ extension KernelsAVX2.X86Kernels: X86KernelSet {}
 extension KernelsAVXVNNI.X86Kernels: X86KernelSet {}
 extension KernelsAVX512.X86Kernels: X86KernelSet {}
 
+/// The x86 table: the instruction set's kernels for the float formats and the interleaved
+/// layout; quantized matrices left in ggml's layout (never decoded by the engine, which
+/// repacks them) take the portable kernels.
 private func x86Table<K: X86KernelSet>(_ isa: InstructionSet, _: K.Type, gemm: GEMMKernel?) -> KernelTable {
     func rows(_ type: GGMLType) -> RowsKernel {
         switch type {
         case .f32: return K.rowsF32
         case .f16: return K.rowsF16
         case .bf16: return K.rowsBF16
+        default: return GenericKernels.rows(type)
+        }
+    }
+    func interleavedRows(_ type: GGMLType) -> RowsKernel? {
+        switch type {
         case .q8_0: return K.rowsQ8_0
         case .q4_0: return K.rowsQ4_0
         case .q4_1: return K.rowsQ4_1
@@ -214,6 +221,7 @@ private func x86Table<K: X86KernelSet>(_ isa: InstructionSet, _: K.Type, gemm: G
         case .q4_K: return K.rowsQ4_K
         case .q5_K: return K.rowsQ5_K
         case .q6_K: return K.rowsQ6_K
+        case .f32, .f16, .bf16: return nil
         }
     }
     func dequantize(_ type: GGMLType) -> DequantizeKernel {
@@ -233,32 +241,24 @@ private func x86Table<K: X86KernelSet>(_ isa: InstructionSet, _: K.Type, gemm: G
         case .q6_K: return K.dequantizeQ6_K
         }
     }
-    func splitRows(_ type: GGMLType) -> RowsKernel? {
+    func interleavedDequantize(_ type: GGMLType) -> DequantizeKernel? {
         switch type {
-        case .q8_0: return K.splitRowsQ8_0
-        case .q4_0: return K.splitRowsQ4_0
-        case .q4_1: return K.splitRowsQ4_1
-        case .q5_0: return K.splitRowsQ5_0
-        case .q5_1: return K.splitRowsQ5_1
-        case .q4_Z: return K.splitRowsQ4_Z
-        case .q8_Z: return K.splitRowsQ8_Z
-        case .f32, .f16, .bf16, .q4_K, .q5_K, .q6_K: return nil
-        }
-    }
-    func splitDequantize(_ type: GGMLType) -> DequantizeKernel? {
-        switch type {
-        case .q8_0: return K.splitDequantizeQ8_0
-        case .q4_0: return K.splitDequantizeQ4_0
-        case .q4_1: return K.splitDequantizeQ4_1
-        case .q5_0: return K.splitDequantizeQ5_0
-        case .q5_1: return K.splitDequantizeQ5_1
-        case .q4_Z: return K.splitDequantizeQ4_Z
-        case .q8_Z: return K.splitDequantizeQ8_Z
-        case .f32, .f16, .bf16, .q4_K, .q5_K, .q6_K: return nil
+        case .q8_0: return K.interleavedDequantizeQ8_0
+        case .q4_0: return K.interleavedDequantizeQ4_0
+        case .q4_1: return K.interleavedDequantizeQ4_1
+        case .q5_0: return K.interleavedDequantizeQ5_0
+        case .q5_1: return K.interleavedDequantizeQ5_1
+        case .q4_Z: return K.interleavedDequantizeQ4_Z
+        case .q8_Z: return K.interleavedDequantizeQ8_Z
+        case .q4_K: return K.interleavedDequantizeQ4_K
+        case .q5_K: return K.interleavedDequantizeQ5_K
+        case .q6_K: return K.interleavedDequantizeQ6_K
+        case .f32, .f16, .bf16: return nil
         }
     }
     return KernelTable(isa: isa, rowKernels: GGMLType.allCases.map(rows), dequantizeKernels: GGMLType.allCases.map(dequantize),
-                       splitRowKernels: GGMLType.allCases.map(splitRows), splitDequantizeKernels: GGMLType.allCases.map(splitDequantize),
+                       interleavedRowKernels: GGMLType.allCases.map(interleavedRows),
+                       interleavedDequantizeKernels: GGMLType.allCases.map(interleavedDequantize),
                        quantizeQ8: K.quantizeQ8, attend: K.attendHead, swiGLU: K.swiGLU,
                        gemm: gemm)
 }

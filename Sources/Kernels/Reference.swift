@@ -5,7 +5,7 @@ import KernelABI
 public enum Reference {
     /// Dequantizes row `r` of `w` into out[cols].
     public static func dequantizeRow(_ w: WeightMatrix, row r: Int, into out: UnsafeMutablePointer<Float>) {
-        guard w.layout == .splitScales else { return dequantize(w.type, w.row(r), count: w.cols, into: out) }
+        guard w.layout == .interleaved else { return dequantize(w.type, w.row(r), count: w.cols, into: out) }
         let row = UnsafeMutableRawPointer.allocate(byteCount: w.rowBytes, alignment: 16)
         defer { row.deallocate() }
         ggmlRow(w.type, cols: w.cols, w.row(r), into: row)

@@ -69,14 +69,16 @@ final class GPTQTests: XCTestCase {
     func testRepackingKeepsEveryWeightExactly() throws {
         for bits in [4, 8] {
             for symmetric in [true, false] {
-                for (groupSize, actOrder) in [(32, false), (64, false), (128, true), (256, false), (64, true)] {
-                    let layer = GPTQLayer(bits: bits, inFeatures: 256, outFeatures: 24, groupSize: groupSize, symmetric: symmetric, actOrder: actOrder)
-                    let what = "\(bits)-bit \(symmetric ? "sym" : "asym") group \(groupSize)\(actOrder ? " act-order" : "")"
+                // 256 inputs: groups of 8 blocks; 416: one of 8, one of 4, one of 1 (Interleave.swift).
+                for (inFeatures, groupSize, actOrder) in [(256, 32, false), (256, 64, false), (256, 128, true), (256, 256, false), (256, 64, true),
+                                                          (416, 32, false), (416, 416, false), (416, 32, true)] {
+                    let layer = GPTQLayer(bits: bits, inFeatures: inFeatures, outFeatures: 24, groupSize: groupSize, symmetric: symmetric, actOrder: actOrder)
+                    let what = "\(bits)-bit \(symmetric ? "sym" : "asym") \(inFeatures) inputs, group \(groupSize)\(actOrder ? " act-order" : "")"
                     let owner = try layer.repacked()
                     let m = owner.matrix
                     defer { withExtendedLifetime(owner) {} }
                     XCTAssertEqual(m.type, bits == 4 ? (symmetric ? .q4_0 : .q4_Z) : (symmetric ? .q8_0 : .q8_Z), what)
-                    XCTAssertEqual(m.layout, .splitScales)
+                    XCTAssertEqual(m.layout, .interleaved)
                     XCTAssertEqual(m.inputOrder == nil, !actOrder, what)
                     var row = [Float](repeating: .nan, count: m.cols)
                     for o in 0..<m.rows {

@@ -112,6 +112,53 @@ final class KernelsBenchmark: XCTestCase {
         }
     }
 
+    /// Load-time repacking into the interleaved layout, per format (MB of weights per s).
+    func testRepackThroughput() throws {
+        for type in [GGMLType.q5_0, .q8_0, .q4_K, .q6_K, .q4_0] {
+            let (rows, cols) = type.blockSize == 256 ? (896, 4864) : (4864, 896)
+            let (raw, matrices) = try Self.randomMatrices(type, rows: rows, cols: cols, copies: 1)
+            defer { raw.deallocate() }
+            var best = Double.infinity
+            for _ in 0..<5 {
+                let start = Self.seconds()
+                let copy = RepackedMatrix.interleaving(matrices[0])
+                best = min(best, Self.seconds() - start)
+                XCTAssertNotNil(copy)
+            }
+            print(String(format: "bench repack %@ %dx%d: %.0f MB/s", type.name, rows, cols, Double(rows * matrices[0].rowBytes) / best / 1e6))
+        }
+    }
+
+    /// GPTQ repacking of one layer at Qwen-7B's gate/up shape (4096 -> 11008, group 128,
+    /// symmetric): MB of packed weights per s.
+    func testGPTQRepackThroughput() throws {
+        let n = 4096, out = 11008, groupSize = 128, groups = n / groupSize
+        var random = SplitMix64(seed: 5)
+        for bits in [4, 8] {
+            let perWord = 32 / bits
+            let qweight = (0..<(n / perWord * out)).map { _ in UInt32(truncatingIfNeeded: random.next()) }   // [n / perWord, out]
+            let zero: UInt32 = bits == 4 ? 0x7777_7777 : 0x7F7F_7F7F                                          // stored zero - 1, symmetric
+            let qzeros = [UInt32](repeating: zero, count: groups * out / perWord)                             // [groups, out / perWord]
+            let scales = (0..<(groups * out)).map { _ in Float16(Float.random(in: 0.001...0.05, using: &random)) }  // [groups, out]
+            var best = Double.infinity
+            for _ in 0..<3 {
+                let start = Self.seconds()
+                let repacked = try qweight.withUnsafeBytes { w in
+                    try qzeros.withUnsafeBytes { z in
+                        try scales.withUnsafeBytes { s in
+                            try RepackedMatrix.fromGPTQ(GPTQTensors(bits: bits, inFeatures: n, outFeatures: out, groupSize: groupSize, groups: groups,
+                                                                   qweight: w.baseAddress!, qzeros: z.baseAddress!, scales: s.baseAddress!, groupIndex: nil))
+                        }
+                    }
+                }
+                best = min(best, Self.seconds() - start)
+                withExtendedLifetime(repacked) {}
+            }
+            print(String(format: "bench GPTQ repack %d-bit %dx%d: %.0f ms, %.0f MB/s of qweight", bits, out, n, best * 1000,
+                         Double(qweight.count * 4) / best / 1e6))
+        }
+    }
+
     /// Prefill: matmul of n = 128 tokens, our pool over tiles with single-threaded
     /// sgemm (what `matmul` does) against one sgemm with OpenBLAS's own 2 threads on
     /// a W dequantized up front (the best OpenBLAS can do; excludes dequantization).

@@ -41,23 +41,24 @@ final class KernelsTests: XCTestCase {
     static let quantized: [GGMLType] = [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K, .f16, .bf16, .q4_Z, .q8_Z]
 
     /// The engine's own zero-point formats have no gguf-py: their fixture is a random
-    /// asymmetric GPTQ layer repacked (ggml layout rebuilt from the split one), with
+    /// asymmetric GPTQ layer repacked (ggml layout rebuilt from the interleaved one), with
     /// GPTQ's own values and their f64 dots as the expectations.
     static func zeroPointFixture(_ type: GGMLType) throws -> Fixture {
         let layer = GPTQLayer(bits: type == .q4_Z ? 4 : 8, inFeatures: 512, outFeatures: 16, groupSize: 64, symmetric: false, actOrder: false)
         let owner = try layer.repacked()
-        let split = owner.matrix
+        let interleaved = owner.matrix
         defer { withExtendedLifetime(owner) {} }
-        XCTAssertEqual(split.type, type)
-        var storage = [UInt8](repeating: 0, count: split.rows * split.rowBytes)
+        XCTAssertEqual(interleaved.type, type)
+        let (rows, cols) = (interleaved.rows, interleaved.cols)
+        var storage = [UInt8](repeating: 0, count: rows * interleaved.rowBytes)
         storage.withUnsafeMutableBytes { out in
-            for r in 0..<split.rows { ggmlRow(type, cols: split.cols, split.row(r), into: out.baseAddress! + r * split.rowBytes) }
+            for r in 0..<rows { ggmlRow(type, cols: cols, interleaved.row(r), into: out.baseAddress! + r * interleaved.rowBytes) }
         }
         var random = SystemRandomNumberGenerator()
-        let x = (0..<split.cols).map { _ in Float.random(in: -1...1, using: &random) }
-        let expected = (0..<(split.rows * split.cols)).map { layer.value($0 / split.cols, $0 % split.cols) }
-        let dots = (0..<split.rows).map { r in (0..<split.cols).reduce(0.0) { $0 + Double(expected[r * split.cols + $1]) * Double(x[$1]) } }
-        let matrix = try storage.withUnsafeBytes { try WeightMatrix(type: type, rows: split.rows, cols: split.cols, data: $0.baseAddress!) }
+        let x = (0..<cols).map { _ in Float.random(in: -1...1, using: &random) }
+        let expected = (0..<(rows * cols)).map { layer.value($0 / cols, $0 % cols) }
+        let dots = (0..<rows).map { r in (0..<cols).reduce(0.0) { $0 + Double(expected[r * cols + $1]) * Double(x[$1]) } }
+        let matrix = try storage.withUnsafeBytes { try WeightMatrix(type: type, rows: rows, cols: cols, data: $0.baseAddress!) }
         return Fixture(storage: storage, matrix: matrix, expected: expected, x: x, dots: dots)
     }
 
@@ -117,7 +118,9 @@ final class KernelsTests: XCTestCase {
             try f.storage.withUnsafeBytes { raw in
                 let m = try WeightMatrix(type: type, rows: f.matrix.rows, cols: f.matrix.cols, data: raw.baseAddress!)
                 let seen = Reference.activationsAsSeenByKernels(f.x, type: type)
-                let perISA = Self.tables.map { ($0.isa, Self.kernelRows($0, m, f.x)) }
+                let repacked = RepackedMatrix.interleaving(m)
+                let layouts = [("ggml", m)] + (repacked.map { [("interleaved", $0.matrix)] } ?? [])
+                let perISA = layouts.flatMap { l in Self.tables.map { ("\($0.isa) \(l.0)", Self.kernelRows($0, l.1, f.x)) } }
                 for r in 0..<m.rows {
                     let values = f.expected[(r * m.cols)..<((r + 1) * m.cols)]
                     let magnitude = zip(values, f.x).reduce(0.0) { $0 + Double(abs($1.0 * $1.1)) }
@@ -151,6 +154,14 @@ final class KernelsTests: XCTestCase {
             XCTAssertEqual(Array(UnsafeBufferPointer(start: v.q8, count: cols)), q8.q, "\(table.isa) q8")
             XCTAssertEqual(Array(UnsafeBufferPointer(start: v.d8, count: cols / 32)), q8.d, "\(table.isa) d8")
             XCTAssertEqual(Array(UnsafeBufferPointer(start: v.s8, count: cols / 32)), q8.s, "\(table.isa) s8")
+            let recordBytes = laneRecordBytes(cols: cols)
+            var want = [UInt8](repeating: 0, count: recordBytes)
+            q8.q.withUnsafeBufferPointer { q in
+                q8.d.withUnsafeBufferPointer { d in
+                    want.withUnsafeMutableBytes { writeLaneRecords(q.baseAddress!, d.baseAddress!, cols: cols, $0.baseAddress!) }
+                }
+            }
+            XCTAssertEqual(Array(UnsafeRawBufferPointer(start: v.lanes, count: recordBytes)), want, "\(table.isa) lane records")
         }
     }
 
@@ -170,17 +181,17 @@ final class KernelsTests: XCTestCase {
                 let seen = Reference.activationsAsSeenByKernels(x, type: type)
                 var fast = [Float](repeating: .nan, count: m.cols)
                 var reference = [Float](repeating: .nan, count: m.cols)
-                let repacked = RepackedMatrix.splittingScales(m)
-                XCTAssertEqual(repacked != nil, type.scaleHeaderBytes > 0, "\(type.name) split-scale layout")
-                if let split = repacked?.matrix {   // the repack is a permutation of each row's bytes
+                let repacked = RepackedMatrix.interleaving(m)
+                XCTAssertEqual(repacked != nil, type.blockSize >= 32, "\(type.name) interleaved layout")
+                if let interleaved = repacked?.matrix {   // the repack keeps every value
                     var a = [Float](repeating: 0, count: m.cols), b = [Float](repeating: 1, count: m.cols)
                     for r in 0..<m.rows {
                         a.withUnsafeMutableBufferPointer { Reference.dequantizeRow(m, row: r, into: $0.baseAddress!) }
-                        b.withUnsafeMutableBufferPointer { Reference.dequantizeRow(split, row: r, into: $0.baseAddress!) }
-                        XCTAssertEqual(a, b, "\(type.name) split row \(r)")
+                        b.withUnsafeMutableBufferPointer { Reference.dequantizeRow(interleaved, row: r, into: $0.baseAddress!) }
+                        XCTAssertEqual(a, b, "\(type.name) interleaved row \(r)")
                     }
                 }
-                let layouts = [("ggml", m)] + (repacked.map { [("split", $0.matrix)] } ?? [])
+                let layouts = [("ggml", m)] + (repacked.map { [("interleaved", $0.matrix)] } ?? [])
                 for (layout, fastMatrix, table) in layouts.flatMap({ l in Self.tables.map { (l.0, l.1, $0) } }) {
                     let y = Self.kernelRows(table, fastMatrix, x)
                     for r in 0..<m.rows {
@@ -216,7 +227,7 @@ final class KernelsTests: XCTestCase {
                 let original = try WeightMatrix(type: type, rows: rows, cols: cols, data: raw.baseAddress!)
                 let n = 5
                 let x = (0..<(n * cols)).map { _ in Float.random(in: -1...1, using: &random) }  // [n, cols]
-                let repacked = RepackedMatrix.splittingScales(original)
+                let repacked = RepackedMatrix.interleaving(original)
                 let layouts = [original] + (repacked.map { [$0.matrix] } ?? [])
                 for (m, table) in layouts.flatMap({ m in Self.tables.map { (m, $0) } }) {
                     var expected = [Float](repeating: 0, count: n * rows)                        // [n, rows] on the kernels' activations

@@ -1,5 +1,7 @@
 /// Q4_0: 32 values in 18 bytes: f16 d, 16 bytes of nibbles (byte j: value j in the low
 /// nibble, value j + 16 in the high one). value = d * (nibble - 8).
+/// Interleaved (Interleave.swift), a group of G blocks: f16 d[G], then the nibbles as 4-bit
+/// code vectors (16 G bytes).
 enum Q4_0Format: Block32Format {
     static var blockBytes: Int { 18 }
 
@@ -19,5 +21,18 @@ enum Q4_0Format: Block32Format {
             codes[j &+ 16] = Int8(truncatingIfNeeded: v >> 4) &- 8
         }
         return (loadHalf(q, 0), 0)
+    }
+
+    static var fields: Int { 1 }
+    static var codeBits: Int { 4 }
+
+    static func split(_ q: UnsafeRawPointer, _ codes: UnsafeMutablePointer<UInt8>) -> (UInt16, UInt16) {
+        splitNibbles(q + 2, fifth: nil, codes)
+        return blockFields(q, 1)
+    }
+
+    static func join(_ codes: UnsafePointer<UInt8>, _ fields: (UInt16, UInt16), into block: UnsafeMutableRawPointer) {
+        storeFields(fields, 1, block)
+        joinNibbles(codes, block + 2, fifth: nil)
     }
 }

@@ -1,5 +1,7 @@
 /// Q4_1: 32 values in 20 bytes: f16 d, f16 m, 16 bytes of nibbles (as Q4_0).
 /// value = d * nibble + m.
+/// Interleaved (Interleave.swift), a group of G blocks: f16 d[G], f16 m[G], then the nibbles
+/// as 4-bit code vectors (16 G bytes).
 enum Q4_1Format: Block32Format {
     static var blockBytes: Int { 20 }
 
@@ -19,5 +21,18 @@ enum Q4_1Format: Block32Format {
             codes[j &+ 16] = Int8(truncatingIfNeeded: v >> 4)
         }
         return (loadHalf(q, 0), loadHalf(q, 2))
+    }
+
+    static var fields: Int { 2 }
+    static var codeBits: Int { 4 }
+
+    static func split(_ q: UnsafeRawPointer, _ codes: UnsafeMutablePointer<UInt8>) -> (UInt16, UInt16) {
+        splitNibbles(q + 4, fifth: nil, codes)
+        return blockFields(q, 2)
+    }
+
+    static func join(_ codes: UnsafePointer<UInt8>, _ fields: (UInt16, UInt16), into block: UnsafeMutableRawPointer) {
+        storeFields(fields, 2, block)
+        joinNibbles(codes, block + 4, fifth: nil)
     }
 }

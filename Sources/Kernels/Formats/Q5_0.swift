@@ -1,5 +1,7 @@
 /// Q5_0: 32 values in 22 bytes: f16 d, u32 fifth bits (bit j belongs to value j), 16
 /// bytes of nibbles (as Q4_0). value = d * ((nibble | fifth bit << 4) - 16).
+/// Interleaved (Interleave.swift), a group of G blocks: f16 d[G], then the codes as 5-bit
+/// code vectors (fifth bits 4 G bytes, nibbles 16 G bytes).
 enum Q5_0Format: Block32Format {
     static var blockBytes: Int { 22 }
 
@@ -25,5 +27,18 @@ enum Q5_0Format: Block32Format {
             codes[j &+ 16] = Int8(truncatingIfNeeded: (v >> 4) | h1) &- 16
         }
         return (loadHalf(q, 0), 0)
+    }
+
+    static var fields: Int { 1 }
+    static var codeBits: Int { 5 }
+
+    static func split(_ q: UnsafeRawPointer, _ codes: UnsafeMutablePointer<UInt8>) -> (UInt16, UInt16) {
+        splitNibbles(q + 6, fifth: q + 2, codes)
+        return blockFields(q, 1)
+    }
+
+    static func join(_ codes: UnsafePointer<UInt8>, _ fields: (UInt16, UInt16), into block: UnsafeMutableRawPointer) {
+        storeFields(fields, 1, block)
+        joinNibbles(codes, block + 6, fifth: block + 2)
     }
 }

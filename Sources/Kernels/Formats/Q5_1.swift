@@ -1,5 +1,7 @@
 /// Q5_1: 32 values in 24 bytes: f16 d, f16 m, u32 fifth bits, 16 bytes of nibbles (as
 /// Q5_0). value = d * (nibble | fifth bit << 4) + m.
+/// Interleaved (Interleave.swift), a group of G blocks: f16 d[G], f16 m[G], then the codes as
+/// 5-bit code vectors (fifth bits 4 G bytes, nibbles 16 G bytes).
 enum Q5_1Format: Block32Format {
     static var blockBytes: Int { 24 }
 
@@ -25,5 +27,18 @@ enum Q5_1Format: Block32Format {
             codes[j &+ 16] = Int8(truncatingIfNeeded: (v >> 4) | h1)
         }
         return (loadHalf(q, 0), loadHalf(q, 2))
+    }
+
+    static var fields: Int { 2 }
+    static var codeBits: Int { 5 }
+
+    static func split(_ q: UnsafeRawPointer, _ codes: UnsafeMutablePointer<UInt8>) -> (UInt16, UInt16) {
+        splitNibbles(q + 8, fifth: q + 4, codes)
+        return blockFields(q, 2)
+    }
+
+    static func join(_ codes: UnsafePointer<UInt8>, _ fields: (UInt16, UInt16), into block: UnsafeMutableRawPointer) {
+        storeFields(fields, 2, block)
+        joinNibbles(codes, block + 8, fifth: block + 4)
     }
 }

@@ -71,17 +71,16 @@ public final class LayerStore: @unchecked Sendable {
 }
 
 extension TransformerWeights {
-    /// Every matrix the decode kernels read faster in another layout (the 32-value block
-    /// formats: split scales, `RepackedMatrix`) replaced by its repacked copy; also the
+    /// Every quantized matrix replaced by its copy in the interleaved layout the decode
+    /// kernels read (`RepackedMatrix.interleaving`); also the
     /// embedding when it is the same matrix as the output head. `release` gets each
-    /// original's bytes as soon as they are copied (so peak memory grows by one matrix).
-    /// Returns the copies' owners.
+    /// original's bytes as they are copied, a few MB at a time (so peak memory barely
+    /// grows). Returns the copies' owners.
     func repackedForKernels(release: (UnsafeRawBufferPointer) -> Void) throws -> (weights: TransformerWeights, owners: [RepackedMatrix]) {
         var owners: [RepackedMatrix] = []
         func pack(_ w: WeightMatrix) -> WeightMatrix {
-            guard let copy = RepackedMatrix.splittingScales(w) else { return w }
+            guard let copy = withoutActuallyEscaping(release, do: { RepackedMatrix.interleaving(w, release: $0) }) else { return w }
             owners.append(copy)
-            release(UnsafeRawBufferPointer(start: w.data, count: w.rows * w.rowBytes))
             return copy.matrix
         }
         var out = self
