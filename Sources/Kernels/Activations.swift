@@ -44,21 +44,29 @@ public final class QuantizedActivations {
     }
 
     /// Fills `vectors` for the `count` inputs x[count, cols] (row b at x + b * cols) with
-    /// the forms `forms` asks for, with `kernels`' quantizer.
-    public func prepare(_ x: UnsafePointer<Float>, count: Int = 1, cols: Int, forms: Set<ActivationForm>, kernels: KernelTable) {
+    /// the forms `forms` asks for, with `kernels`' quantizer; several vectors are quantized
+    /// side by side on `pool` when one is given.
+    public func prepare(_ x: UnsafePointer<Float>, count: Int = 1, cols: Int, forms: Set<ActivationForm>, kernels: KernelTable,
+                        pool: ThreadPool? = nil) {
         reserve(values: count * cols, vectors: count)
         let quantize = forms.contains(.q8) && cols % 32 == 0
         let recordBytes = quantize ? Int(qe_lane_record_bytes(cols)) : 0
-        for b in 0..<count {
+        let (q8, d8, s8, lanes, slots, quantizeQ8) = (q8, d8, s8, lanes, slots, kernels.quantizeQ8)
+        let prepareOne = { (b: Int) in
             var vector = qe_vector()
             vector.x = x + b * cols
             if quantize {
                 let q = q8 + b * cols, d = d8 + b * cols / 32, s = s8 + b * cols / 32, l = lanes + b * recordBytes
-                kernels.quantizeQ8(x + b * cols, cols, q, d, s, l)
+                quantizeQ8(x + b * cols, cols, q, d, s, l)
                 vector.q8 = UnsafePointer(q); vector.d8 = UnsafePointer(d); vector.s8 = UnsafePointer(s)
                 vector.lanes = UnsafeRawPointer(l).assumingMemoryBound(to: UInt8.self)
             }
             slots[b] = vector
+        }
+        if let pool, count > 1, quantize {
+            pool.parallelFor(count) { b in prepareOne(b) }
+        } else {
+            for b in 0..<count { prepareOne(b) }
         }
     }
 }

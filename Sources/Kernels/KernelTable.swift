@@ -92,6 +92,14 @@ public struct KernelTable: @unchecked Sendable {
     /// Prefill's product of a dequantized tile with the token batch; nil: OpenBLAS sgemm.
     public let gemm: GEMMKernel?
 
+    /// Whether a token's prefill result depends on nothing but its own row: true for the
+    /// table's own GEMM (every token through the same code, wherever it sits in the batch),
+    /// false for OpenBLAS, whose sgemm computes some rows differently depending on the
+    /// batch's size and their place in it. Where true, the engine runs the prompt chunks
+    /// of several sequences in one product and copies a prompt prefix one sequence computed
+    /// into another; results stay the same as for each sequence alone.
+    public var prefillRowsAreIndependent: Bool { gemm != nil }
+
     /// The decode kernel for w's format and layout.
     @inline(__always) public func rows(for w: WeightMatrix) -> RowsKernel {
         w.layout == .interleaved ? interleavedRowKernels[w.type.tableIndex]! : rowKernels[w.type.tableIndex]

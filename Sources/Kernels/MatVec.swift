@@ -29,7 +29,7 @@ public func matvec(_ ws: [WeightMatrix], _ x: UnsafePointer<Float>, count: Int =
         }
     }
     let quantized = activations ?? QuantizedActivations(capacity: count * cols)
-    quantized.prepare(x, count: count, cols: cols, forms: Set(ws.map { $0.type.activationForm }), kernels: kernels)
+    quantized.prepare(x, count: count, cols: cols, forms: Set(ws.map { $0.type.activationForm }), kernels: kernels, pool: pool)
     let vectors = quantized.vectors
     // About 8 chunks per thread (multiples of 16 rows) over all matrices: enough to
     // balance, few enough that the shared work counter is not a point of contention.
@@ -69,11 +69,11 @@ public func matmul(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ y: UnsafeMuta
 /// Y_i[n, rows_i] = X[n, cols] W_i^T for several matrices sharing the input (q/k/v,
 /// gate/up), as one job on the pool. Tiles of each W are dequantized to f32 by the table's
 /// kernels and multiplied with the batch by the table's GEMM (or OpenBLAS sgemm,
-/// single-threaded, where the table has none).
+/// single-threaded, where the table has none). f32 activations for any n, 1 included
+/// (the decode kernels' int8 activations are `matvec`'s).
 public func matmul(_ ws: [WeightMatrix], _ x: UnsafePointer<Float>, _ ys: [UnsafeMutablePointer<Float>], n: Int, pool: ThreadPool,
                    kernels: KernelTable) {
     guard let cols = ws.first?.cols else { return }
-    if n == 1 { return matvec(ws, x, ys, pool: pool, kernels: kernels) }
     guard ws.allSatisfy({ $0.inputOrder == nil }) else {
         return inInputOrder(ws, x, ys, n: n) { ws, x, ys in
             matmul(ws, x, ys, n: n, pool: pool, kernels: kernels)

@@ -165,6 +165,19 @@ struct Batch512 {
     }
 }
 
+/// Asks for the `rowBytes` bytes at `row` and at `row + apart` (a row pair two rows ahead
+/// of the one being computed) so both weight streams keep arriving while a batch of
+/// vectors keeps the core busy between loads.
+@inline(__always) func prefetchRowPair(_ row: UnsafeRawPointer, _ rowBytes: Int, _ apart: Int, ahead: Bool) {
+    guard ahead else { return }
+    var offset = 0
+    while offset < rowBytes {
+        qe_prefetch(row + offset)
+        qe_prefetch(row + (apart &+ offset))
+        offset &+= 64
+    }
+}
+
 /// `group32` for the same group of two rows `stride` bytes apart.
 @inline(__always) func group32x2<F: Lane32>(_: F.Type, _ q: UnsafeRawPointer, _ stride: Int, size g: Int, _ batch: Batch512, _ record: Int) {
     let d = laneHalves512(q, stride, 0, g)
@@ -191,6 +204,7 @@ struct Batch512 {
         let half = rows / 2, apart = half &* rowBytes
         for r in 0..<half {
             let row = w + r &* rowBytes
+            prefetchRowPair(row + 2 &* rowBytes, rowBytes, apart, ahead: r &+ 2 < half)
             forEachLaneGroup(blocks: cols / 32, blockBytes: F.blockBytes) { offset, g, record in
                 group32x2(F.self, row + offset, apart, size: g, batch, record)
             }
@@ -208,6 +222,7 @@ struct Batch512 {
         let half = rows / 2, apart = half &* rowBytes
         for r in 0..<half {
             let row = w + r &* rowBytes
+            prefetchRowPair(row + 2 &* rowBytes, rowBytes, apart, ahead: r &+ 2 < half)
             for i in 0..<(cols / 256) {
                 let q = row + i &* bytes, record = i &* (256 &+ Record.lanes)
                 let (scales0, mins0) = factorsK4(q), (scales1, mins1) = factorsK4(q + apart)
@@ -233,6 +248,7 @@ struct Batch512 {
         let half = rows / 2, apart = half &* rowBytes
         for r in 0..<half {
             let row = w + r &* rowBytes
+            prefetchRowPair(row + 2 &* rowBytes, rowBytes, apart, ahead: r &+ 2 < half)
             for i in 0..<(cols / 256) {
                 let q = row + i &* 210, record = i &* (256 &+ Record.lanes)
                 let (first0, second0) = factorsQ6K(q), (first1, second1) = factorsQ6K(q + apart)

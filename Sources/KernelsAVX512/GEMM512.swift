@@ -30,13 +30,19 @@ extension X86Kernels {
 
 /// 4 rows x 4 tokens per pass (16 zmm accumulators, 4 weight and 1 activation register),
 /// tokens in the outer loop so the 4 activation rows stay in L1 while the tile streams
-/// from L2.
+/// from L2. A last group of fewer than 4 tokens runs the same 4-token pass (its missing
+/// tokens repeat the group's first, their results dropped), so every token's result is
+/// computed the same way wherever it sits in the batch and however large the batch is:
+/// prefill chunks of several sequences can share one call, and a token's keys and values
+/// do not depend on what it was batched with.
 @inline(__always) func gemm512(_ w: UnsafePointer<Float>, _ rows: Int, _ x: UnsafePointer<Float>, _ n: Int, _ cols: Int,
                                _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
     let vectorCols = cols & ~15
     var t = 0
-    while t &+ 4 <= n {
-        let x0 = x + t &* cols, x1 = x0 + cols, x2 = x1 + cols, x3 = x2 + cols
+    while t < n {
+        let tokens = min(4, n &- t)
+        let x0 = x + t &* cols
+        let x1 = tokens > 1 ? x0 + cols : x0, x2 = tokens > 2 ? x0 + 2 &* cols : x0, x3 = tokens > 3 ? x0 + 3 &* cols : x0
         var r = 0
         while r &+ 4 <= rows {
             let w0 = w + r &* cols, w1 = w0 + cols, w2 = w1 + cols, w3 = w2 + cols
@@ -64,7 +70,7 @@ extension X86Kernels {
             let tail = vectorCols < cols
             @inline(__always) func put(_ i: Int, _ wr: UnsafePointer<Float>, _ a0: __m512, _ a1: __m512, _ a2: __m512, _ a3: __m512) {
                 let sums = sum4(a0, a1, a2, a3)
-                for j in 0..<4 {
+                for j in 0..<tokens {
                     let extra = tail ? tailDot(wr, x + (t &+ j) &* cols, vectorCols, cols) : 0
                     y[(t &+ j) &* yStride &+ r &+ i] = sums[j] + extra
                 }
@@ -74,14 +80,10 @@ extension X86Kernels {
             r &+= 4
         }
         while r < rows {
-            for j in 0..<4 { y[(t &+ j) &* yStride &+ r] = dotF32(w + r &* cols, x + (t &+ j) &* cols, cols) }
+            for j in 0..<tokens { y[(t &+ j) &* yStride &+ r] = dotF32(w + r &* cols, x + (t &+ j) &* cols, cols) }
             r &+= 1
         }
         t &+= 4
-    }
-    while t < n {
-        for r in 0..<rows { y[t &* yStride &+ r] = dotF32(w + r &* cols, x + t &* cols, cols) }
-        t &+= 1
     }
 }
 #endif

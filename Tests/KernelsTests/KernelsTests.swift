@@ -209,6 +209,44 @@ final class KernelsTests: XCTestCase {
         }
     }
 
+    /// Where the table says so (`prefillRowsAreIndependent`: its own GEMM), a token's
+    /// prefill product depends on nothing but its row: bit for bit the same for every batch
+    /// size and every place in the batch, leftover weight rows and a partial last group of
+    /// tokens included. (The engine batches several sequences' prompt chunks in one call,
+    /// and copies prompt prefixes between sequences, on this.)
+    func testPrefillRowsDoNotDependOnTheirBatch() throws {
+        var random = SystemRandomNumberGenerator()
+        let pool = ThreadPool(threads: 2)
+        let rows = 70, cols = 520, tokens = 23
+        let weights = (0..<(rows * cols)).map { _ in Float.random(in: -1...1, using: &random) }   // [rows, cols] f32
+        let x = (0..<(tokens * cols)).map { _ in Float.random(in: -1...1, using: &random) }       // [tokens, cols]
+        let tables = Self.tables.filter(\.prefillRowsAreIndependent)
+        try weights.withUnsafeBytes { raw in
+            let w = try WeightMatrix(type: .f32, rows: rows, cols: cols, data: raw.baseAddress!)
+            for table in tables {
+                var alone = [Float](repeating: 0, count: tokens * rows)                       // [tokens, rows], one call per token
+                x.withUnsafeBufferPointer { xp in
+                    alone.withUnsafeMutableBufferPointer { yp in
+                        for t in 0..<tokens {
+                            matmul(w, xp.baseAddress! + t * cols, yp.baseAddress! + t * rows, n: 1, pool: pool, kernels: table)
+                        }
+                    }
+                }
+                for (first, count) in [(0, tokens), (0, 5), (3, 6), (7, 1), (2, 17), (9, 14)] {
+                    var batched = [Float](repeating: .nan, count: count * rows)
+                    x.withUnsafeBufferPointer { xp in
+                        batched.withUnsafeMutableBufferPointer { yp in
+                            matmul(w, xp.baseAddress! + first * cols, yp.baseAddress!, n: count, pool: pool, kernels: table)
+                        }
+                    }
+                    XCTAssertEqual(batched, Array(alone[(first * rows)..<((first + count) * rows)]),
+                                   "\(table.isa): tokens \(first)..<\(first + count) in one call")
+                }
+            }
+        }
+        if KernelTable.available.contains(.avx512) { XCTAssertFalse(tables.isEmpty, "the AVX-512 table has its own GEMM") }
+    }
+
     func testMatvecAndMatmulEqualReference() throws {
         let pool = ThreadPool(threads: 2)
         let widePool = ThreadPool(threads: 16)   // small tiles balanced over many threads

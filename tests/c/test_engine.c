@@ -197,7 +197,9 @@ static void test_prompt_cache(void) {
     CHECK(strcmp(system, "You are a helpful assistant.") == 0, "default system prompt, got '%s'", system);
     qwen_message next = {QWEN_ROLE_USER, "Say ok."};
     CHECK_STATUS(qwen_chat(fresh, &next, 1, &g, NULL, NULL, &r), QWEN_OK);
-    CHECK(r.n_cached_tokens == 0, "a fresh session, yet %d tokens reused", r.n_cached_tokens);
+    /* Its prompt is computed, but for the start it shares with the cached conversation
+     * ("<|im_start|>system\nYou are a"), copied (the engine shares prompt prefixes). */
+    CHECK(r.n_cached_tokens < 10, "a fresh session, yet %d tokens reused", r.n_cached_tokens);
     qwen_session_free(fresh);   /* freeing an acquired session is allowed too */
 
     /* And the first conversation is still cached. */
@@ -255,6 +257,7 @@ static void test_prompt_cache_eviction(void) {
     CHECK_STATUS(qwen_session_acquire(small, NULL, 0, NULL, &s), QWEN_OK);
     CHECK_STATUS(qwen_chat(s, &a, 1, &g, NULL, NULL, &r), QWEN_OK);
     snprintf(reply_a, sizeof reply_a, "%s", r.text);
+    int apples_prompt = r.n_prompt_tokens;
     qwen_session_release(s);                       /* cached: apples */
     CHECK_STATUS(qwen_session_create(small, NULL, &t), QWEN_OK);
     CHECK_STATUS(qwen_chat(t, &b, 1, &g, NULL, NULL, &r), QWEN_OK);
@@ -263,9 +266,52 @@ static void test_prompt_cache_eviction(void) {
     CHECK_STATUS(qwen_session_acquire(small, conversation, 2, NULL, &s), QWEN_OK);
     qwen_message more = {QWEN_ROLE_USER, "More."};
     CHECK_STATUS(qwen_chat(s, &more, 1, &g, NULL, NULL, &r), QWEN_OK);
-    CHECK(r.n_cached_tokens == 0, "the evicted conversation was still cached (%d tokens)", r.n_cached_tokens);
+    /* Only the system prompt, which the boats conversation shares, is copied. */
+    CHECK(r.n_cached_tokens < apples_prompt - 4, "the evicted conversation was still cached (%d tokens)", r.n_cached_tokens);
     qwen_session_free(s);
     qwen_model_free(small);
+}
+
+/* A prompt prefix copied from another sequence's cache (the engine does this where the
+ * kernels compute each prompt row on its own) gives the very reply computing it would. */
+static void test_copied_prefix_is_exact(void) {
+    const char *system = "You are a careful assistant for a hardware store. Answer in one short sentence, "
+                         "mention the aisle number when you can, and never invent prices or products.";
+    qwen_gen_params g = greedy(24);
+    qwen_result r;
+    qwen_session_params p;
+    qwen_session_params_init(&p);
+    p.system_prompt = system;
+    qwen_message first = {QWEN_ROLE_USER, "Where are the hammers?"};
+    qwen_message second = {QWEN_ROLE_USER, "Do you sell garden hoses?"};
+
+    /* Reference: a model with no cache at all, the second question alone. */
+    qwen_model_params mp;
+    qwen_model_params_init(&mp);
+    mp.n_cached_sessions = -1;
+    mp.n_threads = 2;
+    qwen_model *plain = NULL;
+    CHECK_STATUS(qwen_model_load(model_path(), &mp, &plain), QWEN_OK);
+    if (!plain) return;
+    qwen_session *s = NULL;
+    CHECK_STATUS(qwen_session_create(plain, &p, &s), QWEN_OK);
+    CHECK_STATUS(qwen_chat(s, &second, 1, &g, NULL, NULL, &r), QWEN_OK);
+    char alone[2048];
+    snprintf(alone, sizeof alone, "%s", r.text);
+    CHECK(r.n_cached_tokens == 0, "%d tokens reused without a cache", r.n_cached_tokens);
+    qwen_session_free(s);
+    qwen_model_free(plain);
+
+    /* The same question in a fresh session after another conversation with that system
+     * prompt went to the prompt cache: the system prompt's positions may be copied. */
+    CHECK_STATUS(qwen_session_create(model, &p, &s), QWEN_OK);
+    CHECK_STATUS(qwen_chat(s, &first, 1, &g, NULL, NULL, &r), QWEN_OK);
+    qwen_session_release(s);
+    CHECK_STATUS(qwen_session_create(model, &p, &s), QWEN_OK);
+    CHECK_STATUS(qwen_chat(s, &second, 1, &g, NULL, NULL, &r), QWEN_OK);
+    printf("copied prefix: %d of %d prompt tokens not computed\n", r.n_cached_tokens, r.n_prompt_tokens);
+    CHECK(strcmp(r.text, alone) == 0, "with a copied prefix '%s', alone '%s'", r.text, alone);
+    qwen_session_free(s);
 }
 
 /* ------------------------------------------------------------- cancel */
@@ -342,6 +388,7 @@ int main(void) {
     test_idle_sessions_hold_no_threads();
     test_prompt_cache();
     test_prompt_cache_eviction();
+    test_copied_prefix_is_exact();
     test_cancel_while_batched();
     test_batched_throughput(4, 2.5);
     test_batched_throughput(8, 3.0);

@@ -346,6 +346,7 @@ final class Reply {
             case .finished(let reason, let generated):
                 isFinished = true
                 if stoppedAs == nil && !job.cancelFlag.isSet { result.generatedTokens = generated }
+                result.cachedTokens = job.reusedTokens
                 result.finishReason = job.cancelFlag.isSet ? .cancelled : (stoppedAs ?? reason)
                 (result.prefillMilliseconds, result.decodeMilliseconds) = job.timings
             case .failed(let error):

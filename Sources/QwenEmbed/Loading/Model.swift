@@ -49,8 +49,8 @@ public final class Model: @unchecked Sendable {
     public var kernels: KernelTable { engine.kernels }
     /// The compute every session of this model runs on (one pool, batched steps).
     public let engine: Engine
-    /// Idle sessions kept for the conversations they hold (`acquireSession`).
-    public let promptCache: PromptCache
+    /// Released sessions' KV caches, kept for the conversations they hold (`acquireSession`).
+    public var promptCache: PromptCache { engine.promptCache }
     /// Longest ChatML prompt (history is truncated to fit): generation_config.json's
     /// max_window_size when present, else 6144.
     public let maxWindowSize: Int
@@ -69,7 +69,6 @@ public final class Model: @unchecked Sendable {
         self.weights = weights
         self.threads = threads
         engine = Engine(config: config, weights: weights, tokenizer: tokenizer, kernels: kernels, threads: threads)
-        promptCache = PromptCache()
         self.maxWindowSize = maxWindowSize
         self.storage = storage
     }

@@ -11,24 +11,36 @@ import Glibc
 /// Callers (sessions, each on its own thread) submit `Job`s and wait for their events; one
 /// step thread runs the loop, like llama.cpp's server `update_slots`: each step is one
 /// forward pass over the next token of every generating sequence (decoded together, each
-/// with its own KV cache, position and NTK alpha) plus at most one prompt chunk of a
-/// sequence still prefilling, so a long prompt stalls running streams for one chunk at a
-/// time, never for its whole prefill; then each generating sequence samples its next
-/// token (`GenerationState`). Sequences join and leave between steps; a cancel is seen
-/// at the next step.
+/// with its own KV cache, position and NTK alpha) plus prompt chunks of sequences still
+/// prefilling, oldest first, up to `prefillChunk` prompt tokens in all, so a long prompt
+/// stalls running streams for one chunk at a time, never for its whole prefill; then each
+/// generating sequence samples its next token (`GenerationState`). Sequences join and
+/// leave between steps; a cancel is seen at the next step.
 ///
-/// A sequence's results never depend on what else runs with it: its one-token rows go
-/// through the decode kernels (per-row arithmetic independent of the batch) and its
-/// prompt through fixed chunks of `prefillChunk` tokens from its first uncached position
-/// (see `ForwardPass`). Replies are the same one at a time or many at once.
+/// Where the kernel table's prefill rows are independent of their batch, a sequence
+/// starting its prompt first copies the longest prefix of it that another sequence has
+/// computed as prompt rows (in flight, or in the prompt cache), such as a system prompt
+/// every conversation shares; one whose prompt shares a longer prefix with a sequence
+/// ahead of it that is still prefilling waits a step for it.
+///
+/// A sequence's results never depend on what else runs with it: its generated tokens go
+/// through the decode kernels (per-row arithmetic independent of the batch), its prompt
+/// through matmul in chunks that are its own (or, where the table's prefill rows are
+/// independent of their batch, in any company), and copied positions are the very values
+/// it would compute (see `ForwardPass`, `KVCache.promptRowPrefix`). Replies are the same
+/// one at a time or many at once.
 public final class Engine: @unchecked Sendable {
     /// Threads of the compute pool (the step thread is one of them).
     public let threads: Int
     public let kernels: KernelTable
     /// Most rows one step runs (one per sequence); more sequences take turns.
     public let maxRowsPerStep: Int
-    /// Prompt tokens per prefill chunk (one chunk per step).
+    /// Prompt tokens per prefill chunk, and per step in all.
     public let prefillChunk: Int
+    /// A prompt prefix shorter than this is not worth waiting a step for.
+    static let prefixWorthWaiting = 8
+    /// Released sequences' KV caches, kept for the prompts they hold.
+    public let promptCache = PromptCache()
     /// Tokens a sequence may run ahead of its caller before it waits for it.
     static let maxEventsAhead = 4
 
@@ -137,6 +149,7 @@ public final class Engine: @unchecked Sendable {
         let tokens: ArraySlice<Int32>
         /// Prompt tokens (else the sequence's last sampled token).
         let isPrompt: Bool
+        let kind: RowKind
     }
 
     private func stepLoop() {
@@ -189,31 +202,81 @@ public final class Engine: @unchecked Sendable {
     }
 
     /// The next step: the sampled token of every generating sequence whose caller keeps
-    /// up, one-token prompt pieces, and one prompt chunk (oldest sequence first). Under
-    /// the lock.
+    /// up, and prompt chunks, oldest sequence first, up to `prefillChunk` prompt tokens in
+    /// all (at least one chunk). Under the lock.
     private func makePlan() -> [Entry] {
         var plan: [Entry] = []
         let count = jobs.count
         for offset in 0..<count where plan.count < maxRowsPerStep {
             let job = jobs[(rotation + offset) % count]
-            guard !job.done, !job.awaitingAcknowledgement, job.events.count < Engine.maxEventsAhead else { continue }
+            guard job.isRunnable else { continue }
             if let token = job.pendingToken {
                 if job.cache.tokens.count >= job.cache.capacity {
                     end(job, .length)   // the context window is full
                 } else {
-                    plan.append(Entry(job: job, tokens: [token], isPrompt: false))
+                    plan.append(Entry(job: job, tokens: [token], isPrompt: false, kind: .decode))
                 }
-            } else if job.isPrefilling && (job.prompt.count - job.nextPrompt == 1 || job.chunkSize == 1) {
-                plan.append(Entry(job: job, tokens: job.prompt[job.nextPrompt...].prefix(1), isPrompt: true))
+            } else if job.isPrefilling && job.chunkSize == 1 {   // scoring token by token, as decode runs
+                plan.append(Entry(job: job, tokens: job.prompt[job.nextPrompt...].prefix(1), isPrompt: true, kind: .decode))
             }
         }
         rotation = count > 0 ? (rotation + 1) % count : 0
-        if let job = jobs.first(where: { !$0.done && !$0.awaitingAcknowledgement && $0.chunkSize > 1
-                                         && $0.prompt.count - $0.nextPrompt > 1 }) {
+        var budget = prefillChunk
+        for job in jobs where job.isRunnable && job.isPrefilling && job.chunkSize > 1 && budget > 0 {
+            if kernels.prefillRowsAreIndependent && !job.prefixChecked {
+                guard shareLongestPrefix(with: job) else { continue }   // waits for a sequence ahead of it
+            }
             let end = min(job.nextPrompt + job.chunkSize, job.prompt.count)
-            plan.append(Entry(job: job, tokens: job.prompt[job.nextPrompt..<end], isPrompt: true))
+            guard end - job.nextPrompt <= budget || budget == prefillChunk else { continue }
+            budget -= end - job.nextPrompt
+            plan.append(Entry(job: job, tokens: job.prompt[job.nextPrompt..<end], isPrompt: true, kind: .prompt))
         }
         return plan
+    }
+
+    /// Before `job`'s first prompt chunk: copies into its cache the longest prefix of its
+    /// prompt that a sequence in flight or a cached one computed as prompt rows, beyond what
+    /// its own cache reused (which must be prompt rows too). Returns false when a sequence
+    /// ahead of it, still prefilling, will compute a prefix worth waiting a step for.
+    /// Under the lock (the caches of sequences in flight are the step thread's).
+    private func shareLongestPrefix(with job: Job) -> Bool {
+        let own = job.nextPrompt, limit = job.prompt.count - 1   // the last prompt token is always run
+        guard job.cache.promptRowPrefix >= own, own < limit else {
+            job.prefixChecked = true
+            return true
+        }
+        func common(_ tokens: ArraySlice<Int32>) -> Int {
+            var n = 0
+            let bound = min(tokens.count, limit)
+            while n < bound && tokens[tokens.startIndex + n] == job.prompt[n] { n += 1 }
+            return n
+        }
+        var best = own, source: KVCache? = nil
+        for other in jobs where other !== job && !other.done && other.cache.ntkAlpha == job.cache.ntkAlpha {
+            let shared = common(other.cache.tokens[..<other.cache.promptRowPrefix])
+            if shared > best { (best, source) = (shared, other.cache) }
+        }
+        let ahead = jobs.prefix { $0 !== job }
+            .filter { !$0.done && $0.isPrefilling && $0.chunkSize > 1 && $0.cache.ntkAlpha == job.cache.ntkAlpha }
+            .map { common($0.prompt[...]) }.max() ?? 0
+        if ahead >= best + Engine.prefixWorthWaiting { return false }
+        job.prefixChecked = true
+        do {
+            if let source {
+                try job.cache.copy(upTo: best, from: source)
+            } else {
+                best = try promptCache.copyLongestPrefix(of: job.prompt, limit: limit, into: job.cache) ?? own
+            }
+        } catch {
+            Log.write(.warn, "engine: a prompt prefix could not be copied: \(error)")
+            return true
+        }
+        if best > own {
+            job.copiedTokens = best - own
+            job.nextPrompt = best
+            Log.write(.debug, "engine: \(best - own) prompt tokens copied from another sequence's cache")
+        }
+        return true
     }
 
     /// Runs a step: room in the caches, the forward pass, then each sequence's next step.
@@ -234,13 +297,17 @@ public final class Engine: @unchecked Sendable {
         if !plan.isEmpty {
             let chunks = plan.map { entry -> Chunk in
                 if let buffer = entry.job.scoreBuffer {
-                    return Chunk(tokens: entry.tokens, cache: entry.job.cache, logits: .all(into: buffer))
+                    return Chunk(tokens: entry.tokens, cache: entry.job.cache, logits: .all(into: buffer), kind: entry.kind)
                 }
                 let completesPrompt = !entry.isPrompt || entry.job.nextPrompt + entry.tokens.count == entry.job.prompt.count
-                return Chunk(tokens: entry.tokens, cache: entry.job.cache, logits: completesPrompt ? .last : .none)
+                return Chunk(tokens: entry.tokens, cache: entry.job.cache, logits: completesPrompt ? .last : .none, kind: entry.kind)
             }
+            let starts = plan.map { $0.job.cache.tokens.count }   // [plan] each chunk's first position
             do {
                 let logits = try forward.run(chunks)
+                for (entry, start) in zip(plan, starts) where entry.kind == .prompt && entry.job.cache.promptRowPrefix == start {
+                    entry.job.cache.promptRowPrefix = start + entry.tokens.count
+                }
                 // Each sequence's next step (sampling, detokenizing) on the pool: they share nothing.
                 let results = UnsafeMutablePointer<Result<[JobEvent], Error>>.allocate(capacity: plan.count)   // [plan]
                 plan.withUnsafeBufferPointer { entries in
@@ -322,6 +389,10 @@ final class Job: @unchecked Sendable {
     /// The sampled token the next step runs.
     fileprivate var pendingToken: Int32? = nil
     fileprivate var generatedCount = 0
+    /// Whether the prompt prefix has been looked for in other caches (`shareLongestPrefix`).
+    fileprivate var prefixChecked = false
+    /// Prompt tokens copied from another sequence's cache instead of computed (under the lock).
+    fileprivate var copiedTokens = 0
 
     // Shared with the caller, under the engine's lock.
     fileprivate var events: [JobEvent] = []
@@ -349,6 +420,12 @@ final class Job: @unchecked Sendable {
     }
 
     fileprivate var isPrefilling: Bool { nextPrompt < prompt.count }
+    /// Not finished, and not waiting for its caller. Under the lock.
+    fileprivate var isRunnable: Bool { !done && !awaitingAcknowledgement && events.count < Engine.maxEventsAhead }
+
+    /// Prompt tokens not computed by this job: reused from its own cache or copied from
+    /// another; once the job has finished.
+    var reusedTokens: Int { engine.lock.locked { cachedTokens + copiedTokens } }
 
     // MARK: the caller's side
 

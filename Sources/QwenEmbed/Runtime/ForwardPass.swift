@@ -24,22 +24,34 @@ enum LogitsWanted {
     case all(into: UnsafeMutablePointer<Float>)
 }
 
+/// How a chunk's tokens go through the matrices.
+enum RowKind {
+    /// Prompt tokens: f32 activations through matmul (weight tiles dequantized).
+    case prompt
+    /// One token through the decode kernels (int8 activations), batched with every other
+    /// such row of the step: a sequence's generated tokens, or scoring token by token.
+    case decode
+}
+
 /// One sequence's part of a step: `tokens` run at positions cache.tokens.count ..<
 /// +tokens.count, their keys/values appended to `cache`.
 struct Chunk {
     let tokens: ArraySlice<Int32>
     let cache: KVCache
     let logits: LogitsWanted
+    /// `.decode` chunks hold one token.
+    let kind: RowKind
 }
 
 /// The forward pass of one Qwen transformer over the rows of a step, parameterised by
 /// `ModelConfig`: one implementation serves Qwen (v1) and Qwen2. A step holds chunks of
-/// several sequences, each with its own KV cache, positions and NTK alpha. One-token
-/// chunks (the decode of running sequences) go through every matrix together: one
-/// multi-vector matvec whose int8 arithmetic per row is the same as for that row alone.
-/// Longer chunks (prompt prefill) go through matmul one chunk at a time, so a chunk's
-/// results never depend on what else is in the step either. Used by the engine's step
-/// thread only; its scratch grows with the rows of the largest step.
+/// several sequences, each with its own KV cache, positions and NTK alpha. Decode rows go
+/// through every matrix together: one multi-vector matvec whose int8 arithmetic per row is
+/// the same as for that row alone. Prompt chunks go through matmul: all of them in one
+/// call where the kernel table's prefill rows are independent of their batch
+/// (`KernelTable.prefillRowsAreIndependent`), else one call per chunk, whose boundaries
+/// are the sequence's own. Either way a row's results never depend on what else is in the
+/// step. Used by the engine's step thread only; its scratch grows with the largest step.
 final class ForwardPass {
     let config: ModelConfig
     let weights: TransformerWeights
@@ -103,17 +115,23 @@ final class ForwardPass {
             }
             try chunk.cache.reserve(chunk.cache.tokens.count + chunk.tokens.count)
         }
-        // Rows: the one-token chunks first (together through the decode kernels), then
-        // each longer chunk's tokens, contiguous.
-        let order = chunks.indices.filter { chunks[$0].tokens.count == 1 } + chunks.indices.filter { chunks[$0].tokens.count > 1 }
-        let decodeRows = chunks.reduce(0) { $0 + ($1.tokens.count == 1 ? 1 : 0) }
+        // Rows: the decode rows first (together through the decode kernels), then each
+        // prompt chunk's tokens, contiguous.
+        guard chunks.allSatisfy({ $0.kind == .prompt || $0.tokens.count == 1 }) else {
+            throw QwenError.internalError("forward: a decode chunk of more than one token")
+        }
+        let order = chunks.indices.filter { chunks[$0].kind == .decode } + chunks.indices.filter { chunks[$0].kind == .prompt }
+        let decodeRows = chunks.reduce(0) { $0 + ($1.kind == .decode ? 1 : 0) }
         var firstRow = [Int](repeating: 0, count: chunks.count)   // [chunks] first row of each chunk
         var rowCount = 0
         for i in order {
             firstRow[i] = rowCount
             rowCount += chunks[i].tokens.count
         }
-        let prefillRanges = order.dropFirst(decodeRows).map { (firstRow[$0], chunks[$0].tokens.count) }
+        let promptRows = rowCount - decodeRows
+        let prefillRanges = kernels.prefillRowsAreIndependent
+            ? (promptRows > 0 ? [(decodeRows, promptRows)] : [])
+            : order.dropFirst(decodeRows).map { (firstRow[$0], chunks[$0].tokens.count) }
         reserveRows(rowCount)
 
         let hidden = c.hiddenSize, headDim = c.headDim, half = c.ropeDim / 2
@@ -142,7 +160,7 @@ final class ForwardPass {
         let attentionScale = 1 / Float(headDim).squareRoot()
         let groupSize = c.headCount / c.kvHeadCount
 
-        /// Y_i = X W_i^T over all rows: the decode rows together, each longer chunk alone.
+        /// Y_i = X W_i^T over all rows: the decode rows together, the prompt rows by matmul.
         func linear(_ ws: [WeightMatrix], _ input: UnsafeMutablePointer<Float>, _ outputs: [UnsafeMutablePointer<Float>]) {
             let cols = ws[0].cols
             if decodeRows > 0 {
@@ -216,8 +234,7 @@ final class ForwardPass {
         for chunk in chunks { chunk.cache.tokens.append(contentsOf: chunk.tokens) }
 
         // Logits. Rows scored in the decode kernels' int8 arithmetic, as a row decoded
-        // alone: every `.last` row and `.all` chunks of one token; `.all` chunks of 2+
-        // tokens by matmul, as a prefill chunk alone.
+        // alone: every `.last` row and `.all` decode rows; `.all` prompt chunks by matmul.
         var lastLogits = [UnsafeMutablePointer<Float>?](repeating: nil, count: chunks.count)
         var headRows: [(chunk: Int, row: Int, copyTo: UnsafeMutablePointer<Float>?)] = []
         var allChunks: [(first: Int, count: Int, into: UnsafeMutablePointer<Float>)] = []
@@ -225,7 +242,7 @@ final class ForwardPass {
             switch chunk.logits {
             case .none: break
             case .last: headRows.append((i, firstRow[i] + chunk.tokens.count - 1, nil))
-            case .all(let into) where chunk.tokens.count == 1: headRows.append((i, firstRow[i], into))
+            case .all(let into) where chunk.kind == .decode: headRows.append((i, firstRow[i], into))
             case .all(let into): allChunks.append((firstRow[i], chunk.tokens.count, into))
             }
         }

@@ -25,6 +25,11 @@ public final class KVCache: @unchecked Sendable {
     /// The dynamic-NTK alpha the cached keys were rotated with and the next positions
     /// will be (1 = plain RoPE); set per call by `ForwardPass.ntkAlpha` through the engine.
     public internal(set) var ntkAlpha: Double = 1
+    /// Positions 0..<promptRowPrefix were all computed as prompt rows (f32, `RowKind.prompt`),
+    /// none as a generated token: where the kernel table's prefill rows are independent of
+    /// their batch, they hold exactly what any sequence with those tokens computes, so
+    /// they may be copied into another cache (`copy`).
+    public internal(set) var promptRowPrefix = 0
 
     /// Smallest storage allocated at the first use.
     static let initialPositions = 256
@@ -83,16 +88,25 @@ public final class KVCache: @unchecked Sendable {
     /// Drops cached positions from `count` on.
     public func truncate(to count: Int) {
         if count < tokens.count { tokens.removeSubrange(count...) }
+        promptRowPrefix = min(promptRowPrefix, count)
     }
 
-    /// Forgets every position and gives the storage back.
-    func clear() {
-        tokens.removeAll()
-        free(keys)
-        free(values)
-        keys = nil
-        values = nil
-        allocated = 0
+    /// Appends `source`'s positions tokens.count..<end (its tokens and keys/values, for every
+    /// layer), which must extend this cache's tokens. Prompt-row positions stay prompt rows.
+    func copy(upTo end: Int, from source: KVCache) throws {
+        let start = tokens.count
+        guard start <= end, end <= source.tokens.count, source.kvDim == kvDim, source.layerCount == layerCount,
+              tokens[...] == source.tokens[..<start] else {
+            throw QwenError.internalError("KV cache copy of positions \(start)..<\(end) from a cache of \(source.tokens.count)")
+        }
+        try reserve(end)
+        let count = (end - start) * kvDim
+        for layer in 0..<layerCount where count > 0 {
+            keyPointer(layer: layer, position: start).update(from: source.keyPointer(layer: layer, position: start), count: count)
+            valuePointer(layer: layer, position: start).update(from: source.valuePointer(layer: layer, position: start), count: count)
+        }
+        if promptRowPrefix == start && source.promptRowPrefix >= end { promptRowPrefix = end }
+        tokens.append(contentsOf: source.tokens[start..<end])
     }
 
     /// Row `position` of `layer`'s keys [kvDim]; position < allocated.

@@ -53,6 +53,24 @@ public final class PromptCache: @unchecked Sendable {
         }
     }
 
+    /// Copies into `target` the longest prefix of `prompt` (at most `limit` tokens) that a
+    /// cached cache with `target`'s NTK alpha holds as prompt rows, beyond what `target`
+    /// holds; returns its length, or nil when no cache holds more than `target`.
+    func copyLongestPrefix(of prompt: [Int32], limit: Int, into target: KVCache) throws -> Int? {
+        try lock.locked {
+            var best: (cache: KVCache, common: Int)? = nil
+            for cache in idle where cache.ntkAlpha == target.ntkAlpha {
+                let bound = min(cache.promptRowPrefix, limit)
+                var common = 0
+                while common < bound && cache.tokens[common] == prompt[common] { common += 1 }
+                if common > max(best?.common ?? 0, target.tokens.count) { best = (cache, common) }
+            }
+            guard let best else { return nil }
+            try target.copy(upTo: best.common, from: best.cache)
+            return best.common
+        }
+    }
+
     /// Keeps `cache` as the most recently used; frees the least recently used beyond
     /// `capacity`.
     func put(_ cache: KVCache) {
