@@ -226,12 +226,31 @@ public final class Engine: @unchecked Sendable {
             if kernels.prefillRowsAreIndependent && !job.prefixChecked {
                 guard shareLongestPrefix(with: job) else { continue }   // waits for a sequence ahead of it
             }
-            let end = min(job.nextPrompt + job.chunkSize, job.prompt.count)
+            var end = min(job.nextPrompt + job.chunkSize, job.prompt.count)
+            if kernels.prefillRowsAreIndependent {
+                // The part its prompt shares with sequences behind it first, alone: they copy it next step.
+                let shared = sharedWithLaterPrompts(job)
+                if shared - job.nextPrompt >= Engine.prefixWorthWaiting && shared < end { end = shared }
+            }
             guard end - job.nextPrompt <= budget || budget == prefillChunk else { continue }
             budget -= end - job.nextPrompt
             plan.append(Entry(job: job, tokens: job.prompt[job.nextPrompt..<end], isPrompt: true, kind: .prompt))
         }
         return plan
+    }
+
+    /// The longest prefix `job`'s prompt shares with the prompt of a sequence behind it
+    /// still to start (which will copy it from `job`). Under the lock.
+    private func sharedWithLaterPrompts(_ job: Job) -> Int {
+        var longest = 0
+        for later in jobs.drop(while: { $0 !== job }).dropFirst()
+        where !later.done && !later.prefixChecked && later.chunkSize > 1 && later.cache.ntkAlpha == job.cache.ntkAlpha {
+            var n = 0
+            let bound = min(later.prompt.count - 1, job.prompt.count)
+            while n < bound && later.prompt[n] == job.prompt[n] { n += 1 }
+            longest = max(longest, n)
+        }
+        return longest
     }
 
     /// Before `job`'s first prompt chunk: copies into its cache the longest prefix of its
