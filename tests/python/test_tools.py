@@ -51,21 +51,27 @@ def test_prompt_ids_match_qwens_construction(qwen_v1, case):
 def test_tool_round_on_the_real_model(model):
     """A ReAct round on Qwen2.5-Coder, greedy: the reply stops before "Observation:" and
     joins the history parsed; the tool's result continues the assistant's turn on the
-    cached prefix, and the final answer joins the history without the ReAct frame."""
+    cached prefix, and the final answer joins the history without the ReAct frame.
+
+    Plain greedy (no repetition penalty), on a request whose greedy path keeps every
+    top-two logit gap above 0.3 in both turns, so the rounding of one instruction set or
+    another (<= 0.15 seen) cannot change the path; llama.cpp replies the same first turn.
+    ("What is the weather in Paris?" hangs on gaps of 0.01.)"""
     weather = {"type": "function", "function": {
         "name": "get_weather", "description": "Get the current weather of a city.",
         "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
     with model.session() as session:
         session.tools = [weather]
-        raw = session.chat("What is the weather in Paris?", temperature=0, max_tokens=96)
+        raw = session.chat("Use get_weather to find the weather in Paris.", temperature=0, repetition_penalty=1, max_tokens=96)
         reply = session.messages[-1]
         assert "Observation:" not in raw and raw.startswith("Thought:")
-        assert reply["role"] == "assistant" and "tool_call" in reply, raw
+        assert reply["role"] == "assistant" and reply.get("tool_call", {}).get("name") == "get_weather", raw
         assert reply["content"] and reply["content"] in raw
         assert f"\nAction: {reply['tool_call']['name']}\nAction Input: {reply['tool_call']['arguments']}" in raw
         first_prompt = session.last_result["n_prompt_tokens"]
 
-        final = session.chat([("tool", '{"temperature": 21, "sky": "clear"}')], temperature=0, max_tokens=96)
+        final = session.chat([("tool", '{"temperature": 21, "sky": "clear"}')], temperature=0, repetition_penalty=1,
+                             max_tokens=96)
         assert session.last_result["n_cached_tokens"] >= first_prompt   # the first turn's prefix is reused
         assert "Final Answer: " in final
         answer = session.messages[-1]
