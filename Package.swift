@@ -64,7 +64,7 @@ let package = Package(
         .executableTarget(
             name: "QwenCLI",
             dependencies: ["QwenEmbed", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "COpenBLAS"]),
         .testTarget(name: "QwenEmbedTests", dependencies: ["QwenEmbed"]),
     ],
     swiftLanguageModes: [.v5]

@@ -1,5 +1,8 @@
 import COpenBLAS
 import KernelABI
+#if canImport(Glibc)
+import Glibc
+#endif
 
 // Matrix-vector (decode) and matrix-matrix (prefill) products: the threading and tiling
 // around the kernels of a `KernelTable`, the same for every instruction set.
@@ -163,8 +166,37 @@ func forEachRowPiece(of ws: [WeightMatrix], rowsPerPiece: Int, pool: ThreadPool,
 /// OpenBLAS keeps its own thread pool; ours splits the work, so it runs one thread.
 enum OpenBLAS {
     static let configured: Bool = {
+        useKernelsThisCPURuns()
         openblas_set_num_threads(1)
         return true
     }()
     static func useOneThread() { _ = configured }
+
+    /// The cores of OpenBLAS's own kernel sets that lack AVX2 + FMA (its `corename`s).
+    static let coresWithoutAVX2: Set<String> = [
+        "prescott", "core2", "penryn", "dunnington", "nehalem", "sandybridge", "katmai", "coppermine",
+        "northwood", "banias", "atom", "nano", "athlon", "opteron", "opteron_sse3", "barcelona", "bobcat", "bulldozer",
+        "piledriver", "steamroller", "excavator",
+    ]
+
+    /// A DYNAMIC_ARCH OpenBLAS picks its kernels from the CPU model at start and falls back
+    /// to SSE3 ("Prescott") on one newer than it knows: Debian 12's 0.3.21 does so on a
+    /// Sapphire Rapids VM, where AVX2-path prefill ran at 50-63 tok/s instead of 3x that.
+    /// Where it chose a core without AVX2 and this CPU and OS run AVX2 + FMA, its core
+    /// selection runs again (its exported `gotoblas_dynamic_quit` / `_init`) naming
+    /// SkylakeX (AVX-512 F/BW/DQ/VL) or Haswell through OPENBLAS_CORETYPE, as if the user
+    /// had set it; the variable is removed again. Not when the user set it.
+    private static func useKernelsThisCPURuns() {
+        guard getenv("OPENBLAS_CORETYPE") == nil, let name = openblas_get_corename(),
+              coresWithoutAVX2.contains(String(cString: name).lowercased()) else { return }
+        let features = qe_cpu_features()
+        guard features & UInt32(QE_CPU_AVX2) != 0,
+              let quit = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "gotoblas_dynamic_quit"),
+              let initialize = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "gotoblas_dynamic_init") else { return }
+        typealias Entry = @convention(c) () -> Void
+        setenv("OPENBLAS_CORETYPE", features & UInt32(QE_CPU_AVX512) != 0 ? "SkylakeX" : "Haswell", 1)
+        unsafeBitCast(quit, to: Entry.self)()
+        unsafeBitCast(initialize, to: Entry.self)()
+        unsetenv("OPENBLAS_CORETYPE")
+    }
 }

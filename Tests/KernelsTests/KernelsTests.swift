@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import Kernels
+import COpenBLAS
 
 /// Scalar references against gguf-py (an independent implementation), then every
 /// fast path against the scalar references.
@@ -341,6 +342,17 @@ final class KernelsTests: XCTestCase {
             if KernelTable.available.contains(isa) { XCTAssertEqual(chosen, isa) }
         }
         print("kernel instruction sets on this CPU: \(KernelTable.available.map(\.rawValue)), selected: \(KernelTable.preferred(override: nil))")
+    }
+
+    /// OpenBLAS runs prefill on the AVX2 and AVX-VNNI paths: once configured, it uses
+    /// kernels with AVX2 wherever this CPU has them, even on a CPU newer than it knows
+    /// (or the core the user named in OPENBLAS_CORETYPE).
+    func testOpenBLASUsesTheVectorUnitsThisCPUHas() throws {
+        OpenBLAS.useOneThread()
+        let core = String(cString: try XCTUnwrap(openblas_get_corename())).lowercased()
+        print("OpenBLAS core: \(core)")
+        guard KernelTable.available.contains(.avx2), ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] == nil else { return }
+        XCTAssertFalse(OpenBLAS.coresWithoutAVX2.contains(core), "OpenBLAS chose \(core) on a CPU with AVX2 + FMA")
     }
 
     func testWeightMatrixRejectsPartialBlocks() throws {
