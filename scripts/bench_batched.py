@@ -11,7 +11,9 @@ Prints BENCHMARKS.md tables.
 
 llama.cpp is the version vendored in llama-cpp-python (scripts/build-llama-cpp.sh):
 native (-march=native) for the selected path, built for AVX2 + FMA + F16C only for the
-AVX2 path, where ours runs with --isa avx2.
+AVX2 path, where ours runs with --isa avx2. With --ik DIR, ik_llama.cpp's
+llama-batched-bench from DIR (a build of your own: ik_llama.cpp is not fetched by this
+project) runs too, on the selected path only, its table read from the text output.
 """
 import argparse
 import json
@@ -44,6 +46,24 @@ def llama(args, model, path):
     return {r["pl"]: r for r in run_json_lines(cmd)}
 
 
+def ik_llama(args, model, bin_dir):
+    """ik_llama.cpp's llama-batched-bench prints only a text table
+    (| PP | TG | B | N_KV | T_PP s | S_PP t/s | T_TG s | S_TG t/s | ...); rows keyed by B."""
+    cmd = [f"{bin_dir}/llama-batched-bench", "-m", model, "-t", str(args.threads), "-tb", str(args.threads),
+           "-c", str(max(4096, max(int(b) for b in args.npl.split(",")) * (args.npp + args.ntg) + 64)),
+           "-npp", str(args.npp), "-ntg", str(args.ntg), "-npl", args.npl]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    header, rows = None, {}
+    for line in out.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if "S_TG t/s" in cells:
+            header = cells
+        elif header and len(cells) == len(header) and cells[0].isdigit():
+            row = dict(zip(header, cells))
+            rows[int(row["B"])] = {"speed_tg": float(row["S_TG t/s"]), "speed_pp": float(row["S_PP t/s"])}
+    return rows
+
+
 def cpu():
     name, flags = "unknown CPU", ""
     with open("/proc/cpuinfo") as f:
@@ -66,23 +86,28 @@ def main():
     p.add_argument("--npl", default="1,2,4,8")
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--paths", nargs="+", default=["selected", "avx2"], choices=["selected", "avx2"])
+    p.add_argument("--ik", metavar="DIR", help="ik_llama.cpp's bin folder: its llama-batched-bench runs too (selected path)")
     args = p.parse_args()
     model = args.model or subprocess.run(["bash", str(ROOT / "scripts" / "fetch-model.sh")], check=True,
                                          capture_output=True, text=True).stdout.strip().splitlines()[-1]
     print(f"{cpu()}; {args.threads} threads; npp {args.npp}, ntg {args.ntg}; load {os.getloadavg()[0]:.2f}\n")
-    print("| round | path | B | ours S_TG tok/s | llama.cpp S_TG tok/s | ratio | ours per stream | llama.cpp per stream "
-          "| ours S_PP tok/s | llama.cpp S_PP tok/s | ours B=n / B=1 | llama.cpp B=n / B=1 |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| round | path | reference | B | ours S_TG tok/s | ref S_TG tok/s | ratio | ours per stream | ref per stream "
+          "| ours S_PP tok/s | ref S_PP tok/s | ours B=n / B=1 | ref B=n / B=1 |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for round_ in range(1, args.rounds + 1):
         for path in args.paths:
             a, b = ours(args, model, path), llama(args, model, path)
-            for n in sorted(a):
-                x, y = a[n], b.get(n, {})
-                tg_x, tg_y = x["speed_tg"], y.get("speed_tg", float("nan"))
-                print(f"| {round_} | {path} ({x['isa']}) | {n} | {tg_x:.1f} | {tg_y:.1f} | **{tg_x / tg_y:.2f}x** | "
-                      f"{tg_x / n:.1f} | {tg_y / n:.1f} | {x['speed_pp']:.1f} | {y.get('speed_pp', float('nan')):.1f} | "
-                      f"{tg_x / a[min(a)]['speed_tg']:.2f}x | {tg_y / b[min(b)]['speed_tg'] if b else float('nan'):.2f}x |",
-                      flush=True)
+            references = [("llama.cpp", b)]
+            if args.ik and path == "selected":
+                references.append(("ik_llama.cpp", ik_llama(args, model, args.ik)))
+            for name, ref in references:
+                for n in sorted(a):
+                    x, y = a[n], ref.get(n, {})
+                    tg_x, tg_y = x["speed_tg"], y.get("speed_tg", float("nan"))
+                    print(f"| {round_} | {path} ({x['isa']}) | {name} | {n} | {tg_x:.1f} | {tg_y:.1f} | **{tg_x / tg_y:.2f}x** | "
+                          f"{tg_x / n:.1f} | {tg_y / n:.1f} | {x['speed_pp']:.1f} | {y.get('speed_pp', float('nan')):.1f} | "
+                          f"{tg_x / a[min(a)]['speed_tg']:.2f}x | "
+                          f"{tg_y / ref[min(ref)]['speed_tg'] if ref else float('nan'):.2f}x |", flush=True)
 
 
 if __name__ == "__main__":
