@@ -104,12 +104,12 @@ test-sanitize: model
 		$(SAN_CC) -fsanitize=address,undefined -fno-sanitize-recover=undefined -o build/asan/$$name $$src $(SAN_CFLAGS) \
 			-L$(CURDIR)/.build-asan/release -lqwen -Wl,-rpath,$(CURDIR)/.build-asan/release; \
 		echo "== build/asan/$$name (AddressSanitizer + UndefinedBehaviorSanitizer)"; \
-		ASAN_OPTIONS=detect_leaks=0 QWEN_MODEL=$$model ./build/asan/$$name; \
+		ASAN_OPTIONS=detect_leaks=0 QWEN_SANITIZED=1 QWEN_MODEL=$$model ./build/asan/$$name; \
 		$(SAN_CC) -fsanitize=thread -o build/tsan/$$name $$src $(SAN_CFLAGS) \
 			-L$(CURDIR)/.build-tsan/release -lqwen -Wl,-rpath,$(CURDIR)/.build-tsan/release \
 			-L$(SWIFT_RUNTIME) -ldispatch -lBlocksRuntime -Wl,-rpath,$(SWIFT_RUNTIME); \
 		echo "== build/tsan/$$name (ThreadSanitizer)"; \
-		TSAN_OPTIONS=halt_on_error=1 QWEN_MODEL=$$model ./build/tsan/$$name; \
+		TSAN_OPTIONS=halt_on_error=1 QWEN_SANITIZED=1 QWEN_MODEL=$$model ./build/tsan/$$name; \
 	done
 
 # libFuzzer targets (tests/fuzz) against an AddressSanitizer + coverage libqwen.so
