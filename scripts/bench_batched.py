@@ -47,14 +47,14 @@ def llama(args, model, path):
 
 
 def ik_llama(args, model, bin_dir):
-    """ik_llama.cpp's llama-batched-bench prints only a text table
+    """ik_llama.cpp's llama-batched-bench prints only a text table, on stderr
     (| PP | TG | B | N_KV | T_PP s | S_PP t/s | T_TG s | S_TG t/s | ...); rows keyed by B."""
     cmd = [f"{bin_dir}/llama-batched-bench", "-m", model, "-t", str(args.threads), "-tb", str(args.threads),
            "-c", str(max(4096, max(int(b) for b in args.npl.split(",")) * (args.npp + args.ntg) + 64)),
            "-npp", str(args.npp), "-ntg", str(args.ntg), "-npl", args.npl]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    done = subprocess.run(cmd, check=True, capture_output=True, text=True)
     header, rows = None, {}
-    for line in out.splitlines():
+    for line in (done.stdout + done.stderr).splitlines():   # the table goes to stderr
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if "S_TG t/s" in cells:
             header = cells

@@ -88,7 +88,8 @@ ARRIVAL_PROMPT = ("Here is a list of fruits: " + ", ".join(["apple", "banana", "
 async def arrival(url, running, rounds, model="qwen"):
     """First-token latencies of a new streamed request sent while `running` long streams
     generate (each round waits until all of them stream), and the running streams'
-    aggregate tokens/s meanwhile."""
+    aggregate tokens/s meanwhile. Each round's message starts differently, so neither
+    server finds more than the system prompt of it cached."""
     import openai
     aclient = openai.AsyncOpenAI(base_url=url + "/v1", api_key="unused", max_retries=0, timeout=900)
     streaming = asyncio.Event()
@@ -119,7 +120,7 @@ async def arrival(url, running, rounds, model="qwen"):
     for r in range(rounds):
         start = time.monotonic()
         stream = await aclient.chat.completions.create(
-            model=model, messages=[{"role": "user", "content": ARRIVAL_PROMPT + f" (round {r})"}],
+            model=model, messages=[{"role": "user", "content": f"(Request {r}.) " + ARRIVAL_PROMPT}],
             max_tokens=4, temperature=0, stream=True)
         async for chunk in stream:
             if chunk.choices and chunk.choices[0].delta.content:
