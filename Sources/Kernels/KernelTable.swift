@@ -144,8 +144,8 @@ public struct KernelTable: @unchecked Sendable {
         switch isa {
         case .generic: return GenericKernels.table
         #if canImport(KernelsAVX2)
-        case .avx2: return x86Table(.avx2, KernelsAVX2.X86Kernels.self, gemm: nil)
-        case .avxvnni: return x86Table(.avxvnni, KernelsAVXVNNI.X86Kernels.self, gemm: nil)
+        case .avx2: return x86Table(.avx2, KernelsAVX2.X86Kernels.self, gemm: KernelsAVX2.X86Kernels.gemmF32)
+        case .avxvnni: return x86Table(.avxvnni, KernelsAVXVNNI.X86Kernels.self, gemm: KernelsAVXVNNI.X86Kernels.gemmF32)
         case .avx512: return x86Table(.avx512, KernelsAVX512.X86Kernels.self, gemm: KernelsAVX512.X86Kernels.gemmF32)
         #else
         default: return GenericKernels.table

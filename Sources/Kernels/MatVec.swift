@@ -181,7 +181,8 @@ enum OpenBLAS {
 
     /// A DYNAMIC_ARCH OpenBLAS picks its kernels from the CPU model at start and falls back
     /// to SSE3 ("Prescott") on one newer than it knows: Debian 12's 0.3.21 does so on a
-    /// Sapphire Rapids VM, where AVX2-path prefill ran at 50-63 tok/s instead of 3x that.
+    /// Sapphire Rapids VM, where its prefill (then the AVX2 path's, now the generic
+    /// path's) ran at 50-63 tok/s instead of 3x that.
     /// Where it chose a core without AVX2 and this CPU and OS run AVX2 + FMA, its core
     /// selection runs again (its exported `gotoblas_dynamic_quit` / `_init`) naming
     /// SkylakeX (AVX-512 F/BW/DQ/VL) or Haswell through OPENBLAS_CORETYPE, as if the user

@@ -1,7 +1,7 @@
 // The AVX-512 target's own prefill GEMM (this file is compiled only there). Measured on
 // AMD EPYC (Zen 5), 2 threads: it beats Debian's OpenBLAS 0.3.21, whose sgemm runs its
-// Haswell (256-bit) kernel on this CPU; the AVX2 and AVX-VNNI targets keep OpenBLAS,
-// which beat a 256-bit version of this kernel (BENCHMARKS.md).
+// Haswell (256-bit) kernel on this CPU. The AVX2 and AVX-VNNI targets have a 256-bit
+// version (Sources/KernelsX86/GEMM256.swift; BENCHMARKS.md).
 #if arch(x86_64)
 import _Builtin_intrinsics.intel
 
