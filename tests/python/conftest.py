@@ -52,31 +52,28 @@ def qwen_v1_checkpoint(tmp_path_factory):
     return checkpoint
 
 
-class ServerProcess:
-    """qwen-embed-server (examples/python/openai_server.py) on 127.0.0.1, a free port;
-    ``url``, and ``log()``: what it has written on stderr so far (the request log)."""
+class ListeningProcess:
+    """A server on 127.0.0.1 whose first line on stdout is "listening on URL": ``url``,
+    ``host``, ``port``, and ``log()``: what it has written on stderr so far."""
 
-    def __init__(self, model: str, *args: str):
+    def __init__(self, argv, env=None, startup_seconds=180):
         import queue
         import threading
-        env = dict(os.environ)
-        bindings = str(ROOT / "bindings" / "python")
-        env["PYTHONPATH"] = os.pathsep.join([bindings] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-        self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "examples" / "python" / "openai_server.py"), "-m", model,
-             "--host", "127.0.0.1", "--port", "0", *args],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        import urllib.parse
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         lines: "queue.Queue[str]" = queue.Queue()
         self._stderr: list = []
         threading.Thread(target=lambda: [lines.put(line) for line in self.proc.stdout], daemon=True).start()
         threading.Thread(target=lambda: [self._stderr.append(line) for line in self.proc.stderr], daemon=True).start()
         try:
-            first = lines.get(timeout=180)
+            first = lines.get(timeout=startup_seconds)
         except queue.Empty:
             self.close()
-            raise AssertionError(f"the server did not start within 180 s: {self.log()[-2000:]}") from None
+            raise AssertionError(f"the server did not start within {startup_seconds} s: {self.log()[-2000:]}") from None
         assert first.startswith("listening on http://127.0.0.1:"), first + self.log()
         self.url = first.split()[-1].strip()
+        parts = urllib.parse.urlsplit(self.url)
+        self.host, self.port = parts.hostname, parts.port
 
     def log(self) -> str:
         return "".join(self._stderr)
@@ -88,3 +85,15 @@ class ServerProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(10)
+
+
+class ServerProcess(ListeningProcess):
+    """qwen-embed-server (examples/python/openai_server.py) on 127.0.0.1, a free port; its
+    stderr is the request log."""
+
+    def __init__(self, model: str, *args: str):
+        env = dict(os.environ)
+        bindings = str(ROOT / "bindings" / "python")
+        env["PYTHONPATH"] = os.pathsep.join([bindings] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+        super().__init__([sys.executable, str(ROOT / "examples" / "python" / "openai_server.py"), "-m", model,
+                          "--host", "127.0.0.1", "--port", "0", *args], env=env)

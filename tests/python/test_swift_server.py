@@ -11,14 +11,12 @@ import http.client
 import json
 import os
 import pathlib
-import queue
 import socket
-import subprocess
-import threading
 import time
-import urllib.parse
 
 import pytest
+
+from conftest import ListeningProcess
 
 openai = pytest.importorskip("openai")
 
@@ -36,28 +34,11 @@ if not os.access(BINARY, os.X_OK):
     pytest.fail(f"{BINARY} is not built: make swift-server (make test builds it)", pytrace=False)
 
 
-class SwiftServer:
-    """qwen-swift-server on 127.0.0.1, a free port; ``url``, and ``log()``: its stderr so far."""
+class SwiftServer(ListeningProcess):
+    """qwen-swift-server on 127.0.0.1, a free port; its stderr is the request log."""
 
     def __init__(self, model: str, *args: str):
-        self.proc = subprocess.Popen([str(BINARY), "-m", model, "--host", "127.0.0.1", "--port", "0", *args],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        lines: "queue.Queue[str]" = queue.Queue()
-        self._stderr: list = []
-        threading.Thread(target=lambda: [lines.put(line) for line in self.proc.stdout], daemon=True).start()
-        threading.Thread(target=lambda: [self._stderr.append(line) for line in self.proc.stderr], daemon=True).start()
-        try:
-            first = lines.get(timeout=120)
-        except queue.Empty:
-            self.close()
-            raise AssertionError(f"the server did not start within 120 s: {self.log()[-2000:]}") from None
-        assert first.startswith("listening on http://127.0.0.1:"), first + self.log()
-        self.url = first.split()[-1].strip()
-        parts = urllib.parse.urlsplit(self.url)
-        self.host, self.port = parts.hostname, parts.port
-
-    def log(self) -> str:
-        return "".join(self._stderr)
+        super().__init__([str(BINARY), "-m", model, "--host", "127.0.0.1", "--port", "0", *args], startup_seconds=120)
 
     def connection(self, timeout=120):
         return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
@@ -87,14 +68,6 @@ class SwiftServer:
                 return time.monotonic() - start
             time.sleep(0.05)
         raise AssertionError(f"still busy after {seconds} s: {self.health()}\n{self.log()[-3000:]}")
-
-    def close(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
 
 
 @pytest.fixture(scope="module")
