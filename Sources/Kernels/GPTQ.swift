@@ -21,9 +21,11 @@ public struct GPTQTensors {
     /// Rows of `scales` and `qzeros`.
     public var groups: Int
     public var qweight: UnsafeRawPointer     // int32 [inFeatures * bits / 32, outFeatures], low bits first along the input
-    public var qzeros: UnsafeRawPointer      // int32 [groups, outFeatures * bits / 32], each zero stored minus 1
+    public var qzeros: UnsafeRawPointer      // int32 [groups, outFeatures * bits / 32], each zero stored minus `zeroOffset`
     public var scales: UnsafeRawPointer      // f16 [groups, outFeatures]
     public var groupIndex: UnsafeRawPointer? // int32 [inFeatures] (g_idx); nil = column / groupSize
+    /// What the stored zeros lack: 1 in AutoGPTQ's checkpoint format v1, 0 in AutoAWQ's.
+    public var zeroOffset: Int = 1
 
     public init(bits: Int, inFeatures: Int, outFeatures: Int, groupSize: Int, groups: Int,
                 qweight: UnsafeRawPointer, qzeros: UnsafeRawPointer, scales: UnsafeRawPointer, groupIndex: UnsafeRawPointer?) {
@@ -38,11 +40,11 @@ public struct GPTQTensors {
         self.groupIndex = groupIndex
     }
 
-    /// The zero point of output column o in group g: the stored value plus 1.
+    /// The zero point of output column o in group g: the stored value plus `zeroOffset`.
     @inline(__always) func zero(group g: Int, column o: Int) -> Int {
         let perWord = 32 / bits
         let word = qzeros.loadUnaligned(fromByteOffset: 4 &* (g &* (outFeatures / perWord) &+ o / perWord), as: UInt32.self)
-        return Int((word >> UInt32(bits &* (o % perWord))) & UInt32((1 << bits) - 1)) &+ 1
+        return Int((word >> UInt32(bits &* (o % perWord))) & UInt32((1 << bits) - 1)) &+ zeroOffset
     }
 
     /// The f16 bits of output column o's scale in group g.
@@ -211,3 +213,57 @@ func pairNibbles(_ w: UInt32) -> UInt32 {
     let x = spreadNibbles(w)
     return UInt32(truncatingIfNeeded: x) | UInt32(truncatingIfNeeded: x >> 32) << 4
 }
+
+/// An AutoAWQ GEMM layer (4-bit, as Qwen2.5's AWQ releases ship) rewritten in GPTQ's
+/// packing, so `RepackedMatrix.fromGPTQ` turns it into the same kernel formats with no
+/// rounding: AWQ packs eight output columns per int32 in the order [0, 2, 4, 6, 1, 3, 5, 7]
+/// (AutoAWQ's `AWQ_ORDER`) and stores zeros as they are; GPTQ packs eight inputs per int32
+/// in order. w[o, i] = scale[g, o] * (q[i, o] - zero[g, o]) in both. The converted words
+/// live as long as this value.
+public final class AWQLayer {
+    public let tensors: GPTQTensors
+    private let qweight: UnsafeMutablePointer<UInt32>   // [inFeatures / 8, outFeatures] GPTQ packing
+    private let qzeros: UnsafeMutablePointer<UInt32>    // [groups, outFeatures / 8] GPTQ packing (nibbles by column)
+
+    /// `qweight`: int32 [inFeatures, outFeatures / 8]; `qzeros`: int32 [groups, outFeatures / 8];
+    /// `scales`: f16 [groups, outFeatures]; shapes checked by the caller.
+    public init(inFeatures: Int, outFeatures: Int, groupSize: Int, groups: Int,
+                qweight awqWeight: UnsafeRawPointer, qzeros awqZeros: UnsafeRawPointer, scales: UnsafeRawPointer) {
+        let wordsPerRow = outFeatures / 8
+        /// Nibble of AWQ word `w` holding column 8 * (o / 8) + o % 8.
+        @inline(__always) func awqNibble(_ w: UInt32, _ column: Int) -> UInt32 {
+            (w >> UInt32(4 &* awqNibbleOfColumn[column])) & 15
+        }
+        qweight = .allocate(capacity: inFeatures / 8 * outFeatures)
+        qweight.initialize(repeating: 0, count: inFeatures / 8 * outFeatures)
+        for i in 0..<inFeatures {
+            for wordIndex in 0..<wordsPerRow {
+                let w = awqWeight.loadUnaligned(fromByteOffset: 4 &* (i &* wordsPerRow &+ wordIndex), as: UInt32.self)
+                for column in 0..<8 {
+                    qweight[(i / 8) &* outFeatures &+ 8 &* wordIndex &+ column] |= awqNibble(w, column) << UInt32(4 &* (i % 8))
+                }
+            }
+        }
+        qzeros = .allocate(capacity: groups * wordsPerRow)
+        qzeros.initialize(repeating: 0, count: groups * wordsPerRow)
+        for g in 0..<groups {
+            for wordIndex in 0..<wordsPerRow {
+                let w = awqZeros.loadUnaligned(fromByteOffset: 4 &* (g &* wordsPerRow &+ wordIndex), as: UInt32.self)
+                for column in 0..<8 { qzeros[g &* wordsPerRow &+ wordIndex] |= awqNibble(w, column) << UInt32(4 &* column) }
+            }
+        }
+        var t = GPTQTensors(bits: 4, inFeatures: inFeatures, outFeatures: outFeatures, groupSize: groupSize, groups: groups,
+                            qweight: UnsafeRawPointer(qweight), qzeros: UnsafeRawPointer(qzeros), scales: scales, groupIndex: nil)
+        t.zeroOffset = 0
+        tensors = t
+    }
+
+    deinit {
+        qweight.deallocate()
+        qzeros.deallocate()
+    }
+}
+
+/// For output column c of an 8-column AWQ word, the nibble holding it: the inverse of
+/// AWQ_ORDER [0, 2, 4, 6, 1, 3, 5, 7] (nibble i holds column AWQ_ORDER[i]).
+private let awqNibbleOfColumn = [0, 4, 1, 5, 2, 6, 3, 7]

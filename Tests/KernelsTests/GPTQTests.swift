@@ -93,6 +93,56 @@ final class GPTQTests: XCTestCase {
         }
     }
 
+    /// AutoAWQ GEMM layers (packed here as its `WQLinear_GEMM.from_linear` packs them:
+    /// eight output columns per int32 in the order [0, 2, 4, 6, 1, 3, 5, 7], zeros as they
+    /// are, zero points 0 and 15 included) keep w = scale * (q - zero) exactly.
+    func testAWQLayersKeepEveryWeightExactly() throws {
+        var random = SystemRandomNumberGenerator()
+        let order = [0, 2, 4, 6, 1, 3, 5, 7]
+        for (inFeatures, outFeatures, groupSize) in [(128, 16, 64), (256, 24, 128), (96, 8, 32)] {
+            let groups = inFeatures / groupSize
+            let q = (0..<(inFeatures * outFeatures)).map { _ in Int.random(in: 0...15, using: &random) }   // [in, out]
+            var z = (0..<(groups * outFeatures)).map { _ in Int.random(in: 0...15, using: &random) }      // [groups, out]
+            z[0] = 0; z[z.count - 1] = 15
+            let scales = (0..<(groups * outFeatures)).map { _ in Float16(Float.random(in: 0.001...0.05, using: &random)) }
+            func pack(_ values: [Int], rows: Int) -> [UInt32] {
+                var packed = [UInt32](repeating: 0, count: rows * outFeatures / 8)
+                for r in 0..<rows {
+                    for word in 0..<(outFeatures / 8) {
+                        for i in 0..<8 { packed[r * outFeatures / 8 + word] |= UInt32(values[r * outFeatures + word * 8 + order[i]]) << UInt32(4 * i) }
+                    }
+                }
+                return packed
+            }
+            let qweight = pack(q, rows: inFeatures), qzeros = pack(z, rows: groups)
+            let layer = qweight.withUnsafeBytes { w in
+                qzeros.withUnsafeBytes { zb in
+                    scales.withUnsafeBytes { s in
+                        AWQLayer(inFeatures: inFeatures, outFeatures: outFeatures, groupSize: groupSize, groups: groups,
+                                 qweight: w.baseAddress!, qzeros: zb.baseAddress!, scales: s.baseAddress!)
+                    }
+                }
+            }
+            let owner = try scales.withUnsafeBytes { s -> RepackedMatrix in
+                var t = layer.tensors
+                t.scales = s.baseAddress!
+                return try RepackedMatrix.fromGPTQ(t)
+            }
+            let m = owner.matrix
+            defer { withExtendedLifetime(owner) {} }
+            XCTAssertEqual(m.type, .q4_Z)
+            var row = [Float](repeating: .nan, count: m.cols)
+            for o in 0..<outFeatures {
+                row.withUnsafeMutableBufferPointer { Reference.dequantizeRow(m, row: o, into: $0.baseAddress!) }
+                for i in 0..<inFeatures {
+                    let g = i / groupSize
+                    let expected = Float(scales[g * outFeatures + o]) * Float(q[i * outFeatures + o] - z[g * outFeatures + o])
+                    XCTAssertEqual(row[i], expected, "AWQ \(inFeatures)x\(outFeatures) g\(groupSize) [\(o), \(i)]")
+                }
+            }
+        }
+    }
+
     /// A trivial g_idx and none at all give the same matrix.
     func testMissingGroupIndexMeansColumnOverGroupSize() throws {
         let layer = GPTQLayer(bits: 4, inFeatures: 128, outFeatures: 8, groupSize: 64, symmetric: true, actOrder: false)
