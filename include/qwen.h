@@ -215,9 +215,14 @@ typedef struct {
     int32_t n_threads;         /* ignored: sessions compute on the model's pool
                                   (qwen_model_params.n_threads); must not be negative */
     uint64_t seed;             /* sampler seed; 0 = from the clock */
-    const char *system_prompt; /* NULL = "You are a helpful assistant."; copied */
-    int32_t max_window_size;   /* token budget for system + history (Qwen's max_window_size);
-                                  0 = the checkpoint's generation_config.json, else 6144 */
+    const char *system_prompt; /* NULL = the model's own default: its chat template's
+                                  (Qwen2.5: "You are Qwen, created by Alibaba Cloud. You are
+                                  a helpful assistant."; Qwen3: none), for Qwen v1
+                                  "You are a helpful assistant."; copied */
+    int32_t max_window_size;   /* Qwen v1 (make_context): token budget for system + history
+                                  (Qwen's max_window_size); 0 = the checkpoint's
+                                  generation_config.json, else 6144. Chat templates render
+                                  the whole history (cut only to fit n_ctx) */
     const struct qwen_tool *tools;  /* tools offered from the start (as qwen_session_set_tools);
                                        NULL = none; copied */
     size_t n_tools;
@@ -283,9 +288,10 @@ void qwen_session_release(qwen_session *session);
  *  reuse (it only ever serves an identical token prefix), so re-sending a whole
  *  conversation after a reset does not redo its prefill. */
 qwen_status qwen_session_reset(qwen_session *session);
-/** Replace the system prompt (NULL = the default). Copied. */
+/** Replace the system prompt (NULL = the model's own default). Copied. */
 qwen_status qwen_session_set_system_prompt(qwen_session *session, const char *system_prompt);
-/** The system prompt. *system_prompt stays valid until the session's next mutating call. */
+/** The system prompt; NULL when the session uses the model's own default. *system_prompt
+ *  stays valid until the session's next mutating call. */
 qwen_status qwen_session_get_system_prompt(const qwen_session *session, const char **system_prompt);
 /** Number of messages in the history (system prompt not counted); 0 for NULL. */
 size_t qwen_session_n_messages(const qwen_session *session);
@@ -294,7 +300,16 @@ size_t qwen_session_n_messages(const qwen_session *session);
 qwen_status qwen_session_get_message(const qwen_session *session, size_t i, qwen_role *role,
                                      const char **content);
 /* ---------------------------------------------------------- function calling
- * Qwen's function calling, exactly as its own OpenAI-compatible server does it
+ * Qwen2 / Qwen2.5 / Qwen3 (GGUF and Hugging Face files with a chat template): the
+ * template describes the tools (its <tools> block) and renders calls and results in
+ * history; the reply's <tool_call>{"name": ..., "arguments": ...}</tool_call> blocks
+ * (several per turn; a reply that is one bare JSON call object also counts) join the
+ * history as the assistant turn's tool calls (qwen_session_n_tool_calls,
+ * qwen_session_get_tool_call_at), the text around them as its content, a Qwen3 thought
+ * (<think>...</think>) as its reasoning (qwen_session_get_reasoning). Streamed pieces
+ * and qwen_result.text are the raw reply; qwen_chat_next_part hands the reply out split.
+ *
+ * Qwen (v1) checkpoints: Qwen's function calling, exactly as its own OpenAI-compatible server does it
  * (QwenLM/Qwen openai_api.py): the tools are described in a ReAct instruction put in
  * front of the last user question; an assistant turn that called a tool is rendered as
  * "Thought: ...\nAction: NAME\nAction Input: ARGS", a tool result as
@@ -322,10 +337,11 @@ qwen_status qwen_session_get_message(const qwen_session *session, size_t i, qwen
  * special-token text; Qwen's server would parse them in that case). */
 
 typedef struct qwen_tool {
-    const char *name;          /* what the model writes after "Action:"; required */
-    const char *description;   /* what the tool is useful for; NULL = "" */
-    const char *parameters;    /* JSON text of its parameters' schema; NULL = {}. Re-written
-                                  as Python's json.dumps(ensure_ascii=False) writes it */
+    const char *name;          /* the name the model calls it by; required */
+    const char *description;   /* what the tool is useful for; NULL = none (Qwen v1: "") */
+    const char *parameters;    /* JSON text of its parameters' schema; NULL = none (Qwen v1:
+                                  {}). Key order kept; re-written as Python's
+                                  json.dumps(ensure_ascii=False) writes it */
 } qwen_tool;
 
 /** Offer `tools` (copied) on the session's following chat calls; n_tools = 0 offers
@@ -337,10 +353,37 @@ qwen_status qwen_session_set_tools(qwen_session *session, const qwen_tool *tools
  *  for a plain message). content NULL = "". System messages: set the system prompt. */
 qwen_status qwen_session_add_message(qwen_session *session, qwen_role role, const char *content,
                                      const char *tool_name, const char *tool_arguments);
-/** The tool call of history message i: *name and *arguments, or *name = NULL when it
- *  called none. Valid as long as qwen_session_get_message's content. `arguments` may be NULL. */
+/** The (first) tool call of history message i: *name and *arguments, or *name = NULL when
+ *  it called none. Valid as long as qwen_session_get_message's content. `arguments` may be NULL. */
 qwen_status qwen_session_get_tool_call(const qwen_session *session, size_t i, const char **name,
                                        const char **arguments);
+/** Number of tool calls of history message i (0 for NULL or an index out of range). */
+size_t qwen_session_n_tool_calls(const qwen_session *session, size_t i);
+/** Tool call k of history message i (arguments: JSON text, as Python's json.dumps writes
+ *  an object). Valid as long as qwen_session_get_message's content; `arguments` may be NULL. */
+qwen_status qwen_session_get_tool_call_at(const qwen_session *session, size_t i, size_t k,
+                                          const char **name, const char **arguments);
+/** Append a tool call to the last history message, which must be an assistant turn
+ *  (parallel calls: qwen_session_add_message with the first, then this for each next).
+ *  arguments NULL = "". Copied. */
+qwen_status qwen_session_add_tool_call(qwen_session *session, const char *name, const char *arguments);
+/** The thought of history message i (a thinking model's <think> part), or *reasoning =
+ *  NULL when it has none. Valid as long as qwen_session_get_message's content. */
+qwen_status qwen_session_get_reasoning(const qwen_session *session, size_t i, const char **reasoning);
+
+/** A whole message of a conversation handed to qwen_session_acquire_messages. */
+typedef struct {
+    qwen_role role;
+    const char *content;               /* NULL = "" */
+    const char *reasoning;             /* an assistant turn's thought; NULL = none */
+    const qwen_tool_call *tool_calls;  /* an assistant turn's calls, in order; NULL = none */
+    size_t n_tool_calls;
+} qwen_chat_message;
+/** qwen_session_acquire for a conversation of whole messages (several tool calls per
+ *  assistant turn, thoughts): what an OpenAI-style server receives. */
+qwen_status qwen_session_acquire_messages(qwen_model *model, const qwen_chat_message *conversation,
+                                          size_t n_messages, const qwen_session_params *params,
+                                          qwen_session **out);
 
 /** Ask the running call on `session` to stop; any thread. The call returns
  *  QWEN_ERR_CANCELLED within one step of the model's engine (one token, or one prompt
@@ -361,6 +404,9 @@ typedef struct {
     uint64_t seed;              /* 0 = use the session's sampler state */
     const char *const *stop;    /* extra stop strings, not included in the reply */
     size_t n_stop;
+    int32_t enable_thinking;    /* the chat template's enable_thinking (Qwen3's thinking
+                                   mode): -1 = the template's default (default), 0 = off,
+                                   1 = on; no effect on templates that do not read it */
 } qwen_gen_params;
 
 void qwen_gen_params_init(qwen_gen_params *params);
@@ -387,8 +433,9 @@ typedef struct {
     const char *text;           /* whole reply; owned by the session, valid until its next call */
 } qwen_result;
 
-/** Append `messages` to the history, render ChatML, generate the assistant reply
- *  (streamed through `cb`, may be NULL) and append it to the history. The last
+/** Append `messages` to the history, render the prompt (the model's chat template; Qwen
+ *  v1: make_context), generate the assistant reply (streamed through `cb`, may be
+ *  NULL) and append it to the history. The last
  *  message must be the user's (or a tool result, see function calling); a
  *  QWEN_ROLE_SYSTEM message replaces the system prompt.
  *  `cb` runs on the calling thread and must not call into this session.
@@ -405,9 +452,11 @@ qwen_status qwen_generate(qwen_session *session, const char *prompt,
                           const qwen_gen_params *params, qwen_stream_fn cb, void *user_data,
                           qwen_result *out);
 
-/** The prompt token ids qwen_chat would send for `messages` appended to the history
- *  (ChatML exactly as Qwen's make_context renders it, history truncated to fit),
- *  without running the model. Same size-query contract as qwen_tokenize. */
+/** The prompt token ids qwen_chat would send for `messages` appended to the history,
+ *  without running the model: the model's chat template as transformers'
+ *  apply_chat_template renders it (add_generation_prompt true), or for Qwen v1 ChatML
+ *  exactly as Qwen's make_context renders it; oldest turns dropped to fit. Same
+ *  size-query contract as qwen_tokenize. */
 qwen_status qwen_session_render_prompt(qwen_session *session, const qwen_message *messages,
                                        size_t n_messages, int32_t *tokens, size_t capacity,
                                        size_t *n_tokens);
@@ -421,6 +470,26 @@ qwen_status qwen_session_render_prompt(qwen_session *session, const qwen_message
 qwen_status qwen_chat_begin(qwen_session *session, const qwen_message *messages,
                             size_t n_messages, const qwen_gen_params *params);
 qwen_status qwen_chat_next(qwen_session *session, const char **piece, size_t *len, bool *done);
+
+typedef enum {
+    QWEN_PART_CONTENT = 0,      /* text for the user */
+    QWEN_PART_REASONING = 1,    /* the model's thought (inside <think>...</think>) */
+    QWEN_PART_TOOL_CALL = 2     /* a complete tool call */
+} qwen_part_kind;
+
+typedef struct {
+    qwen_part_kind kind;
+    const char *text;           /* CONTENT / REASONING: whole UTF-8 characters; NULL for a call */
+    size_t len;
+    const char *tool_name;      /* TOOL_CALL: the tool; NULL otherwise */
+    const char *tool_arguments; /* TOOL_CALL: its arguments, JSON text; NULL otherwise */
+} qwen_part;
+
+/** Pull form, split: instead of qwen_chat_next (not both for one reply), the next part of
+ *  the reply: text as it streams (only what may begin a tag held back), the thought, and
+ *  each tool call when its block closes (Qwen2/2.5/3); for Qwen v1 the raw text as
+ *  CONTENT. The part's strings are valid until the next call on the session. */
+qwen_status qwen_chat_next_part(qwen_session *session, qwen_part *part, bool *done);
 qwen_status qwen_chat_end(qwen_session *session, qwen_result *out);
 
 #ifdef __cplusplus

@@ -14,6 +14,15 @@ Tests/Fixtures/qwen-v1-gguf-{q8_0,f16}-manifest.json; the tests require this scr
 files to have the same ones. Two entries are not reproduced: tokenizer.ggml.merges (the converter runs
 BPE over all 151k tokens, ~90 s; the engine does not read merges, so this file has none)
 and general.name (the converter derives it from the directory's name).
+
+A `qwen3` checkpoint directory (config.json model_type qwen3, from
+scripts/gen-qwen-family-checkpoints.py's "qwen3-bf16") gets what the converter's
+Qwen3Model writes instead: architecture `qwen3`, per-layer attn_q / attn_k / attn_v
+(no bias), attn_q_norm / attn_k_norm [head_dim] (f32), attention.key_length /
+value_length = head_dim, general.sampling.* from generation_config.json, and the
+tokenizer from tokenizer.json / tokenizer_config.json, merges included. The files are
+byte-identical to the converter's (general.name too, for a directory named qwen3-bf16);
+Tests/Fixtures/qwen3-gguf-{q8_0,f16}-manifest.json keep the converter's manifests.
 """
 import hashlib
 import json
@@ -138,6 +147,109 @@ def write(directory, out_path, outtype):
     w.close()
 
 
+# transformers' Qwen3 names -> llama.cpp's (gguf-py's tensor map for MODEL_ARCH.QWEN3).
+QWEN3_NAMES = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight",
+               "lm_head.weight": "output.weight"}
+QWEN3_LAYER_NAMES = {"input_layernorm.weight": "attn_norm.weight", "post_attention_layernorm.weight": "ffn_norm.weight",
+                     "self_attn.q_proj.weight": "attn_q.weight", "self_attn.k_proj.weight": "attn_k.weight",
+                     "self_attn.v_proj.weight": "attn_v.weight", "self_attn.o_proj.weight": "attn_output.weight",
+                     "self_attn.q_norm.weight": "attn_q_norm.weight", "self_attn.k_norm.weight": "attn_k_norm.weight",
+                     "mlp.gate_proj.weight": "ffn_gate.weight", "mlp.up_proj.weight": "ffn_up.weight",
+                     "mlp.down_proj.weight": "ffn_down.weight"}
+
+
+def qwen3_gguf_name(name):
+    if name in QWEN3_NAMES:
+        return QWEN3_NAMES[name]
+    _, _, block, rest = name.split(".", 3)
+    return f"blk.{block}.{QWEN3_LAYER_NAMES[rest]}"
+
+
+def hf_vocabulary(directory, vocab_size):
+    """tokenizer.ggml.tokens / token_type / merges as the converter's get_vocab_base and
+    SpecialVocab build them from tokenizer.json: BPE tokens NORMAL, added tokens CONTROL
+    when special (or <|...|>-shaped), else USER_DEFINED, ids without a token [PAD{i}] UNUSED;
+    merges as "a b" strings whichever way tokenizer.json writes them."""
+    with open(os.path.join(directory, "tokenizer.json"), encoding="utf-8") as f:
+        document = json.load(f)
+    reverse = {i: t for t, i in document["model"]["vocab"].items()}
+    added = {}
+    for entry in document["added_tokens"]:
+        special = entry["special"] or (entry["content"].startswith("<|") and entry["content"].endswith("|>"))
+        added[entry["id"]] = (entry["content"], gguf.TokenType.CONTROL if special else gguf.TokenType.USER_DEFINED)
+    tokens, types = [], []
+    for i in range(vocab_size):
+        if i in added:
+            tokens.append(added[i][0])
+            types.append(added[i][1])
+        elif i in reverse:
+            tokens.append(reverse[i])
+            types.append(gguf.TokenType.NORMAL)
+        else:
+            tokens.append(f"[PAD{i}]")
+            types.append(gguf.TokenType.UNUSED)
+    merges = [m if isinstance(m, str) else " ".join(m) for m in document["model"]["merges"]]
+    return tokens, types, merges
+
+
+def token_id(tokens, text):
+    return tokens.index(text) if text is not None else None
+
+
+def write_qwen3(directory, out_path, outtype):
+    config = json.load(open(os.path.join(directory, "config.json")))
+    generation = json.load(open(os.path.join(directory, "generation_config.json")))
+    tokenizer_config = json.load(open(os.path.join(directory, "tokenizer_config.json"), encoding="utf-8"))
+    tensors = read_safetensors(directory)
+    parameters = sum(a.size for a in tensors.values())
+    w = gguf.GGUFWriter(out_path, "qwen3")
+    w.add_type("model")
+    if "top_k" in generation:
+        w.add_sampling_top_k(generation["top_k"])
+    if "top_p" in generation:
+        w.add_sampling_top_p(generation["top_p"])
+    if "temperature" in generation:
+        w.add_sampling_temp(generation["temperature"])
+    w.add_name(os.path.basename(os.path.normpath(directory)).replace("-", " ").title())
+    w.add_size_label(gguf.size_label(parameters, 0, 0, 0))
+    w.add_block_count(config["num_hidden_layers"])
+    w.add_context_length(config["max_position_embeddings"])
+    w.add_embedding_length(config["hidden_size"])
+    w.add_feed_forward_length(config["intermediate_size"])
+    w.add_head_count(config["num_attention_heads"])
+    w.add_head_count_kv(config["num_key_value_heads"])
+    w.add_rope_freq_base(config["rope_theta"])
+    w.add_layer_norm_rms_eps(config["rms_norm_eps"])
+    w.add_key_length(config["head_dim"])
+    w.add_value_length(config["head_dim"])
+    w.add_file_type(gguf.LlamaFileType.MOSTLY_Q8_0 if outtype == "q8_0" else gguf.LlamaFileType.MOSTLY_F16)
+    w.add_quantization_version(gguf.GGML_QUANT_VERSION)
+    tokens, types, merges = hf_vocabulary(directory, config["vocab_size"])
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("qwen2")
+    w.add_token_list(tokens)
+    w.add_token_types(types)
+    w.add_token_merges(merges)
+    w.add_eos_token_id(token_id(tokens, tokenizer_config["eos_token"]))
+    w.add_pad_token_id(token_id(tokens, tokenizer_config["pad_token"]))
+    w.add_bos_token_id(config["bos_token_id"])       # tokenizer_config's bos_token is null: config.json's
+    w.add_add_bos_token(tokenizer_config.get("add_bos_token", False))
+    w.add_add_eos_token(tokenizer_config.get("add_eos_token", False))
+    w.add_chat_template(tokenizer_config["chat_template"])
+    for name, data in tensors.items():
+        if data.ndim == 1:
+            w.add_tensor(qwen3_gguf_name(name), data.astype(np.float32), raw_dtype=gguf.GGMLQuantizationType.F32)
+        elif outtype == "f16":
+            w.add_tensor(qwen3_gguf_name(name), data.astype(np.float16), raw_dtype=gguf.GGMLQuantizationType.F16)
+        else:
+            q = gguf.quants.quantize(data, gguf.GGMLQuantizationType.Q8_0)
+            w.add_tensor(qwen3_gguf_name(name), q, raw_shape=q.shape, raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
 def manifest(path):
     r = gguf.GGUFReader(path)
     kv = {}
@@ -155,7 +267,8 @@ def main():
     if len(sys.argv) == 3 and sys.argv[1] == "--manifest":
         print(json.dumps(manifest(sys.argv[2]), indent=1))
     elif len(sys.argv) == 4 and sys.argv[3] in ("q8_0", "f16"):
-        write(sys.argv[1], sys.argv[2], sys.argv[3])
+        config = json.load(open(os.path.join(sys.argv[1], "config.json")))
+        (write_qwen3 if config.get("model_type") == "qwen3" else write)(sys.argv[1], sys.argv[2], sys.argv[3])
     else:
         sys.exit(__doc__)
 

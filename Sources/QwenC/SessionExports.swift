@@ -9,16 +9,17 @@ import Glibc
 final class SessionHandle {
     let session: Session
     let modelHandle: ModelHandle
-    /// History contents, and each turn's tool call (name, arguments), as C strings;
-    /// rebuilt after the history changes.
-    private var messageStrings: [UnsafeMutablePointer<CChar>] = []
-    private var toolCallStrings: [(UnsafeMutablePointer<CChar>, UnsafeMutablePointer<CChar>)?] = []
+    /// History messages as C strings (content, reasoning, each tool call's name and
+    /// arguments); rebuilt after the history changes.
+    private var messageStrings: [MessageStrings] = []
     private var messageStringsFor: Int = -1
     /// The last result's text (qwen_result.text), the last pulled piece, the system prompt
     /// last handed out.
     private var resultText: UnsafeMutablePointer<CChar>? = nil
     private var pieceText: UnsafeMutablePointer<CChar>? = nil
     private var systemPromptText: UnsafeMutablePointer<CChar>? = nil
+    /// The last pulled tool call's name and arguments (qwen_chat_next_part).
+    private var partCall: (name: UnsafeMutablePointer<CChar>, arguments: UnsafeMutablePointer<CChar>)? = nil
 
     init(session: Session, modelHandle: ModelHandle) {
         self.session = session
@@ -30,13 +31,22 @@ final class SessionHandle {
         free(resultText)
         free(pieceText)
         free(systemPromptText)
+        keepPartCall(nil)
     }
 
-    /// The system prompt as a C string owned by the handle (until the next call).
-    func systemPrompt() -> UnsafePointer<CChar> {
+    /// The system prompt as a C string owned by the handle (until the next call); nil for
+    /// the model's own default.
+    func systemPrompt() -> UnsafePointer<CChar>? {
         free(systemPromptText)
-        systemPromptText = strdup(session.systemPrompt)
-        return UnsafePointer(systemPromptText!)
+        systemPromptText = session.systemPrompt.map { strdup($0) } ?? nil
+        return UnsafePointer(systemPromptText)
+    }
+
+    /// Keeps a pulled tool call's strings alive until the next call.
+    func keepPartCall(_ call: ToolCall?) -> (name: UnsafePointer<CChar>, arguments: UnsafePointer<CChar>)? {
+        if let (name, arguments) = partCall { free(name); free(arguments) }
+        partCall = call.flatMap { call in strdup(call.name).flatMap { name in strdup(call.arguments).map { (name, $0) } } }
+        return partCall.map { (UnsafePointer($0.name), UnsafePointer($0.arguments)) }
     }
 
     var pointer: OpaquePointer { OpaquePointer(Unmanaged.passRetained(self).toOpaque()) }
@@ -47,25 +57,18 @@ final class SessionHandle {
     }
 
     private func freeMessageStrings() {
-        messageStrings.forEach { free($0) }
-        toolCallStrings.forEach { if let (name, arguments) = $0 { free(name); free(arguments) } }
         messageStrings = []
-        toolCallStrings = []
     }
 
-    /// Message i of the history: role, content, and its tool call (NULLs when none).
-    func message(_ i: Int) -> (role: Role, content: UnsafePointer<CChar>,
-                               toolCall: (name: UnsafePointer<CChar>, arguments: UnsafePointer<CChar>)?)? {
+    /// Message i of the history as C strings owned by the handle, nil when out of range.
+    func message(_ i: Int) -> (role: Role, strings: MessageStrings)? {
         let history = session.history
         guard i >= 0, i < history.count else { return nil }
         if messageStringsFor != history.count || messageStrings.count != history.count {
-            freeMessageStrings()
-            messageStrings = history.map { strdup($0.content) }
-            toolCallStrings = history.map { message in message.toolCall.map { (strdup($0.name), strdup($0.arguments)) } }
+            messageStrings = history.map(MessageStrings.init)
             messageStringsFor = history.count
         }
-        return (history[i].role, UnsafePointer(messageStrings[i]),
-                toolCallStrings[i].map { (UnsafePointer($0.0), UnsafePointer($0.1)) })
+        return (history[i].role, messageStrings[i])
     }
 
     func invalidateMessages() { messageStringsFor = -1 }
@@ -100,6 +103,25 @@ final class SessionHandle {
     }
 }
 
+/// One history message's C strings, freed with it.
+final class MessageStrings {
+    let content: UnsafeMutablePointer<CChar>?
+    let reasoning: UnsafeMutablePointer<CChar>?
+    let toolCalls: [(name: UnsafeMutablePointer<CChar>?, arguments: UnsafeMutablePointer<CChar>?)]
+
+    init(_ message: ChatMessage) {
+        content = strdup(message.content)
+        reasoning = message.reasoning.map { strdup($0) } ?? nil
+        toolCalls = message.toolCalls.map { (strdup($0.name), strdup($0.arguments)) }
+    }
+
+    deinit {
+        free(content)
+        free(reasoning)
+        toolCalls.forEach { free($0.name); free($0.arguments) }
+    }
+}
+
 /// Reads a caller's params struct of `struct_size` bytes over the defaults, so a
 /// program built against an older (shorter) header still works.
 func readParams<T>(_ pointer: UnsafePointer<T>?, defaults: T, name: String) throws -> T {
@@ -121,7 +143,7 @@ func defaultSessionParams() -> qwen_session_params {
 
 func defaultGenParams() -> qwen_gen_params {
     qwen_gen_params(struct_size: UInt32(MemoryLayout<qwen_gen_params>.size), max_tokens: 512, temperature: 1.0,
-                    top_k: 0, top_p: 0.8, repetition_penalty: 1.1, seed: 0, stop: nil, n_stop: 0)
+                    top_k: 0, top_p: 0.8, repetition_penalty: 1.1, seed: 0, stop: nil, n_stop: 0, enable_thinking: -1)
 }
 
 /// Converts qwen_gen_params into the engine's parameters, validating every field.
@@ -139,6 +161,11 @@ func generationParameters(_ pointer: UnsafePointer<qwen_gen_params>?) throws -> 
         guard p.n_stop <= 1024 else { throw QwenError.invalidArgument("n_stop is \(p.n_stop); at most 1024 stop strings") }
         let stops = try required(p.stop, "stop")
         for i in 0..<p.n_stop { g.stop.append(try utf8Argument(stops[i], "stop[\(i)]")) }
+    }
+    switch p.enable_thinking {
+    case -1: g.enableThinking = nil
+    case 0, 1: g.enableThinking = p.enable_thinking == 1
+    default: throw QwenError.invalidArgument("enable_thinking is \(p.enable_thinking); -1 (the template's default), 0 or 1")
     }
     return g
 }
@@ -218,8 +245,7 @@ func sessionSettings(_ params: UnsafePointer<qwen_session_params>?) throws -> (o
         var messages = try chatMessages(conversation, n, allowingNone: true)
         if let calls {
             for i in messages.indices where calls[i].name != nil {
-                messages[i].toolCall = ToolCall(name: try utf8Argument(calls[i].name, "tool_calls[\(i)].name"),
-                                                arguments: calls[i].arguments == nil ? "" : try utf8Argument(calls[i].arguments, "tool_calls[\(i)].arguments"))
+                messages[i].toolCalls = [try toolCall(calls[i], "tool_calls[\(i)]")]
             }
         }
         let (options, tools) = try sessionSettings(params)
@@ -270,8 +296,7 @@ func sessionSettings(_ params: UnsafePointer<qwen_session_params>?) throws -> (o
 @c @implementation public func qwen_session_set_system_prompt(_ session: OpaquePointer?, _ prompt: UnsafePointer<CChar>?) -> qwen_status {
     guarded {
         let handle = try SessionHandle.from(session)
-        let text = prompt == nil ? Model.defaultSystemPrompt : try utf8Argument(prompt, "system_prompt")
-        try handle.session.setSystemPrompt(text)
+        try handle.session.setSystemPrompt(prompt == nil ? nil : try utf8Argument(prompt, "system_prompt"))
         return QWEN_OK
     }
 }
@@ -299,7 +324,7 @@ func sessionSettings(_ params: UnsafePointer<qwen_session_params>?) throws -> (o
             throw QwenError.invalidArgument("message index \(i) is out of range (the history has \(handle.session.history.count))")
         }
         role?.pointee = qwen_role(rawValue: UInt32(message.role.rawValue))
-        content?.pointee = message.content
+        content?.pointee = UnsafePointer(message.strings.content)
         return QWEN_OK
     }
 }
@@ -315,10 +340,16 @@ func sessionSettings(_ params: UnsafePointer<qwen_session_params>?) throws -> (o
         guard let message = handle.message(i) else {
             throw QwenError.invalidArgument("message index \(i) is out of range (the history has \(handle.session.history.count))")
         }
-        name.pointee = message.toolCall?.name
-        arguments?.pointee = message.toolCall?.arguments
+        name.pointee = UnsafePointer(message.strings.toolCalls.first?.name)
+        arguments?.pointee = UnsafePointer(message.strings.toolCalls.first?.arguments)
         return QWEN_OK
     }
+}
+
+/// A caller's qwen_tool_call (name required), `what` naming it in errors.
+func toolCall(_ call: qwen_tool_call, _ what: String) throws -> ToolCall {
+    ToolCall(name: try utf8Argument(call.name, "\(what).name"),
+             arguments: call.arguments == nil ? "" : try utf8Argument(call.arguments, "\(what).arguments"))
 }
 
 /// The caller's tool list as the engine's definitions (validated).
@@ -331,7 +362,7 @@ func toolDefinitions(_ tools: UnsafePointer<qwen_tool>?, _ n: Int) throws -> [To
         let tool = list[i]
         return try ToolDefinition(
             name: try utf8Argument(tool.name, "tools[\(i)].name"),
-            description: tool.description == nil ? "" : try utf8Argument(tool.description, "tools[\(i)].description"),
+            description: tool.description == nil ? nil : try utf8Argument(tool.description, "tools[\(i)].description"),
             parameters: tool.parameters == nil ? nil : try utf8Argument(tool.parameters, "tools[\(i)].parameters"))
     }
 }

@@ -109,3 +109,67 @@ extension String {
         self = (negative ? "-" : "") + "\(whole).\(digits)"
     }
 }
+
+struct RenderCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "render",
+        abstract: "Print the prompt a chat renders to (the model's chat template, or Qwen v1's make_context).")
+    @OptionGroup var options: ModelOptions
+    @Option(help: "A JSON file: OpenAI-style messages (role, content, tool_calls, reasoning_content); a system message sets the system prompt.")
+    var messages: String
+    @Option(help: "A JSON file: OpenAI-style tools ([{\"type\": \"function\", \"function\": {...}}]).") var tools: String?
+    @Option(help: "The template's enable_thinking (true / false; default: the template's own).") var enableThinking: Bool?
+    @Flag(help: "Print the token ids (a JSON array) instead of the text.") var ids = false
+
+    /// JSON read in order: an object's members and an array's elements as JSON text.
+    static func members(_ text: String?, _ what: String) throws -> [String: String] {
+        guard let text else { return [:] }
+        guard let members = JSONValue.pythonDumpsMembers(text) else { throw ValidationError("\(what) is not a JSON object") }
+        return Dictionary(members.map { ($0.key, $0.json) }, uniquingKeysWith: { $1 })
+    }
+    static func elements(_ text: String?, _ what: String) throws -> [String] {
+        guard let text else { return [] }
+        guard let elements = JSONValue.pythonDumpsElements(text) else { throw ValidationError("\(what) is not a JSON array") }
+        return elements
+    }
+    static func string(_ json: String?) -> String? {
+        json.flatMap { try? JSONValue.parse(Array($0.utf8), context: "").string }
+    }
+    static func file(_ path: String) throws -> String { String(decoding: try MappedFile.readAll(path: path), as: UTF8.self) }
+
+    func run() throws {
+        let model = try options.load()
+        let session = try Session(model: model)
+        if let tools {
+            try session.setTools(try Self.elements(try Self.file(tools), "--tools").enumerated().map { i, entry in
+                let tool = try Self.members(entry, "tools[\(i)]")
+                let function = try tool["function"].map { try Self.members($0, "tools[\(i)].function") } ?? tool
+                guard let name = Self.string(function["name"]) else { throw ValidationError("tools[\(i)] has no name") }
+                return try ToolDefinition(name: name, description: Self.string(function["description"]), parameters: function["parameters"])
+            })
+        }
+        var conversation: [ChatMessage] = []
+        for (i, entry) in try Self.elements(try Self.file(messages), "--messages").enumerated() {
+            let message = try Self.members(entry, "messages[\(i)]")
+            guard let roleName = Self.string(message["role"]),
+                  let role = [Role.system, .user, .assistant, .tool].first(where: { $0.name == roleName }) else {
+                throw ValidationError("messages[\(i)].role is not system, user, assistant or tool")
+            }
+            let calls = try Self.elements(message["tool_calls"], "messages[\(i)].tool_calls").map { entry -> ToolCall in
+                let call = try Self.members(entry, "messages[\(i)].tool_calls")
+                let function = try call["function"].map { try Self.members($0, "messages[\(i)].tool_calls") } ?? call
+                guard let name = Self.string(function["name"]) else { throw ValidationError("messages[\(i)] has a tool call without a name") }
+                return ToolCall(name: name, arguments: function["arguments"].map { Self.string($0) ?? $0 } ?? "{}")
+            }
+            conversation.append(ChatMessage(role: role, content: Self.string(message["content"]) ?? "", toolCalls: calls,
+                                            reasoning: Self.string(message["reasoning_content"])))
+        }
+        let prompt = try session.renderPrompt(conversation, enableThinking: enableThinking)
+        if ids {
+            print("[" + prompt.map(String.init).joined(separator: ", ") + "]")
+        } else {
+            let bytes = try model.tokenizer.decode(prompt)
+            bytes.withUnsafeBytes { _ = fwrite($0.baseAddress, 1, $0.count, stdout) }
+        }
+    }
+}

@@ -12,7 +12,7 @@ struct Qwen: ParsableCommand {
         abstract: "Run Qwen chat models in-process: chat, generate, tokenize, inspect, benchmark.",
         subcommands: [
             ChatCommand.self, GenerateCommand.self, InfoCommand.self, TokenizeCommand.self, DetokenizeCommand.self,
-            LogitsCommand.self, PerplexityCommand.self, BenchCommand.self, BatchedBenchCommand.self, TokenizerBenchCommand.self,
+            LogitsCommand.self, RenderCommand.self, PerplexityCommand.self, BenchCommand.self, BatchedBenchCommand.self, TokenizerBenchCommand.self,
             KernelBenchCommand.self,
         ])
 }
@@ -89,7 +89,7 @@ struct InfoCommand: ParsableCommand {
             ("n_layer", "\(info.layerCount)"), ("n_embd", "\(info.hiddenSize)"),
             ("n_head", "\(info.headCount)"), ("n_head_kv", "\(info.kvHeadCount)"),
             ("n_params", "\(info.parameterCount)"), ("weight_type", jsonString(info.weightType)),
-            ("file_bytes", "\(info.fileBytes)"),
+            ("file_bytes", "\(info.fileBytes)"), ("chat_template", jsonString(info.chatTemplate)),
             ("isa", jsonString(model.kernels.isa.rawValue)),
             ("isa_available", "[" + KernelTable.available.map { jsonString($0.rawValue) }.joined(separator: ", ") + "]"),
         ]

@@ -90,7 +90,7 @@ final class GenerationTests: XCTestCase {
 
     func testChatTemplateMatchesMakeContext() throws {
         let tokenizer = try Tokenizer(tiktokenFile: TestPaths.requireFile(TestPaths.tiktoken))
-        let template = try ChatTemplate(tokenizer: tokenizer)
+        let template = try MakeContext(tokenizer: tokenizer)
         let lines = try String(contentsOf: TestPaths.fixtures.appendingPathComponent("chatml-cases.jsonl"), encoding: .utf8)
             .split(separator: "\n")
         XCTAssertEqual(lines.count, 4)

@@ -27,7 +27,7 @@ except ImportError:
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="Interactive chat with a Qwen model (qwen_embed).")
     p.add_argument("-m", "--model", required=True, help="a .gguf file or a Hugging Face checkpoint directory")
-    p.add_argument("-s", "--system", default=qwen_embed.DEFAULT_SYSTEM_PROMPT, help="system prompt")
+    p.add_argument("-s", "--system", default=None, help="system prompt (default: the model's own)")
     p.add_argument("-t", "--threads", type=int, default=0, help="compute threads (0 = all cores)")
     p.add_argument("-c", "--ctx", type=int, default=0, help="context window in tokens (0 = model default)")
     p.add_argument("-n", "--max-tokens", type=int, default=None, help="most new tokens per reply")

@@ -1,5 +1,5 @@
-/* Chat sessions through the C ABI on the real model: ChatML ids equal to Qwen's
- * make_context, multi-turn memory, KV reuse, stop strings, streaming UTF-8,
+/* Chat sessions through the C ABI on the real model: its template's ChatML ids equal to
+ * Qwen's make_context where the two agree, multi-turn memory, KV reuse, stop strings, streaming UTF-8,
  * cancellation from another thread, BUSY, concurrency, and bad arguments. */
 #define _POSIX_C_SOURCE 200809L
 #include <qwen.h>
@@ -130,8 +130,16 @@ static void test_render_matches_make_context(const char *fixture) {
             int32_t ids[4096];
             size_t n = 0;
             CHECK_STATUS(qwen_session_render_prompt(s, messages, (size_t)n_messages, ids, 4096, &n), QWEN_OK);
-            bool same = n == n_expected && memcmp(ids, expected, n * sizeof *ids) == 0;
-            CHECK(same, "case '%s': %zu ids, expected %zu", name, n, n_expected);
+            /* The real model is a Qwen2.5 file: its chat template renders what make_context
+             * renders for these conversations, but keeps history past max_window_size (a Qwen
+             * v1 budget; make_context's cut is held on v1 vocabularies by GenerationTests). */
+            if (strstr(name, "truncation")) {
+                CHECK(n > n_expected, "case '%s': the template keeps the whole history (%zu ids, make_context %zu)",
+                      name, n, n_expected);
+            } else {
+                bool same = n == n_expected && memcmp(ids, expected, n * sizeof *ids) == 0;
+                CHECK(same, "case '%s': %zu ids, expected %zu", name, n, n_expected);
+            }
             qwen_session_free(s);
             cases++;
         }

@@ -1,5 +1,6 @@
 """Shared fixtures: the release CLI, libqwen.so, the real model (fetched and cached by
-scripts/fetch-model.sh) and the tiny generated Qwen v1 checkpoints; rss_kb()."""
+scripts/fetch-model.sh), the tiny generated Qwen v1 checkpoints and the tiny Qwen2 / Qwen3
+ones; rss_kb()."""
 import os
 import pathlib
 import subprocess
@@ -48,6 +49,31 @@ def qwen_v1_checkpoint(tmp_path_factory):
         if not (out / variant / "config.json").exists():
             subprocess.run([sys.executable, str(ROOT / "scripts" / "gen-qwen-checkpoints.py"), str(out), variant],
                            check=True, capture_output=True)
+        return out / variant
+    return checkpoint
+
+
+@pytest.fixture(scope="session")
+def qwen_family_checkpoint(tmp_path_factory, model_path):
+    """checkpoint(variant) -> the directory scripts/gen-qwen-family-checkpoints.py writes for it
+    (tiny Qwen2 / Qwen2.5 / Qwen3 Hugging Face layouts: qwen2-bf16, qwen2-gptq-int4, qwen3-bf16,
+    ...; every variant is written at the first call, sharing one tokenizer.json build), or
+    checkpoint("qwen3-f16.gguf") / checkpoint("qwen3-q8_0.gguf") -> the qwen3 GGUF
+    scripts/gen-qwen-gguf.py makes of qwen3-bf16, written next to the directories. The
+    vocabulary (tokenizer.json) comes from the real model's GGUF."""
+    out = tmp_path_factory.mktemp("qwen-family")
+
+    def checkpoint(variant: str) -> pathlib.Path:
+        if variant.endswith(".gguf"):
+            path = out / variant
+            if not path.exists():
+                outtype = variant[len("qwen3-"):-len(".gguf")]
+                subprocess.run([sys.executable, str(ROOT / "scripts" / "gen-qwen-gguf.py"), str(checkpoint("qwen3-bf16")),
+                                str(path), outtype], check=True, capture_output=True)
+            return path
+        if not (out / variant / "config.json").exists():
+            subprocess.run([sys.executable, str(ROOT / "scripts" / "gen-qwen-family-checkpoints.py"), str(out)],
+                           check=True, capture_output=True, env=dict(os.environ, QWEN_MODEL=model_path))
         return out / variant
     return checkpoint
 

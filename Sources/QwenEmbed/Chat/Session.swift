@@ -10,7 +10,10 @@ public struct SessionOptions: Sendable {
     public var threads: Int = 0
     /// Sampler seed; 0 = from the clock.
     public var seed: UInt64 = 0
-    public var systemPrompt: String = Model.defaultSystemPrompt
+    /// nil = the model's own default: its chat template's (Qwen2.5: "You are Qwen, created
+    /// by Alibaba Cloud. You are a helpful assistant."; Qwen3: none), Qwen v1's
+    /// `Model.defaultSystemPrompt`.
+    public var systemPrompt: String? = nil
     /// Token budget for system prompt + history (Qwen's max_window_size); 0 = the model's.
     public var maxWindowSize: Int = 0
     public init() {}
@@ -30,8 +33,8 @@ public final class Session: @unchecked Sendable {
     /// Token budget for system prompt + history when rendering a chat prompt.
     public let maxWindowSize: Int
     private(set) var cache: KVCache
-    let template: ChatTemplate?
-    public private(set) var systemPrompt: String
+    /// nil = the model's own default (see `SessionOptions.systemPrompt`).
+    public private(set) var systemPrompt: String?
     public private(set) var history: [ChatMessage] = []
     /// Tools offered to the model on every chat call (function calling); empty = none.
     public private(set) var tools: [ToolDefinition] = []
@@ -54,7 +57,6 @@ public final class Session: @unchecked Sendable {
         }
         maxWindowSize = options.maxWindowSize > 0 ? options.maxWindowSize : model.maxWindowSize
         cache = try KVCache(config: model.config, capacity: contextSize)
-        template = try? ChatTemplate(tokenizer: model.tokenizer)
         systemPrompt = options.systemPrompt
         random = RandomSource(seed: options.seed != 0 ? options.seed : UInt64(monotonicMilliseconds() * 1000))
     }
@@ -85,13 +87,16 @@ public final class Session: @unchecked Sendable {
         }
     }
 
-    public func setSystemPrompt(_ prompt: String) throws {
+    /// nil = the model's own default.
+    public func setSystemPrompt(_ prompt: String?) throws {
         try exclusive { systemPrompt = prompt }
     }
 
-    /// Offer `tools` on the following chat calls (empty: none). With tools, the prompt is
-    /// Qwen's ReAct prompt, "Observation:" ends the reply, and the reply joins the history
-    /// parsed into content and a tool call (`ToolReply`). Reset keeps them, as the system prompt.
+    /// Offer `tools` on the following chat calls (empty: none). Qwen2/2.5/3: the chat
+    /// template describes them and the reply's <tool_call> blocks join the history as its
+    /// tool calls; Qwen (v1): Qwen's ReAct prompt, "Observation:" ends the reply, and the
+    /// reply joins the history parsed into content and a tool call (`ToolReply`). Reset
+    /// keeps them, as the system prompt.
     public func setTools(_ tools: [ToolDefinition]) throws {
         try exclusive { self.tools = tools }
     }
@@ -106,17 +111,29 @@ public final class Session: @unchecked Sendable {
         }
     }
 
+    /// Appends `call` to the last history message, an assistant turn (parallel calls).
+    public func addToolCall(_ call: ToolCall) throws {
+        try exclusive {
+            guard pull == nil else { throw QwenError.wrongState("a pull-form reply is in progress; end it first") }
+            guard let last = history.indices.last, history[last].role == .assistant else {
+                throw QwenError.invalidArgument("a tool call joins an assistant turn; the last message is not one")
+            }
+            guard !call.name.isEmpty else { throw QwenError.invalidArgument("the tool call has an empty name") }
+            history[last].toolCalls.append(call)
+        }
+    }
+
     static func validate(_ message: ChatMessage) throws {
         guard message.role != .system else { throw QwenError.invalidArgument("a system message is the system prompt; set it instead") }
-        guard message.toolCall == nil || message.role == .assistant else {
-            throw QwenError.invalidArgument("only an assistant turn can carry a tool call")
+        guard (message.toolCalls.isEmpty && message.reasoning == nil) || message.role == .assistant else {
+            throw QwenError.invalidArgument("only an assistant turn can carry tool calls or reasoning")
         }
-        if let call = message.toolCall, call.name.isEmpty { throw QwenError.invalidArgument("the tool call has an empty name") }
+        if message.toolCalls.contains(where: { $0.name.isEmpty }) { throw QwenError.invalidArgument("a tool call has an empty name") }
     }
 
     /// Sets system prompt, tools and history at once (the prompt cache hands a session out
     /// this way). Not while a pull-form reply is in progress.
-    func restore(systemPrompt: String, tools: [ToolDefinition], history: [ChatMessage]) throws {
+    func restore(systemPrompt: String?, tools: [ToolDefinition], history: [ChatMessage]) throws {
         try exclusive {
             guard pull == nil else { throw QwenError.wrongState("a pull-form reply is in progress; end it first") }
             for message in history { try Session.validate(message) }
@@ -217,6 +234,22 @@ public final class Session: @unchecked Sendable {
         }
     }
 
+    /// The next part of the reply, or nil when it is complete (then call `endChat`): for
+    /// Qwen2/2.5/3 the reply split as it streams (text, thought, each tool call once its
+    /// block closes; `NativeReplyParser`), for Qwen (v1) its raw text as content. Use this
+    /// or `nextPiece` for one reply, not both.
+    public func nextPart() throws -> ReplyPart? {
+        try exclusive {
+            guard let reply = pull else { throw QwenError.wrongState("no reply in progress; call begin first") }
+            do {
+                return try reply.nextPart()
+            } catch {
+                pull = nil
+                throw error
+            }
+        }
+    }
+
     public func endChat() throws -> GenerationResult {
         try exclusive {
             guard let reply = pull else { throw QwenError.wrongState("no reply in progress; call begin first") }
@@ -231,46 +264,39 @@ public final class Session: @unchecked Sendable {
 
     // MARK: internals
 
-    /// The prompt ids `chat(messages)` would run, with the system prompt and history it
+    /// The prompt `chat(messages)` would run, with the system prompt and history it
     /// would leave behind. A system-role message replaces the system prompt.
-    private func renderChat(_ messages: [ChatMessage]) throws -> (ids: [Int32], system: String, conversation: [ChatMessage]) {
+    private func renderChat(_ messages: [ChatMessage], enableThinking: Bool?) throws
+        -> (prompt: ChatPrompt, system: String?, conversation: [ChatMessage]) {
         guard !messages.isEmpty else { throw QwenError.invalidArgument("no messages") }
         var system = systemPrompt
         var conversation = history
         for message in messages {
             if message.role == .system { system = message.content } else { conversation.append(message) }
         }
-        return (try render(system: system, conversation: conversation), system, conversation)
+        return (try render(system: system, conversation: conversation, enableThinking: enableThinking), system, conversation)
     }
 
     /// The prompt for the reply to `conversation` under `system` with the session's tools.
-    func render(system: String, conversation: [ChatMessage]) throws -> [Int32] {
-        guard let template else {
-            throw QwenError.unsupportedModel("this model's vocabulary has no ChatML tokens; use generate")
-        }
-        if ReActConversation.isNeeded(messages: conversation, tools: tools) {
-            let react = try ReActConversation(messages: conversation, tools: tools)
-            return try template.render(system: pythonMessageStrip(system), react: react, maxWindow: maxWindowSize,
-                                       contextLimit: contextSize - 1)
-        }
-        return try template.render(system: system, messages: conversation, maxWindow: maxWindowSize,
-                                   contextLimit: contextSize - 1).ids
+    func render(system: String?, conversation: [ChatMessage], enableThinking: Bool? = nil) throws -> ChatPrompt {
+        try model.chatFormat.prompt(system: system, conversation: conversation, tools: tools, enableThinking: enableThinking,
+                                    maxWindow: maxWindowSize, contextLimit: contextSize - 1)
     }
 
     /// The prompt ids `chat(messages)` would run, without running the model.
-    public func renderPrompt(_ messages: [ChatMessage]) throws -> [Int32] {
-        try exclusive { try renderChat(messages).ids }
+    public func renderPrompt(_ messages: [ChatMessage], enableThinking: Bool? = nil) throws -> [Int32] {
+        try exclusive { try renderChat(messages, enableThinking: enableThinking).prompt.ids }
     }
 
     private func startChat(_ messages: [ChatMessage], _ parameters: GenerationParameters) throws -> Reply {
-        let (ids, system, conversation) = try renderChat(messages)
+        let (prompt, system, conversation) = try renderChat(messages, enableThinking: parameters.enableThinking)
         var parameters = parameters
-        if !tools.isEmpty && !parameters.stop.contains(observationStop) { parameters.stop.append(observationStop) }
-        return try start(ids, parameters, newHistory: (system, conversation))
+        for stop in prompt.stop where !parameters.stop.contains(stop) { parameters.stop.append(stop) }
+        return try start(prompt.ids, parameters, newHistory: (system, conversation, prompt.replyFormat))
     }
 
     /// Submits the reply to `prompt` to the engine, reusing the cached prefix.
-    private func start(_ prompt: [Int32], _ parameters: GenerationParameters, newHistory: (String, [ChatMessage])?) throws -> Reply {
+    private func start(_ prompt: [Int32], _ parameters: GenerationParameters, newHistory: Reply.NewHistory?) throws -> Reply {
         guard parameters.maxTokens >= 0 else { throw QwenError.invalidArgument("max_tokens is negative") }
         let sampling = try parameters.sampling.validated()
         let seed = parameters.seed ?? random.next()
@@ -295,14 +321,9 @@ public final class Session: @unchecked Sendable {
             throw QwenError.cancelled("the call was cancelled")
         }
         result.text = reply.text
-        if let (system, conversation) = reply.newHistory {
+        if let (system, conversation, format) = reply.newHistory {
             systemPrompt = system
-            var message = ChatMessage(role: .assistant, content: result.text)
-            if !tools.isEmpty {
-                let parsed = ToolReply(parsing: result.text)
-                message = ChatMessage(role: .assistant, content: parsed.content, toolCall: parsed.toolCall)
-            }
-            history = conversation + [message]
+            history = conversation + [format.message(parsing: result.text)]
         }
         return result
     }
@@ -312,17 +333,27 @@ public final class Session: @unchecked Sendable {
 /// counts handed out so far.
 final class Reply {
     let job: Job
-    /// The system prompt and history the reply completes (nil for raw generation).
-    let newHistory: (String, [ChatMessage])?
+    /// The system prompt and history a chat reply completes, and how to read the reply.
+    typealias NewHistory = (system: String?, conversation: [ChatMessage], format: ReplyFormat)
+    /// nil for raw generation.
+    let newHistory: NewHistory?
     private(set) var text = ""
     private(set) var result = GenerationResult()
     private(set) var isFinished = false
     /// The caller stopped the reply: queued pieces are no longer handed out.
     private var stoppedAs: FinishReason? = nil
+    /// Splits a native-format reply into parts as it streams (`nextPart`).
+    private var parser: NativeReplyParser?
+    /// Parts split off and not yet handed out; `partsEnded` once the parser has finished.
+    private var parts: [ReplyPart] = []
+    private var partsEnded = false
 
-    init(job: Job, newHistory: (String, [ChatMessage])?) {
+    init(job: Job, newHistory: NewHistory?) {
         self.job = job
         self.newHistory = newHistory
+        if case .native(let toolsOffered, let startsInReasoning)? = newHistory?.format {
+            parser = NativeReplyParser(toolsOffered: toolsOffered, startsInReasoning: startsInReasoning)
+        }
         result.promptTokens = job.prompt.count
         result.cachedTokens = job.cachedTokens
     }
@@ -358,6 +389,20 @@ final class Reply {
             }
         }
         return nil
+    }
+
+    /// The next part of the reply (see `Session.nextPart`), or nil when it is over.
+    func nextPart() throws -> ReplyPart? {
+        while parts.isEmpty && !partsEnded {
+            if let piece = try next() {
+                if piece.isEmpty { continue }
+                parts += parser?.feed(piece) ?? [.content(piece)]
+            } else {
+                parts += parser?.finish() ?? []
+                partsEnded = true
+            }
+        }
+        return parts.isEmpty ? nil : parts.removeFirst()
     }
 
     /// Waits for the end, handing out nothing more.

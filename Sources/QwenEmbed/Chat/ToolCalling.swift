@@ -1,4 +1,4 @@
-/// Function calling the way Qwen's own OpenAI-compatible server does it (QwenLM/Qwen
+/// Function calling of Qwen (v1), the way Qwen's own OpenAI-compatible server does it (QwenLM/Qwen
 /// `openai_api.py`): tool definitions become a ReAct instruction in front of the last
 /// user question, assistant tool calls and tool results become "Thought / Action /
 /// Action Input / Observation" text, and the reply is parsed back into a tool call or
@@ -12,13 +12,18 @@ public struct ToolDefinition: Sendable, Equatable {
     public var description: String
     /// The parameters' JSON schema, written as Python's `json.dumps(..., ensure_ascii=False)`.
     public var parametersJSON: String
+    /// Whether the caller gave a description / parameters: a chat template sees the tool as
+    /// the caller's OpenAI-style object, without the fields it lacked.
+    let hasDescription: Bool, hasParameters: Bool
 
     /// `parameters` is JSON text (NULL/nil = `{}`); it is re-serialized as Qwen's
     /// server writes it, so any spacing the caller used gives the same prompt.
-    public init(name: String, description: String = "", parameters: String? = nil) throws {
+    public init(name: String, description: String? = nil, parameters: String? = nil) throws {
         guard !name.isEmpty else { throw QwenError.invalidArgument("a tool has an empty name") }
         self.name = name
-        self.description = description
+        self.description = description ?? ""
+        hasDescription = description != nil
+        hasParameters = parameters != nil
         do {
             parametersJSON = try JSONValue.pythonDumps(parameters ?? "{}", context: "tool \(name)")
         } catch QwenError.badModel(let message) {

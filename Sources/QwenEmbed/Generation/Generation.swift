@@ -9,6 +9,9 @@ public struct GenerationParameters: Sendable {
     /// End the reply at an end-of-turn token (<|im_end|>, <|endoftext|>, <|im_start|>).
     /// false generates exactly `maxTokens` tokens whatever they are (benchmarks).
     public var stopsAtEndOfTurn = true
+    /// A chat template's `enable_thinking` (Qwen3's thinking mode); nil = the template's
+    /// default (the variable left undefined, as transformers leaves it).
+    public var enableThinking: Bool? = nil
     /// Sees each step's logits [vocab] before sampling (step = tokens generated so far),
     /// on the engine's step thread. For tests.
     var observeLogits: (@Sendable (Int, UnsafePointer<Float>) -> Void)? = nil

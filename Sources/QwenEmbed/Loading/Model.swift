@@ -18,6 +18,9 @@ public struct ModelInfo: Sendable, Equatable {
     /// "Q4_K_M", "bf16", "f16", "gptq-int4", ...
     public var weightType: String
     public var fileBytes: UInt64
+    /// How chats are rendered: "make_context (Qwen v1)", "the file's" (its chat template),
+    /// or "built-in Qwen2.5 (...)" with the reason the file's was not used.
+    public var chatTemplate: String = ""
 }
 
 /// Options for `Model.load`.
@@ -54,6 +57,11 @@ public final class Model: @unchecked Sendable {
     /// Longest ChatML prompt (history is truncated to fit): generation_config.json's
     /// max_window_size when present, else 6144.
     public let maxWindowSize: Int
+    /// The chat template the file carries (GGUF `tokenizer.chat_template`, or
+    /// tokenizer_config.json's `chat_template` / chat_template.jinja), nil when none.
+    public let chatTemplateSource: String?
+    /// How conversations become prompts and replies come back (`ChatFormat`).
+    let chatFormat: ChatFormat
     /// Keeps the mapped files alive as long as `weights` point into them.
     private let storage: [AnyObject]
 
@@ -61,15 +69,21 @@ public final class Model: @unchecked Sendable {
 
     private init(path: String, config: ModelConfig, tokenizer: Tokenizer, info: ModelInfo,
                  weights: TransformerWeights, threads: Int, kernels: KernelTable,
-                 maxWindowSize: Int, storage: [AnyObject]) {
+                 maxWindowSize: Int, chatTemplate: (source: String?, tokens: [String: String]), storage: [AnyObject]) {
         self.path = path
         self.config = config
         self.tokenizer = tokenizer
+        let chat = ChatFormat.forModel(architecture: config.architecture, tokenizer: tokenizer,
+                                       templateSource: chatTemplate.source, templateTokens: chatTemplate.tokens)
+        chatFormat = chat.format
+        var info = info
+        info.chatTemplate = chat.description
         self.info = info
         self.weights = weights
         self.threads = threads
         engine = Engine(config: config, weights: weights, tokenizer: tokenizer, kernels: kernels, threads: threads)
         self.maxWindowSize = maxWindowSize
+        chatTemplateSource = chatTemplate.source
         self.storage = storage
     }
 
@@ -165,8 +179,13 @@ public final class Model: @unchecked Sendable {
             parameterCount: parameters,
             weightType: ggufWeightTypeName(gguf),
             fileBytes: UInt64(gguf.file.size))
+        var templateTokens: [String: String] = [:]
+        for (key, name) in [("bos_token", "bos"), ("eos_token", "eos"), ("pad_token", "padding"), ("unk_token", "unknown")] {
+            if let id = gguf.int("tokenizer.ggml.\(name)_token_id"), id >= 0, id < tokens.count { templateTokens[key] = tokens[id] }
+        }
         return Model(path: path, config: config, tokenizer: tokenizer, info: info, weights: weights,
-                     threads: threads, kernels: kernels(options), maxWindowSize: 6144, storage: [gguf] + repacked)
+                     threads: threads, kernels: kernels(options), maxWindowSize: 6144,
+                     chatTemplate: (gguf.string("tokenizer.chat_template"), templateTokens), storage: [gguf] + repacked)
     }
 
     /// llama.cpp's `general.file_type` names; the most common matrix type otherwise.
@@ -194,11 +213,16 @@ public final class Model: @unchecked Sendable {
         // without first reading 151k tokens.
         let checkpoint = try SafetensorsCheckpoint(directory: directory, useMmap: options.useMmap)
         try report(0.2)
-        let vocabPath = FileSystem.join(directory, "qwen.tiktoken")
-        guard FileSystem.exists(vocabPath) else {
-            throw QwenError.unsupportedModel("\(directory): no qwen.tiktoken (the tokenizer Qwen checkpoints ship)")
+        let tokenizer: Tokenizer
+        var chatTemplate: (source: String?, tokens: [String: String]) = (nil, [:])
+        if FileSystem.exists(FileSystem.join(directory, "qwen.tiktoken")) {
+            tokenizer = try Tokenizer(tiktokenFile: FileSystem.join(directory, "qwen.tiktoken"))
+        } else if FileSystem.exists(FileSystem.join(directory, "tokenizer.json")) {
+            tokenizer = try Tokenizer(huggingFaceFile: FileSystem.join(directory, "tokenizer.json"), vocabSize: config.vocabSize)
+            chatTemplate = try huggingFaceChatTemplate(directory: directory)
+        } else {
+            throw QwenError.unsupportedModel("\(directory): no tokenizer (qwen.tiktoken for Qwen v1, tokenizer.json for Qwen2/2.5/3)")
         }
-        let tokenizer = try Tokenizer(tiktokenFile: vocabPath)
         try report(0.7)
 
         var maxWindow = 6144
@@ -212,7 +236,7 @@ public final class Model: @unchecked Sendable {
         let gptq = try gptqSettings(directory: directory, config: json)
         let weightType: String
         if let gptq {
-            weightType = "gptq-int\(gptq.bits)"
+            weightType = "\(gptq.packing.rawValue)-int\(gptq.bits)"
         } else {
             let dtypes = Set(checkpoint.tensors.values.filter { $0.shape.count == 2 }.map(\.dtype))
             weightType = dtypes.count == 1 ? (dtypes.first.map { $0.rawValue.lowercased() } ?? "unknown")
@@ -252,8 +276,30 @@ public final class Model: @unchecked Sendable {
             headCount: config.headCount, kvHeadCount: config.kvHeadCount,
             parameterCount: parameters, weightType: weightType, fileBytes: checkpoint.fileBytes)
         return Model(path: directory, config: config, tokenizer: tokenizer, info: info, weights: weights,
-                     threads: threads, kernels: kernels(options),
-                     maxWindowSize: maxWindow, storage: [checkpoint] + (mapper.gptq.map { [$0] } ?? []))
+                     threads: threads, kernels: kernels(options), maxWindowSize: maxWindow,
+                     chatTemplate: chatTemplate, storage: [checkpoint] + (mapper.gptq.map { [$0] } ?? []))
+    }
+
+    /// A Hugging Face directory's chat template (chat_template.jinja, else tokenizer_config.json's
+    /// `chat_template`: a string, or a list of named templates whose "default" is taken) and
+    /// the named tokens of tokenizer_config.json (a string or {"content": ...} each).
+    static func huggingFaceChatTemplate(directory: String) throws -> (source: String?, tokens: [String: String]) {
+        let configPath = FileSystem.join(directory, "tokenizer_config.json")
+        let config = FileSystem.exists(configPath)
+            ? try JSONValue.parse(MappedFile.readAll(path: configPath), context: "tokenizer_config.json") : .object([:])
+        var tokens: [String: String] = [:]
+        for key in ["bos_token", "eos_token", "pad_token", "unk_token"] {
+            if let token = config[key]?.string ?? config[key]?["content"]?.string { tokens[key] = token }
+        }
+        let templatePath = FileSystem.join(directory, "chat_template.jinja")
+        if FileSystem.exists(templatePath) {
+            return (String(decoding: try MappedFile.readAll(path: templatePath), as: UTF8.self), tokens)
+        }
+        if let named = config["chat_template"]?.array {
+            let template = named.first { $0["name"]?.string == "default" }?["template"]?.string
+            return (template, tokens)
+        }
+        return (config["chat_template"]?.string, tokens)
     }
 
     /// The GPTQ settings of a checkpoint directory: config.json's quantization_config, else

@@ -5,6 +5,12 @@ public enum Architecture: String, Sendable {
     case qwen
     /// Qwen2 / Qwen2.5: separate q/k/v with bias, GQA, rope theta from the file.
     case qwen2
+    /// Qwen3: as Qwen2 without the q/k/v biases, with an RMSNorm over each head of q and k
+    /// before RoPE, and a head width of its own (heads x headDim need not be the hidden size).
+    case qwen3
+
+    /// Qwen2 and Qwen3 keep Qwen2's names, layout and chat format (the file's own template).
+    var isQwen2Family: Bool { self != .qwen }
 }
 
 /// Typed hyper-parameters of a Qwen model, decoded from config.json or GGUF metadata.
@@ -88,7 +94,7 @@ public struct ModelConfig: Sendable, Equatable {
     // MARK: config.json
 
     /// Decodes a Hugging Face config.json for `QWenLMHeadModel` (Qwen v1, including the
-    /// early key names n_embd / n_head / n_layer) or `Qwen2ForCausalLM`.
+    /// early key names n_embd / n_head / n_layer), `Qwen2ForCausalLM` or `Qwen3ForCausalLM`.
     public static func fromHuggingFace(json: JSONValue, source: String = "config.json") throws -> ModelConfig {
         guard json.object != nil else { throw QwenError.badModel("\(source): not a JSON object") }
         func int(_ keys: String...) -> Int? {
@@ -110,9 +116,11 @@ public struct ModelConfig: Sendable, Equatable {
             architecture = .qwen
         } else if architectures.contains("Qwen2ForCausalLM") || modelType == "qwen2" {
             architecture = .qwen2
+        } else if architectures.contains("Qwen3ForCausalLM") || modelType == "qwen3" {
+            architecture = .qwen3
         } else {
             let named = architectures.first ?? (modelType.isEmpty ? "none" : modelType)
-            throw QwenError.unsupportedModel("\(source): architecture \(named) is not supported (QWenLMHeadModel and Qwen2ForCausalLM are)")
+            throw QwenError.unsupportedModel("\(source): architecture \(named) is not supported (QWenLMHeadModel, Qwen2ForCausalLM and Qwen3ForCausalLM are)")
         }
         let hidden = try require(int("hidden_size", "n_embd"), "hidden_size")
         let heads = try require(int("num_attention_heads", "n_head"), "num_attention_heads")
@@ -136,10 +144,16 @@ public struct ModelConfig: Sendable, Equatable {
                 useDynamicNTK: json["use_dynamic_ntk"]?.bool ?? false,
                 useLogNAttention: json["use_logn_attn"]?.bool ?? false
             ).validated(source)
-        case .qwen2:
+        case .qwen2, .qwen3:
+            if architecture == .qwen3, json["attention_bias"]?.bool == true {
+                throw QwenError.unsupportedModel("\(source): attention_bias true is not supported for qwen3 (its releases have none)")
+            }
+            if let rope = json["rope_scaling"], rope.object != nil, let kind = rope["rope_type"]?.string ?? rope["type"]?.string, kind != "default" {
+                throw QwenError.unsupportedModel("\(source): rope_scaling \(kind) is not supported (the trained RoPE is)")
+            }
             let headDim = int("head_dim") ?? hidden / max(heads, 1)
             return try ModelConfig(
-                architecture: .qwen2, vocabSize: vocab, hiddenSize: hidden,
+                architecture: architecture, vocabSize: vocab, hiddenSize: hidden,
                 intermediateSize: try require(int("intermediate_size"), "intermediate_size"),
                 layerCount: layers, headCount: heads, kvHeadCount: int("num_key_value_heads") ?? heads,
                 headDim: headDim, contextLength: int("max_position_embeddings") ?? 32768,
@@ -152,7 +166,7 @@ public struct ModelConfig: Sendable, Equatable {
 
     // MARK: GGUF
 
-    /// Builds the config from GGUF metadata (`general.architecture` = qwen2 or qwen and
+    /// Builds the config from GGUF metadata (`general.architecture` = qwen2, qwen3 or qwen and
     /// the `<arch>.*` keys llama.cpp writes). Vocabulary size comes from the token list.
     public static func fromGGUF(_ gguf: GGUFFile) throws -> ModelConfig {
         let source = FileSystem.lastComponent(gguf.file.path)
@@ -160,12 +174,16 @@ public struct ModelConfig: Sendable, Equatable {
             throw QwenError.badModel("\(source): missing general.architecture")
         }
         guard let architecture = Architecture(rawValue: archName) else {
-            throw QwenError.unsupportedModel("\(source): architecture \(archName) is not supported (qwen2 and qwen are)")
+            throw QwenError.unsupportedModel("\(source): architecture \(archName) is not supported (qwen2, qwen3 and qwen are)")
         }
         let p = archName + "."
         let hidden = try gguf.requireInt(p + "embedding_length")
         let heads = try gguf.requireInt(p + "attention.head_count")
-        let headDim = hidden / max(heads, 1)
+        // Qwen3 states its head width (q is heads x key_length wide, not the hidden size).
+        let headDim = gguf.int(p + "attention.key_length") ?? hidden / max(heads, 1)
+        if let valueWidth = gguf.int(p + "attention.value_length"), valueWidth != headDim {
+            throw QwenError.unsupportedModel("\(source): value heads \(valueWidth) wide and key heads \(headDim) wide are not supported")
+        }
         let vocab: Int
         if case .array(let tokens)? = gguf.metadata["tokenizer.ggml.tokens"] {
             vocab = tokens.count
@@ -191,9 +209,18 @@ public struct ModelConfig: Sendable, Equatable {
     }
 }
 
-/// A GPTQ checkpoint's quantization settings (config.json's `quantization_config`, or
-/// `quantize_config.json`), as AutoGPTQ writes them for Qwen's Int4/Int8 releases.
+/// A GPTQ or AWQ checkpoint's quantization settings (config.json's `quantization_config`,
+/// or `quantize_config.json`), as AutoGPTQ writes them for Qwen's Int4/Int8 releases and
+/// AutoAWQ for Qwen2.5's AWQ releases.
 public struct GPTQSettings: Sendable, Equatable {
+    /// How the quantized layers are packed.
+    public enum Packing: String, Sendable {
+        /// AutoGPTQ's checkpoint format v1: qweight [in * bits / 32, out], zeros stored minus 1, g_idx.
+        case gptq
+        /// AutoAWQ's GEMM layout: qweight [in, out / 8] in AWQ's nibble order, zeros as they are.
+        case awq
+    }
+    public var packing: Packing = .gptq
     /// 4 or 8.
     public var bits: Int
     /// Input columns per group; nil for -1 (one group per output column).
@@ -211,8 +238,11 @@ public struct GPTQSettings: Sendable, Equatable {
     public static func decode(_ json: JSONValue, source: String) throws -> GPTQSettings {
         guard json.object != nil else { throw QwenError.badModel("\(source): not a JSON object") }
         func unsupported(_ what: String) -> QwenError { .unsupportedModel("\(source): \(what)") }
+        if let method = json["quant_method"]?.string, method.lowercased() == "awq" {
+            return try decodeAWQ(json, unsupported)
+        }
         if let method = json["quant_method"]?.string, method.lowercased() != "gptq" {
-            throw unsupported("quant_method \"\(method)\" is not supported (gptq is)")
+            throw unsupported("quant_method \"\(method)\" is not supported (gptq and awq are)")
         }
         if let format = json["checkpoint_format"]?.string, format.lowercased() != "gptq" {
             throw unsupported("checkpoint_format \"\(format)\" is not supported (gptq, AutoGPTQ's v1 packing, is)")
@@ -228,5 +258,21 @@ public struct GPTQSettings: Sendable, Equatable {
         }
         return GPTQSettings(bits: bits, groupSize: group == -1 ? nil : group,
                             descAct: json["desc_act"]?.bool ?? false, sym: json["sym"]?.bool ?? true)
+    }
+
+    /// AutoAWQ's settings: 4 bits, GEMM packing (`version` "gemm"), with zero points.
+    private static func decodeAWQ(_ json: JSONValue, _ unsupported: (String) -> QwenError) throws -> GPTQSettings {
+        let version = (json["version"]?.string ?? "gemm").lowercased()
+        guard version == "gemm" else { throw unsupported("AWQ version \"\(version)\" is not supported (gemm is)") }
+        guard let bits = json["bits"]?.int ?? json["w_bit"]?.int else { throw unsupported("AWQ settings without bits") }
+        guard bits == 4 else { throw unsupported("AWQ bits \(bits) is not supported (4 is)") }
+        guard json["zero_point"]?.bool ?? true else { throw unsupported("AWQ without zero points is not supported") }
+        if let skipped = json["modules_to_not_convert"]?.array, !skipped.isEmpty {
+            throw unsupported("AWQ modules_to_not_convert is not supported")
+        }
+        guard let group = json["group_size"]?.int ?? json["q_group_size"]?.int, group > 0, group % 32 == 0 else {
+            throw unsupported("AWQ group_size must be a positive multiple of 32")
+        }
+        return GPTQSettings(packing: .awq, bits: 4, groupSize: group, descAct: false, sym: false)
     }
 }

@@ -7,9 +7,11 @@ public struct LayerWeights: @unchecked Sendable {
     public var query: WeightMatrix           // [heads * headDim, hidden]
     public var key: WeightMatrix             // [kvHeads * headDim, hidden]
     public var value: WeightMatrix           // [kvHeads * headDim, hidden]
-    public var queryBias: [Float]            // [heads * headDim]
-    public var keyBias: [Float]              // [kvHeads * headDim]
-    public var valueBias: [Float]            // [kvHeads * headDim]
+    public var queryBias: [Float]            // [heads * headDim], or [] (Qwen3: none)
+    public var keyBias: [Float]              // [kvHeads * headDim], or []
+    public var valueBias: [Float]            // [kvHeads * headDim], or []
+    public var queryNorm: [Float]            // [headDim] RMSNorm weight of each query head (Qwen3), or []
+    public var keyNorm: [Float]              // [headDim] RMSNorm weight of each key head (Qwen3), or []
     public var attentionOutput: WeightMatrix // [hidden, heads * headDim]
     public var ffnNorm: [Float]              // [hidden]
     public var gate: WeightMatrix            // [ffn, hidden], SiLU applied to its output
@@ -124,8 +126,10 @@ final class GPTQSource: @unchecked Sendable {
     }
 
     /// The GPTQ tensors of layer `prefix` as a [rows, cols] matrix, their dtypes and shapes
-    /// checked (data not read); nil when the checkpoint has no prefix.qweight.
-    func tensors(_ prefix: String, rows: Int, cols: Int, source: String) throws -> GPTQTensors? {
+    /// checked (data not read); nil when the checkpoint has no prefix.qweight. AWQ layers
+    /// come in GPTQ's packing, converted (`AWQLayer`, which owns the converted words), only
+    /// when `convertingAWQ`; otherwise their shapes are checked and nil is returned.
+    func tensors(_ prefix: String, rows: Int, cols: Int, source: String, convertingAWQ: Bool = false) throws -> (GPTQTensors, AWQLayer?)? {
         guard let qweight = tensors[prefix + ".qweight"] else { return nil }
         let bits = settings.bits, groupSize = settings.groupSize ?? cols
         let groups = (cols + groupSize - 1) / groupSize
@@ -143,22 +147,38 @@ final class GPTQSource: @unchecked Sendable {
         guard cols % 32 == 0, rows % (32 / bits) == 0 else {
             throw QwenError.badModel("\(source): GPTQ layer \(prefix) is [\(rows), \(cols)]; inputs must be a multiple of 32")
         }
+        if settings.packing == .awq {
+            _ = try require(".qweight", .i32, [cols, rows / 8])
+            let qzeros = try require(".qzeros", .i32, [groups, rows / 8])
+            let scales = try require(".scales", .f16, [groups, rows])
+            guard convertingAWQ else { return nil }
+            let layer = AWQLayer(inFeatures: cols, outFeatures: rows, groupSize: groupSize, groups: groups,
+                                 qweight: qweight.data.baseAddress!, qzeros: qzeros.data.baseAddress!, scales: scales.data.baseAddress!)
+            return (layer.tensors, layer)
+        }
         _ = try require(".qweight", .i32, [cols * bits / 32, rows])
         let qzeros = try require(".qzeros", .i32, [groups, rows * bits / 32])
         let scales = try require(".scales", .f16, [groups, rows])
         let groupIndex = tensors[prefix + ".g_idx"] != nil ? try require(".g_idx", .i32, [cols]) : nil
-        return GPTQTensors(bits: bits, inFeatures: cols, outFeatures: rows, groupSize: groupSize, groups: groups,
-                           qweight: qweight.data.baseAddress!, qzeros: qzeros.data.baseAddress!,
-                           scales: scales.data.baseAddress!, groupIndex: groupIndex?.data.baseAddress)
+        return (GPTQTensors(bits: bits, inFeatures: cols, outFeatures: rows, groupSize: groupSize, groups: groups,
+                            qweight: qweight.data.baseAddress!, qzeros: qzeros.data.baseAddress!,
+                            scales: scales.data.baseAddress!, groupIndex: groupIndex?.data.baseAddress), nil)
+    }
+
+    /// Whether the checkpoint has layer `prefix` quantized, its tensors' shapes checked.
+    func hasLayer(_ prefix: String, rows: Int, cols: Int, source: String) throws -> Bool {
+        guard tensors[prefix + ".qweight"] != nil else { return false }
+        _ = try tensors(prefix, rows: rows, cols: cols, source: source)
+        return true
     }
 
     /// The [rows, cols] matrix of GPTQ layer `prefix`, repacked (`RepackedMatrix.fromGPTQ`);
     /// nil when the checkpoint has no prefix.qweight. The packed weights' pages are released
     /// once copied.
     func matrix(_ prefix: String, rows: Int, cols: Int, source: String) throws -> WeightMatrix? {
-        guard let layer = try tensors(prefix, rows: rows, cols: cols, source: source) else { return nil }
+        guard let (layer, awq) = try tensors(prefix, rows: rows, cols: cols, source: source, convertingAWQ: true) else { return nil }
         let repacked: RepackedMatrix
-        do { repacked = try RepackedMatrix.fromGPTQ(layer) } catch KernelError.invalidShape(let why) {
+        do { repacked = try withExtendedLifetime(awq) { try RepackedMatrix.fromGPTQ(layer) } } catch KernelError.invalidShape(let why) {
             throw QwenError.badModel("\(source): GPTQ layer \(prefix): \(why)")
         }
         if let qweight = tensors[prefix + ".qweight"] { release(qweight.data) }
@@ -245,13 +265,17 @@ struct WeightMapper {
                 q = try matrix(p + "attn_q.weight", rows: qDim, cols: h)
                 k = try matrix(p + "attn_k.weight", rows: kvDim, cols: h)
                 v = try matrix(p + "attn_v.weight", rows: kvDim, cols: h)
-                qb = try vector(p + "attn_q.bias", count: qDim)
-                kb = try vector(p + "attn_k.bias", count: kvDim)
-                vb = try vector(p + "attn_v.bias", count: kvDim)
+                let hasBias = c.architecture == .qwen2
+                qb = hasBias ? try vector(p + "attn_q.bias", count: qDim) : []
+                kb = hasBias ? try vector(p + "attn_k.bias", count: kvDim) : []
+                vb = hasBias ? try vector(p + "attn_v.bias", count: kvDim) : []
             }
+            let qkNorm = c.architecture == .qwen3
             layers.append(LayerWeights(
                 attentionNorm: try vector(p + "attn_norm.weight", count: h),
                 query: q, key: k, value: v, queryBias: qb, keyBias: kb, valueBias: vb,
+                queryNorm: qkNorm ? try vector(p + "attn_q_norm.weight", count: c.headDim) : [],
+                keyNorm: qkNorm ? try vector(p + "attn_k_norm.weight", count: c.headDim) : [],
                 attentionOutput: try matrix(p + "attn_output.weight", rows: h, cols: qDim),
                 ffnNorm: try vector(p + "ffn_norm.weight", count: h),
                 gate: try matrix(p + "ffn_gate.weight", rows: ffn, cols: h),
@@ -274,8 +298,8 @@ struct WeightMapper {
     }
 
     /// The linear layers of block i, in the order `huggingFaceLayer` reads them: Qwen v1's
-    /// fused c_attn, c_proj, w2 (gate), w1 (up), mlp.c_proj; Qwen2's q, k, v, o, gate, up,
-    /// down projections.
+    /// fused c_attn, c_proj, w2 (gate), w1 (up), mlp.c_proj; Qwen2's and Qwen3's q, k, v, o,
+    /// gate, up, down projections (Qwen2's q, k, v with biases).
     static func huggingFaceLinears(_ c: ModelConfig, layer i: Int) -> [Linear] {
         let h = c.hiddenSize, qDim = c.headCount * c.headDim, kvDim = c.kvHeadCount * c.headDim, ffn = c.intermediateSize
         switch c.architecture {
@@ -287,11 +311,11 @@ struct WeightMapper {
                     Linear(prefix: p + "mlp.w2", rows: ffn, cols: h, hasBias: false),
                     Linear(prefix: p + "mlp.w1", rows: ffn, cols: h, hasBias: false),
                     Linear(prefix: p + "mlp.c_proj", rows: h, cols: ffn, hasBias: false)]
-        case .qwen2:
-            let p = "model.layers.\(i)."
-            return [Linear(prefix: p + "self_attn.q_proj", rows: qDim, cols: h, hasBias: true),
-                    Linear(prefix: p + "self_attn.k_proj", rows: kvDim, cols: h, hasBias: true),
-                    Linear(prefix: p + "self_attn.v_proj", rows: kvDim, cols: h, hasBias: true),
+        case .qwen2, .qwen3:
+            let p = "model.layers.\(i).", qkvBias = c.architecture == .qwen2
+            return [Linear(prefix: p + "self_attn.q_proj", rows: qDim, cols: h, hasBias: qkvBias),
+                    Linear(prefix: p + "self_attn.k_proj", rows: kvDim, cols: h, hasBias: qkvBias),
+                    Linear(prefix: p + "self_attn.v_proj", rows: kvDim, cols: h, hasBias: qkvBias),
                     Linear(prefix: p + "self_attn.o_proj", rows: h, cols: qDim, hasBias: false),
                     Linear(prefix: p + "mlp.gate_proj", rows: ffn, cols: h, hasBias: false),
                     Linear(prefix: p + "mlp.up_proj", rows: ffn, cols: h, hasBias: false),
@@ -326,12 +350,14 @@ struct WeightMapper {
     }
 
     /// Checks a linear layer's tensors exist with the dtypes and shapes it needs, without
-    /// reading their data.
+    /// reading their data. A bias on a layer the architecture gives none must be zero
+    /// (AutoGPTQ writes zero biases for every quantized layer).
     func checkLinear(_ l: Linear) throws {
-        if !l.hasBias, try lookup(l.prefix + ".bias") != nil {
+        if !l.hasBias, try lookup(l.prefix + ".bias") != nil,
+           try vector(l.prefix + ".bias", count: l.rows).contains(where: { $0 != 0 }) {
             throw QwenError.unsupportedModel("\(source): tensor \(l.prefix).bias: this layer has no bias in the architecture")
         }
-        if try lookup(l.prefix + ".weight") == nil, let gptq, try gptq.tensors(l.prefix, rows: l.rows, cols: l.cols, source: source) != nil {
+        if try lookup(l.prefix + ".weight") == nil, let gptq, try gptq.hasLayer(l.prefix, rows: l.rows, cols: l.cols, source: source) {
             return
         }
         _ = try matrix(l.prefix + ".weight", rows: l.rows, cols: l.cols)
@@ -347,20 +373,35 @@ struct WeightMapper {
         return try matrix(l.prefix + ".weight", rows: l.rows, cols: l.cols)
     }
 
-    /// Block i's norms and biases, copied to f32: (attention norm, ffn norm, q/k/v biases).
-    func layerVectors(_ c: ModelConfig, layer i: Int) throws -> ([Float], [Float], [Float], [Float], [Float]) {
+    /// Block i's norms and biases, copied to f32 ([] where the architecture has none).
+    struct LayerVectors {
+        var attentionNorm: [Float], ffnNorm: [Float]
+        var queryBias: [Float] = [], keyBias: [Float] = [], valueBias: [Float] = []
+        var queryNorm: [Float] = [], keyNorm: [Float] = []
+    }
+
+    func layerVectors(_ c: ModelConfig, layer i: Int) throws -> LayerVectors {
         let h = c.hiddenSize, qDim = c.headCount * c.headDim, kvDim = c.kvHeadCount * c.headDim
         switch c.architecture {
         case .qwen:
             let p = "transformer.h.\(i)."
             let bias = try vector(p + "attn.c_attn.bias", count: qDim + 2 * kvDim)
-            return (try vector(p + "ln_1.weight", count: h), try vector(p + "ln_2.weight", count: h),
-                    Array(bias[0..<qDim]), Array(bias[qDim..<qDim + kvDim]), Array(bias[(qDim + kvDim)...]))
+            return LayerVectors(attentionNorm: try vector(p + "ln_1.weight", count: h), ffnNorm: try vector(p + "ln_2.weight", count: h),
+                                queryBias: Array(bias[0..<qDim]), keyBias: Array(bias[qDim..<qDim + kvDim]),
+                                valueBias: Array(bias[(qDim + kvDim)...]))
         case .qwen2:
             let p = "model.layers.\(i)."
-            return (try vector(p + "input_layernorm.weight", count: h), try vector(p + "post_attention_layernorm.weight", count: h),
-                    try vector(p + "self_attn.q_proj.bias", count: qDim), try vector(p + "self_attn.k_proj.bias", count: kvDim),
-                    try vector(p + "self_attn.v_proj.bias", count: kvDim))
+            return LayerVectors(attentionNorm: try vector(p + "input_layernorm.weight", count: h),
+                                ffnNorm: try vector(p + "post_attention_layernorm.weight", count: h),
+                                queryBias: try vector(p + "self_attn.q_proj.bias", count: qDim),
+                                keyBias: try vector(p + "self_attn.k_proj.bias", count: kvDim),
+                                valueBias: try vector(p + "self_attn.v_proj.bias", count: kvDim))
+        case .qwen3:
+            let p = "model.layers.\(i)."
+            return LayerVectors(attentionNorm: try vector(p + "input_layernorm.weight", count: h),
+                                ffnNorm: try vector(p + "post_attention_layernorm.weight", count: h),
+                                queryNorm: try vector(p + "self_attn.q_norm.weight", count: c.headDim),
+                                keyNorm: try vector(p + "self_attn.k_norm.weight", count: c.headDim))
         }
     }
 
@@ -368,7 +409,7 @@ struct WeightMapper {
     func huggingFaceLayer(_ c: ModelConfig, layer i: Int) throws -> LayerWeights {
         let qDim = c.headCount * c.headDim, kvDim = c.kvHeadCount * c.headDim
         let linears = try Self.huggingFaceLinears(c, layer: i).map(linear)
-        let (attentionNorm, ffnNorm, qb, kb, vb) = try layerVectors(c, layer: i)
+        let vectors = try layerVectors(c, layer: i)
         let projections: [WeightMatrix]                    // q, k, v, o, gate, up, down
         if c.architecture == .qwen {
             let name = Self.huggingFaceLinears(c, layer: i)[0].prefix
@@ -379,8 +420,10 @@ struct WeightMapper {
         } else {
             projections = linears
         }
-        return LayerWeights(attentionNorm: attentionNorm, query: projections[0], key: projections[1], value: projections[2],
-                            queryBias: qb, keyBias: kb, valueBias: vb, attentionOutput: projections[3], ffnNorm: ffnNorm,
+        return LayerWeights(attentionNorm: vectors.attentionNorm, query: projections[0], key: projections[1], value: projections[2],
+                            queryBias: vectors.queryBias, keyBias: vectors.keyBias, valueBias: vectors.valueBias,
+                            queryNorm: vectors.queryNorm, keyNorm: vectors.keyNorm,
+                            attentionOutput: projections[3], ffnNorm: vectors.ffnNorm,
                             gate: projections[4], up: projections[5], down: projections[6])
     }
 }

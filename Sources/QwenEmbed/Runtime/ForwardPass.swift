@@ -44,7 +44,7 @@ struct Chunk {
 }
 
 /// The forward pass of one Qwen transformer over the rows of a step, parameterised by
-/// `ModelConfig`: one implementation serves Qwen (v1) and Qwen2. A step holds chunks of
+/// `ModelConfig`: one implementation serves Qwen (v1), Qwen2 and Qwen3. A step holds chunks of
 /// several sequences, each with its own KV cache, positions and NTK alpha. Decode rows go
 /// through every matrix together: one multi-vector matvec whose int8 arithmetic per row is
 /// the same as for that row alone. Prompt chunks go through matmul: all of them in one
@@ -175,6 +175,14 @@ final class ForwardPass {
                 for row in rows { rmsNorm(x.pointer + row * hidden, w.baseAddress!, normed.pointer + row * hidden, n: hidden, eps: c.rmsNormEps) }
             }
         }
+        /// Qwen3's RMSNorm over each head of q or k (`heads` consecutive headDim-wide
+        /// vectors, in place); nothing for an architecture without it (empty weight).
+        func normalizeHeads(_ y: UnsafeMutablePointer<Float>, heads: Int, _ weight: [Float]) {
+            guard !weight.isEmpty else { return }
+            weight.withUnsafeBufferPointer { w in
+                for head in 0..<heads { rmsNorm(y + head * headDim, w.baseAddress!, y + head * headDim, n: headDim, eps: c.rmsNormEps) }
+            }
+        }
         func addBias(_ y: UnsafeMutablePointer<Float>, _ bias: [Float]) {
             bias.withUnsafeBufferPointer { b in
                 for row in 0..<rowCount { addInPlace(y + row * b.count, b.baseAddress!, n: b.count) }
@@ -194,6 +202,8 @@ final class ForwardPass {
             addBias(q.pointer, layer.queryBias)
             addBias(k.pointer, layer.keyBias)
             addBias(v.pointer, layer.valueBias)
+            normalizeHeads(q.pointer, heads: rowCount * c.headCount, layer.queryNorm)
+            normalizeHeads(k.pointer, heads: rowCount * c.kvHeadCount, layer.keyNorm)
 
             for row in 0..<rowCount {
                 let cache = chunks[rowChunk[row]].cache, position = rowPosition[row]

@@ -117,7 +117,7 @@ extension Model {
         let session = try Session(model: self, options: options)   // cheap: its cache holds no memory yet
         try session.restore(systemPrompt: system, tools: tools, history: history)
         // The prompt of this conversation's next turn, up to where the next message goes.
-        let prompt = (try? session.render(system: system, conversation: history + [ChatMessage(role: .user, content: "")])) ?? []
+        let prompt = (try? session.render(system: system, conversation: history + [ChatMessage(role: .user, content: "")]).ids) ?? []
         if let cache = promptCache.take(bestFor: prompt, capacity: session.contextSize) {
             Log.write(.debug, "prompt cache: a cache of \(cache.tokens.count) tokens for a conversation of \(history.count) messages")
             session.adopt(cache)

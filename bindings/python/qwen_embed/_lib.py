@@ -217,6 +217,44 @@ class qwen_tool_call(Structure):
 
 
 # typedef struct {
+#     qwen_role role;
+#     const char *content;               /* NULL = "" */
+#     const char *reasoning;             /* an assistant turn's thought; NULL = none */
+#     const qwen_tool_call *tool_calls;  /* an assistant turn's calls, in order; NULL = none */
+#     size_t n_tool_calls;
+# } qwen_chat_message;
+class qwen_chat_message(Structure):
+    _fields_ = [
+        ("role", qwen_role),
+        ("content", c_char_p),
+        ("reasoning", c_char_p),
+        ("tool_calls", POINTER(qwen_tool_call)),
+        ("n_tool_calls", c_size_t),
+    ]
+
+
+# typedef enum { QWEN_PART_CONTENT = 0, QWEN_PART_REASONING = 1, QWEN_PART_TOOL_CALL = 2 } qwen_part_kind;
+PART_KINDS = {0: "content", 1: "reasoning", 2: "tool_call"}
+
+
+# typedef struct {
+#     qwen_part_kind kind;
+#     const char *text;           /* CONTENT / REASONING: whole UTF-8 characters; NULL for a call */
+#     size_t len;
+#     const char *tool_name;      /* TOOL_CALL: the tool; NULL otherwise */
+#     const char *tool_arguments; /* TOOL_CALL: its arguments, JSON text; NULL otherwise */
+# } qwen_part;
+class qwen_part(Structure):
+    _fields_ = [
+        ("kind", c_int),
+        ("text", POINTER(c_char)),
+        ("len", c_size_t),
+        ("tool_name", c_char_p),
+        ("tool_arguments", c_char_p),
+    ]
+
+
+# typedef struct {
 #     uint32_t struct_size;
 #     int32_t n_ctx;             /* context window in tokens; 0 = model default, capped */
 #     int32_t n_threads;         /* 0 = the model's */
@@ -264,6 +302,7 @@ class qwen_gen_params(Structure):
         ("seed", c_uint64),
         ("stop", POINTER(c_char_p)),
         ("n_stop", c_size_t),
+        ("enable_thinking", c_int32),   # -1 = the template's default, 0 = off, 1 = on
     ]
 
 
@@ -491,6 +530,32 @@ qwen_session_free = _fn("qwen_session_free", [qwen_session_p], None)
 qwen_session_acquire_with_calls = _fn("qwen_session_acquire_with_calls",
                                       [qwen_model_p, POINTER(qwen_message), POINTER(qwen_tool_call), c_size_t,
                                        POINTER(qwen_session_params), POINTER(qwen_session_p)], qwen_status)
+
+# qwen_status qwen_session_acquire_messages(qwen_model *model, const qwen_chat_message *conversation,
+#                                           size_t n_messages, const qwen_session_params *params,
+#                                           qwen_session **out);
+qwen_session_acquire_messages = _fn("qwen_session_acquire_messages",
+                                    [qwen_model_p, POINTER(qwen_chat_message), c_size_t,
+                                     POINTER(qwen_session_params), POINTER(qwen_session_p)], qwen_status)
+
+# size_t qwen_session_n_tool_calls(const qwen_session *session, size_t i);
+qwen_session_n_tool_calls = _fn("qwen_session_n_tool_calls", [qwen_session_p, c_size_t], c_size_t)
+
+# qwen_status qwen_session_get_tool_call_at(const qwen_session *session, size_t i, size_t k,
+#                                           const char **name, const char **arguments);
+qwen_session_get_tool_call_at = _fn("qwen_session_get_tool_call_at",
+                                    [qwen_session_p, c_size_t, c_size_t, POINTER(c_char_p), POINTER(c_char_p)],
+                                    qwen_status)
+
+# qwen_status qwen_session_add_tool_call(qwen_session *session, const char *name, const char *arguments);
+qwen_session_add_tool_call = _fn("qwen_session_add_tool_call", [qwen_session_p, c_char_p, c_char_p], qwen_status)
+
+# qwen_status qwen_session_get_reasoning(const qwen_session *session, size_t i, const char **reasoning);
+qwen_session_get_reasoning = _fn("qwen_session_get_reasoning", [qwen_session_p, c_size_t, POINTER(c_char_p)],
+                                 qwen_status)
+
+# qwen_status qwen_chat_next_part(qwen_session *session, qwen_part *part, bool *done);
+qwen_chat_next_part = _fn("qwen_chat_next_part", [qwen_session_p, POINTER(qwen_part), POINTER(c_bool)], qwen_status)
 
 # qwen_status qwen_session_acquire_prompt(qwen_model *model, const char *prompt,
 #                                         const qwen_session_params *params, qwen_session **out);

@@ -39,7 +39,7 @@ ROLES["function"] = _lib.QWEN_ROLE_TOOL  # the legacy OpenAI name of a tool resu
 FINISH_REASONS = {_lib.QWEN_FINISH_STOP: "stop", _lib.QWEN_FINISH_LENGTH: "length",
                   _lib.QWEN_FINISH_CANCELLED: "cancelled", _lib.QWEN_FINISH_CALLBACK: "callback"}
 
-GEN_KEYS = ("max_tokens", "temperature", "top_k", "top_p", "repetition_penalty", "seed", "stop")
+GEN_KEYS = ("max_tokens", "temperature", "top_k", "top_p", "repetition_penalty", "seed", "stop", "enable_thinking")
 
 Message = Union[Tuple[str, str], Dict[str, str]]
 
@@ -79,7 +79,7 @@ class _GenParams:
     def __init__(self, max_tokens: Optional[int] = None, temperature: Optional[float] = None,
                  top_k: Optional[int] = None, top_p: Optional[float] = None,
                  repetition_penalty: Optional[float] = None, seed: Optional[int] = None,
-                 stop: Union[None, str, Sequence[str]] = None) -> None:
+                 stop: Union[None, str, Sequence[str]] = None, enable_thinking: Optional[bool] = None) -> None:
         p = _lib.init_params(_lib.qwen_gen_params, _lib.qwen_gen_params_init)
         if max_tokens is not None:
             p.max_tokens = int(max_tokens)
@@ -95,6 +95,8 @@ class _GenParams:
             if not 0 <= int(seed) < 2 ** 64:
                 raise ValueError(f"seed must be in [0, 2**64), got {seed}")
             p.seed = int(seed)
+        if enable_thinking is not None:
+            p.enable_thinking = 1 if enable_thinking else 0
         self._keep: Any = None
         if stop:
             if isinstance(stop, (str, bytes)):
@@ -165,32 +167,40 @@ class _Messages:
 
 
 class _Conversation:
-    """qwen_message and qwen_tool_call arrays for a conversation, and the bytes they point
-    at. Items: (role, content), (role, content, tool call or None) or dicts with "role",
-    "content" and optionally "tool_call" ({"name", "arguments"} or (name, arguments))."""
+    """A qwen_chat_message array for a conversation, and the bytes it points at. Items:
+    (role, content), (role, content, tool call or None) or dicts with "role", "content"
+    and optionally "tool_calls" (a list of {"name", "arguments"}, OpenAI's
+    {"function": {...}} form too), "tool_call" (one) and "reasoning" (an assistant's thought)."""
 
-    __slots__ = ("messages", "calls", "count", "_keep")
+    __slots__ = ("messages", "count", "_keep")
 
     def __init__(self, items: Iterable[Any]) -> None:
         entries = []
         for item in items:
+            reasoning = None
             if isinstance(item, dict):
-                role, content, call = item["role"], item.get("content") or "", item.get("tool_call")
+                role, content = item["role"], item.get("content") or ""
+                calls = list(item.get("tool_calls") or ([item["tool_call"]] if item.get("tool_call") else []))
+                reasoning = item.get("reasoning", item.get("reasoning_content"))
             else:
                 role, content, call = (tuple(item) + (None,))[:3]
-            if isinstance(call, dict):
-                call = (call["name"], call.get("arguments", ""))
-            name = arguments = None
-            if call is not None:
-                name = _c_string(call[0], "tool_call name")
-                arguments = _c_string(_arguments_text(call[1]), "tool_call arguments")
-            entries.append((_role(role), _c_string(content, "message content"), name, arguments))
+                calls = [] if call is None else [call]
+            encoded_calls = []
+            for call in calls:
+                if isinstance(call, dict):
+                    call = call.get("function", call)
+                    call = (call["name"], call.get("arguments", ""))
+                encoded_calls.append((_c_string(call[0], "tool_call name"),
+                                      _c_string(_arguments_text(call[1]), "tool_call arguments")))
+            call_array = (_lib.qwen_tool_call * max(1, len(encoded_calls)))(*encoded_calls)
+            entries.append((_role(role), _c_string(content, "message content"),
+                            None if reasoning is None else _c_string(reasoning, "reasoning"), call_array, len(encoded_calls)))
         self.count = len(entries)
-        self.messages = (_lib.qwen_message * max(1, self.count))()
-        self.calls = (_lib.qwen_tool_call * max(1, self.count))()
-        for i, (role, content, name, arguments) in enumerate(entries):
-            self.messages[i].role, self.messages[i].content = role, content
-            self.calls[i].name, self.calls[i].arguments = name, arguments
+        self.messages = (_lib.qwen_chat_message * max(1, self.count))()
+        for i, (role, content, reasoning, calls, n_calls) in enumerate(entries):
+            m = self.messages[i]
+            m.role, m.content, m.reasoning = role, content, reasoning
+            m.tool_calls, m.n_tool_calls = (calls, n_calls) if n_calls else (None, 0)
         self._keep = entries
 
 
@@ -467,9 +477,10 @@ class Model:
 
     # -- sessions
 
-    def session(self, system: Optional[str] = DEFAULT_SYSTEM_PROMPT, n_ctx: int = 0, seed: int = 0,
+    def session(self, system: Optional[str] = None, n_ctx: int = 0, seed: int = 0,
                 n_threads: int = 0, max_window_size: int = 0) -> "Session":
-        """A new conversation on this model (see Session)."""
+        """A new conversation on this model (see Session). ``system=None``: the model's own
+        default (its chat template's; Qwen v1: "You are a helpful assistant.")."""
         return Session(self, system=system, n_ctx=n_ctx, seed=seed, n_threads=n_threads,
                        max_window_size=max_window_size)
 
@@ -477,10 +488,11 @@ class Model:
                         tools: Optional[Sequence[Dict[str, Any]]] = None, *, n_ctx: int = 0, seed: int = 0,
                         max_window_size: int = 0) -> "Session":
         """A session holding the conversation ``messages`` (oldest first; (role, content),
-        (role, content, tool call) or dicts with "role", "content" and an optional
-        "tool_call"), ready for the next message through ``chat``: the idle session whose
-        KV cache shares the longest prefix with that conversation's prompt (system prompt
-        and tools included), or a fresh one. ``system=None``: the default system prompt
+        (role, content, tool call) or dicts with "role", "content" and optional
+        "tool_calls" / "tool_call" and "reasoning"), ready for the next message through
+        ``chat``: the idle session whose KV cache shares the longest prefix with that
+        conversation's prompt (system prompt and tools included), or a fresh one.
+        ``system=None``: the model's own default system prompt
         (a "system" message in ``messages`` sets it too). As a context manager it goes
         back to the model's prompt cache on exit; or call ``release()``."""
         conversation = _Conversation(messages)
@@ -489,8 +501,8 @@ class Model:
         params, _keep = _session_params(system, n_ctx, seed, 0, max_window_size, tool_array)
         out = _lib.qwen_session_p()
         with self._use() as h:
-            check(_lib.qwen_session_acquire_with_calls(h, conversation.messages, conversation.calls, conversation.count,
-                                                       byref(params), byref(out)), "qwen_session_acquire")
+            check(_lib.qwen_session_acquire_messages(h, conversation.messages, conversation.count,
+                                                     byref(params), byref(out)), "qwen_session_acquire_messages")
         return Session._adopt(self, out, tool_list)
 
     def acquire_prompt_session(self, prompt: str, *, n_ctx: int = 0, seed: int = 0) -> "Session":
@@ -514,7 +526,7 @@ class Model:
         return conversation
 
     def chat(self, query: str, history: Optional[Sequence[Tuple[str, str]]] = None,
-             system: str = DEFAULT_SYSTEM_PROMPT, **gen: Any) -> Tuple[str, List[Tuple[str, str]]]:
+             system: Optional[str] = None, **gen: Any) -> Tuple[str, List[Tuple[str, str]]]:
         """``response, history = model.chat(query, history)``, as in Qwen's examples.
         ``history`` is a list of (query, response) pairs; a new list is returned."""
         params = _GenParams.from_kwargs(gen)
@@ -524,7 +536,7 @@ class Model:
         return response, [tuple(t) for t in (history or ())] + [(query, response)]  # type: ignore[misc]
 
     def chat_stream(self, query: str, history: Optional[Sequence[Tuple[str, str]]] = None,
-                    system: str = DEFAULT_SYSTEM_PROMPT, **gen: Any) -> Iterator[str]:
+                    system: Optional[str] = None, **gen: Any) -> Iterator[str]:
         """Yields the reply to ``query`` piece by piece (text deltas). Closing the
         generator early stops the generation."""
         params = _GenParams.from_kwargs(gen)  # bad arguments fail here, not at the first next()
@@ -549,7 +561,7 @@ class Session:
     ``model.acquire_session(messages)`` for one from the model's prompt cache.
     ``n_threads`` is ignored (the model's pool computes for every session)."""
 
-    def __init__(self, model: Model, system: Optional[str] = DEFAULT_SYSTEM_PROMPT, n_ctx: int = 0,
+    def __init__(self, model: Model, system: Optional[str] = None, n_ctx: int = 0,
                  seed: int = 0, n_threads: int = 0, max_window_size: int = 0) -> None:
         lib = _lib.load_library()
         params, _keep = _session_params(system, n_ctx, seed, n_threads, max_window_size)
@@ -660,11 +672,12 @@ class Session:
             check(_lib.qwen_session_reset(h), "qwen_session_reset")
 
     @property
-    def system_prompt(self) -> str:
+    def system_prompt(self) -> Optional[str]:
+        """The system prompt; None when the session uses the model's own default."""
         with self._locked("qwen_session_get_system_prompt") as h:
             text = c_char_p()
             check(_lib.qwen_session_get_system_prompt(h, byref(text)), "qwen_session_get_system_prompt")
-            return _decode(text.value)
+            return None if text.value is None else _decode(text.value)
 
     @system_prompt.setter
     def system_prompt(self, value: Optional[str]) -> None:
@@ -672,37 +685,45 @@ class Session:
         with self._locked("qwen_session_set_system_prompt") as h:
             check(_lib.qwen_session_set_system_prompt(h, data), "qwen_session_set_system_prompt")
 
-    def _raw_history(self) -> List[Tuple[int, str, Optional[Tuple[str, str]]]]:
-        """(role, content, tool call (name, arguments) or None) per history message."""
+    def _raw_history(self) -> List[Tuple[int, str, List[Tuple[str, str]], Optional[str]]]:
+        """(role, content, tool calls [(name, arguments)], reasoning or None) per history message."""
         with self._locked("qwen_session_get_message") as h:
             n = _lib.qwen_session_n_messages(h)
             out = []
             role = _lib.qwen_role()
-            content, name, arguments = c_char_p(), c_char_p(), c_char_p()
+            content, name, arguments, reasoning = c_char_p(), c_char_p(), c_char_p(), c_char_p()
             for i in range(n):
                 check(_lib.qwen_session_get_message(h, i, byref(role), byref(content)),
                       "qwen_session_get_message")
-                check(_lib.qwen_session_get_tool_call(h, i, byref(name), byref(arguments)),
-                      "qwen_session_get_tool_call")
-                call = None if name.value is None else (_decode(name.value), _decode(arguments.value))
-                out.append((role.value, _decode(content.value), call))
+                calls = []
+                for k in range(_lib.qwen_session_n_tool_calls(h, i)):
+                    check(_lib.qwen_session_get_tool_call_at(h, i, k, byref(name), byref(arguments)),
+                          "qwen_session_get_tool_call_at")
+                    calls.append((_decode(name.value), _decode(arguments.value)))
+                check(_lib.qwen_session_get_reasoning(h, i, byref(reasoning)), "qwen_session_get_reasoning")
+                out.append((role.value, _decode(content.value), calls,
+                            None if reasoning.value is None else _decode(reasoning.value)))
             return out
 
     @property
     def history(self) -> List[Tuple[str, str]]:
         """The conversation as (role, content) pairs, system prompt not included."""
-        return [(ROLE_NAMES.get(r, str(r)), c) for r, c, _ in self._raw_history()]
+        return [(ROLE_NAMES.get(r, str(r)), c) for r, c, _, _ in self._raw_history()]
 
     @property
     def messages(self) -> List[Dict[str, Any]]:
-        """The conversation as dicts: role, content, and tool_call ({"name", "arguments"})
-        on an assistant turn that called a tool. With tools set, the last one is the
-        parsed reply: the final answer, or the thought before a call."""
+        """The conversation as dicts: role, content; on an assistant turn that called tools
+        "tool_calls" (a list of {"name", "arguments"}) and "tool_call" (the first); on one
+        with a thought (Qwen3's thinking mode) "reasoning". With tools set, the last one is
+        the parsed reply: the text around the calls, or the final answer."""
         out = []
-        for r, c, call in self._raw_history():
+        for r, c, calls, reasoning in self._raw_history():
             message: Dict[str, Any] = {"role": ROLE_NAMES.get(r, str(r)), "content": c}
-            if call is not None:
-                message["tool_call"] = {"name": call[0], "arguments": call[1]}
+            if calls:
+                message["tool_calls"] = [{"name": n, "arguments": a} for n, a in calls]
+                message["tool_call"] = message["tool_calls"][0]
+            if reasoning is not None:
+                message["reasoning"] = reasoning
             out.append(message)
         return out
 
@@ -714,8 +735,9 @@ class Session:
     @tools.setter
     def tools(self, tools: Optional[Sequence[Dict[str, Any]]]) -> None:
         """Offer ``tools`` (OpenAI ``tools`` entries or legacy ``functions`` entries;
-        None or [] = none) on the following chat calls. The prompt is then Qwen's ReAct
-        prompt and each reply joins the history parsed (see ``messages``)."""
+        None or [] = none) on the following chat calls: the chat template describes them
+        (Qwen v1: Qwen's ReAct prompt) and each reply joins the history parsed (see
+        ``messages``)."""
         tools = list(tools or [])
         array = _Tools(tools)
         with self._locked("qwen_session_set_tools") as h:
@@ -723,17 +745,20 @@ class Session:
         self._tools = tools
 
     def add_message(self, role: Union[str, int], content: str,
-                    tool_call: Optional[Dict[str, Any]] = None) -> None:
+                    tool_call: Optional[Dict[str, Any]] = None,
+                    tool_calls: Optional[Sequence[Dict[str, Any]]] = None) -> None:
         """Append a message to the history without generating (restoring a conversation,
-        or an assistant turn that called a tool: ``tool_call={"name", "arguments"}``,
-        arguments as text or a dict)."""
+        or an assistant turn that called tools: ``tool_call={"name", "arguments"}`` or
+        ``tool_calls=[...]``, arguments as text or a dict)."""
         data = _c_string(content or "", "message content")
-        name = arguments = None
-        if tool_call is not None:
-            name = _c_string(tool_call["name"], "tool_call name")
-            arguments = _c_string(_arguments_text(tool_call.get("arguments", "")), "tool_call arguments")
+        calls = list(tool_calls or ([tool_call] if tool_call is not None else []))
+        encoded = [(_c_string(c["name"], "tool_call name"), _c_string(_arguments_text(c.get("arguments", "")),
+                                                                       "tool_call arguments")) for c in calls]
+        first = encoded[0] if encoded else (None, None)
         with self._locked("qwen_session_add_message") as h:
-            check(_lib.qwen_session_add_message(h, _role(role), data, name, arguments), "qwen_session_add_message")
+            check(_lib.qwen_session_add_message(h, _role(role), data, first[0], first[1]), "qwen_session_add_message")
+            for name, arguments in encoded[1:]:
+                check(_lib.qwen_session_add_tool_call(h, name, arguments), "qwen_session_add_tool_call")
 
     # -- generation
 
@@ -789,14 +814,60 @@ class Session:
             tail = decoder.decode(b"", final=True)
             if tail:
                 yield tail
-            result = _lib.qwen_result()
             open_ = False
-            with self._locked("qwen_chat_end") as h:
-                check(_lib.qwen_chat_end(h, byref(result)), "qwen_chat_end")
-                self.last_result = _result_dict(result)
+            self._end_pull()
         finally:
             if open_:
                 self._end_quietly()
+
+    def chat_parts(self, message: Union[str, Message, Iterable[Message]], **gen: Any) -> Iterator[Tuple[str, Any]]:
+        """Send ``message`` and yield the reply split as it streams (qwen_chat_next_part):
+        ("content", text), ("reasoning", text) for a thinking model's thought, and
+        ("tool_call", {"name", "arguments"}) once each call's block closes (Qwen2/2.5/3;
+        Qwen v1 yields its raw text as content). Closing the generator early ends the
+        reply, as with ``chat(stream=True)``."""
+        msgs = _Messages(_normalize_messages(message))
+        params = _GenParams.from_kwargs(gen)
+        self.last_result = None
+        with self._locked("qwen_chat_begin") as h:
+            self._cancel_requested = False
+            check(_lib.qwen_chat_begin(h, msgs.array, msgs.count, byref(params.struct)), "qwen_chat_begin")
+        del msgs, params  # copied by the library
+        return self._parts()
+
+    def _parts(self) -> Iterator[Tuple[str, Any]]:
+        open_ = True
+        part = _lib.qwen_part()
+        done = c_bool(False)
+        try:
+            while True:
+                with self._locked("qwen_chat_next_part") as h:
+                    if self._cancel_requested:
+                        _lib.qwen_session_cancel(h)
+                    status = _lib.qwen_chat_next_part(h, byref(part), byref(done))
+                    if status != _lib.QWEN_OK:
+                        open_ = False  # the library drops the reply on a failed next
+                        raise make_error(status, "qwen_chat_next_part")
+                    if done.value:
+                        break
+                    kind = _lib.PART_KINDS.get(part.kind, "content")
+                    if kind == "tool_call":
+                        value: Any = {"name": _decode(part.tool_name), "arguments": _decode(part.tool_arguments)}
+                    else:
+                        value = ctypes.string_at(part.text, part.len).decode("utf-8", errors="replace")
+                yield kind, value
+            open_ = False
+            self._end_pull()
+        finally:
+            if open_:
+                self._end_quietly()
+
+    def _end_pull(self) -> None:
+        """qwen_chat_end after the last piece of a pull: the result in ``last_result``."""
+        result = _lib.qwen_result()
+        with self._locked("qwen_chat_end") as h:
+            check(_lib.qwen_chat_end(h, byref(result)), "qwen_chat_end")
+            self.last_result = _result_dict(result)
 
     def _end_quietly(self) -> None:
         """End an abandoned pull (generator closed early or failed): the partial reply
@@ -819,7 +890,8 @@ class Session:
         (built on qwen_chat_begin/next/end; closing it early ends the reply, keeping the
         partial text in the history). ``callback(text)`` (non-streaming) sees each delta
         and may return False to stop. ``**gen``: max_tokens, temperature, top_k, top_p,
-        repetition_penalty, seed, stop."""
+        repetition_penalty, seed, stop, enable_thinking (a chat template's thinking mode:
+        True / False; None = the template's default)."""
         messages = _normalize_messages(message)
         params = _GenParams.from_kwargs(gen)
         if stream:

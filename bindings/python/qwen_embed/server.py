@@ -10,7 +10,8 @@ Endpoints
                                 tool_calls, tool/function results), tools / functions,
                                 tool_choice, stream (SSE), stream_options.include_usage,
                                 max_tokens, temperature, top_p, top_k,
-                                repetition_penalty, stop, seed
+                                repetition_penalty, stop, seed,
+                                chat_template_kwargs.enable_thinking
     POST /v1/completions        raw continuation of prompt (qwen_generate)
     GET  /v1/models             the model served
     GET  /health                {"status": "ok", "running": R, "waiting": W}
@@ -29,10 +30,13 @@ first served; beyond that, 429 with Retry-After. A client that disconnects (whil
 waiting, during prefill or decoding, streamed or not) has its generation cancelled and
 its slot given to the next in line.
 
-Function calling is the engine's (Qwen's ReAct prompt, as Qwen's own openai_api.py):
-a reply that calls a tool comes back as tool_calls (finish_reason "tool_calls"; legacy
-``functions`` requests get function_call), its thought as content. A streamed request
-with tools streams that parsed result once the reply is complete.
+Function calling is the engine's. Qwen2/2.5/3 (the model's chat template, <tool_call>
+blocks): calls come back as tool_calls (finish_reason "tool_calls"), several per reply;
+streamed, text streams as it is generated and each call is sent when its block closes; a
+thinking model's thought comes back as reasoning_content (streamed as it is written).
+Qwen (v1) (Qwen's ReAct prompt, as Qwen's own openai_api.py): one call per reply, its
+thought as content; a streamed request with tools streams the parsed result once the
+reply is complete. Legacy ``functions`` requests get function_call.
 
 --port 0 picks a free port; the first stdout line is always "listening on http://HOST:PORT".
 The request parsing (parse_request, parse_completion_request) needs nothing beyond the
@@ -83,8 +87,9 @@ class RequestError(Exception):
 
 @dataclass
 class ChatRequest:
-    system: str
-    conversation: List[Tuple[int, str, Optional[Tuple[str, str]]]]   # (role id, content, tool call)
+    system: Optional[str]               # None: the model's own default
+    # {"role": role id, "content": str, "tool_calls": [(name, arguments)], "reasoning": str or None}
+    conversation: List[Dict[str, Any]]
     gen: Dict[str, Any]
     stream: bool = False
     include_usage: bool = False
@@ -244,8 +249,11 @@ def parse_request(body) -> ChatRequest:
         if role == "system":
             systems.append(text)
             continue
-        calls = []
+        calls, reasoning = [], None
         if role == "assistant":
+            reasoning = m.get("reasoning_content")
+            if reasoning is not None and not isinstance(reasoning, str):
+                raise RequestError(400, f"{where}.reasoning_content must be a string", param=f"{where}.reasoning_content")
             tool_calls = m.get("tool_calls")
             if tool_calls is not None:
                 if not isinstance(tool_calls, list):
@@ -264,18 +272,21 @@ def parse_request(body) -> ChatRequest:
                                        param=f"{where}.function_call")
                 calls.append((legacy_call["name"], _arguments_text(legacy_call.get("arguments", ""),
                                                                    f"{where}.function_call")))
-        if not calls:
-            conversation.append((ROLE_IDS[role], text, None))
-        else:
-            # Qwen's ReAct makes one call per turn: several calls become consecutive turns
-            # (the thought goes with the first), merged by the prompt as Qwen's server merges them.
-            for j, call in enumerate(calls):
-                conversation.append((ROLE_IDS[role], text if j == 0 else "", call))
+        conversation.append({"role": ROLE_IDS[role], "content": text, "tool_calls": calls, "reasoning": reasoning})
     if not conversation:
         raise RequestError(400, "messages holds no user, assistant or tool message", param="messages")
-    system = "\n\n".join(systems) if systems else qwen_embed.DEFAULT_SYSTEM_PROMPT
+    system = "\n\n".join(systems) if systems else None
     gen: Dict[str, Any] = {}
     _sampling(body, gen)
+    kwargs = body.get("chat_template_kwargs")
+    if kwargs is not None:
+        if not isinstance(kwargs, dict):
+            raise RequestError(400, "chat_template_kwargs must be an object", param="chat_template_kwargs")
+        if kwargs.get("enable_thinking") is not None:
+            if not isinstance(kwargs["enable_thinking"], bool):
+                raise RequestError(400, "chat_template_kwargs.enable_thinking must be a boolean",
+                                   param="chat_template_kwargs")
+            gen["enable_thinking"] = kwargs["enable_thinking"]
     stream, include_usage = _stream_flags(body)
     return ChatRequest(system, conversation, gen, stream, include_usage, tools, legacy)
 
@@ -497,6 +508,8 @@ def create_app(model, model_id="qwen", parallel=4, queue=16, n_ctx=0, api_key=No
     from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
+    # Qwen (v1) chats in Qwen's ReAct format; Qwen2/2.5/3 in their chat templates' own.
+    react = model.info.get("arch") == "qwen"
     admission = Admission(max(1, parallel), max(0, queue))
     executor = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="qwen-gen")
     created = int(time.time())
@@ -679,28 +692,39 @@ def create_app(model, model_id="qwen", parallel=4, queue=16, n_ctx=0, api_key=No
         cid = "chatcmpl-" + uuid.uuid4().hex[:24]
         stamp = int(time.time())
 
-        role, content, call = req.conversation[-1]
-        if call is not None:
+        last = req.conversation[-1]
+        if last["tool_calls"]:
             raise RequestError(400, "the last message must be the user's or a tool result", param="messages")
+        history = req.conversation[:-1]
 
         def acquire():
-            return model.acquire_session(req.conversation[:-1], system=req.system, tools=req.tools, n_ctx=n_ctx)
+            return model.acquire_session(history, system=req.system, tools=req.tools, n_ctx=n_ctx)
 
         def work(session, on_text):
-            session.chat([(role, content)], callback=None if req.tools else on_text, **req.gen)
+            if req.stream and not react:   # the reply split as it streams: text, thought, calls
+                for part in session.chat_parts([(last["role"], last["content"])], **req.gen):
+                    on_text(part)
+            else:
+                session.chat([(last["role"], last["content"])], callback=None if req.tools else on_text, **req.gen)
             return session.last_result, session.messages[-1]
 
+        def call_entry(call):
+            return {"id": "call_" + uuid.uuid4().hex[:24], "type": "function",
+                    "function": {"name": call["name"], "arguments": call["arguments"]}}
+
         def message_of(reply):
-            """The assistant message of a parsed reply (tools) as OpenAI writes it."""
-            call = reply.get("tool_call")
-            if call is None:
-                return {"role": "assistant", "content": reply["content"]}, None
+            """The assistant message of a parsed reply as OpenAI writes it, and its finish reason."""
+            calls = reply.get("tool_calls", [])
+            message = {"role": "assistant", "content": reply["content"] or (None if calls else "")}
+            if reply.get("reasoning") is not None:
+                message["reasoning_content"] = reply["reasoning"]
+            if not calls:
+                return message, None
             if req.legacy_functions:
-                return {"role": "assistant", "content": reply["content"] or None,
-                        "function_call": {"name": call["name"], "arguments": call["arguments"]}}, "function_call"
-            return {"role": "assistant", "content": reply["content"] or None,
-                    "tool_calls": [{"id": "call_" + uuid.uuid4().hex[:24], "type": "function",
-                                    "function": {"name": call["name"], "arguments": call["arguments"]}}]}, "tool_calls"
+                message["function_call"] = {"name": calls[0]["name"], "arguments": calls[0]["arguments"]}
+                return message, "function_call"
+            message["tool_calls"] = [call_entry(call) for call in calls]
+            return message, "tool_calls"
 
         def chunk(delta, finish=None):
             return {"id": cid, "object": "chat.completion.chunk", "created": stamp, "model": model_id,
@@ -713,12 +737,28 @@ def create_app(model, model_id="qwen", parallel=4, queue=16, n_ctx=0, api_key=No
         async def collect(events, first):
             r, reply = await final_outcome(events, first)
             note(r)
-            message, finish = message_of(reply) if req.tools else ({"role": "assistant", "content": r["text"]}, None)
+            message, finish = message_of(reply) if req.tools or not react else ({"role": "assistant", "content": r["text"]}, None)
             return JSONResponse({
                 "id": cid, "object": "chat.completion", "created": stamp, "model": model_id,
                 "choices": [{"index": 0, "message": message, "logprobs": None,
                              "finish_reason": finish or FINISH.get(r["finish_reason"], "stop")}],
                 "usage": usage(r)})
+
+        calls_sent = []
+
+        def piece(part):
+            """The chunk of one streamed piece: raw text (Qwen v1), or a part of the split reply."""
+            if isinstance(part, str):
+                return chunk({"content": part})
+            kind, value = part
+            if kind == "reasoning":
+                return chunk({"reasoning_content": value})
+            if kind == "tool_call":
+                calls_sent.append(value)
+                if req.legacy_functions:
+                    return chunk({"function_call": {"name": value["name"], "arguments": value["arguments"]}})
+                return chunk({"tool_calls": [dict(call_entry(value), index=len(calls_sent) - 1)]})
+            return chunk({"content": value})
 
         async def stream(events, first):
             def closing(outcome):
@@ -726,7 +766,9 @@ def create_app(model, model_id="qwen", parallel=4, queue=16, n_ctx=0, api_key=No
                 note(r)
                 finish = FINISH.get(r["finish_reason"], "stop")
                 events_out = []
-                if req.tools:   # the parsed reply, once complete
+                if calls_sent:
+                    finish = "function_call" if req.legacy_functions else "tool_calls"
+                elif req.tools and react:   # the parsed reply, once complete
                     message, call_finish = message_of(reply)
                     delta = {k: v for k, v in message.items() if k != "role"}
                     if "tool_calls" in delta:
@@ -738,7 +780,7 @@ def create_app(model, model_id="qwen", parallel=4, queue=16, n_ctx=0, api_key=No
                     events_out.append({"id": cid, "object": "chat.completion.chunk", "created": stamp,
                                        "model": model_id, "choices": [], "usage": usage(r)})
                 return events_out
-            return streaming(sse_events(events, first, lambda text: chunk({"content": text}), closing,
+            return streaming(sse_events(events, first, piece, closing,
                                         opening=chunk({"role": "assistant", "content": ""})))
 
         return await run(request, acquire, work, stream if req.stream else collect)

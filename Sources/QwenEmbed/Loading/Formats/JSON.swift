@@ -55,6 +55,52 @@ public indirect enum JSONValue: Sendable, Equatable {
             return out
         }
     }
+
+    /// The members of the JSON object `text`, each value re-serialized as `pythonDumps`
+    /// writes it, in order (a repeated key keeps its first place and its last value);
+    /// nil when `text` is not one JSON object.
+    public static func pythonDumpsMembers(_ text: String) -> [(key: String, json: String)]? {
+        rewritingParts(of: text, opening: "{") { parser in
+            var members: [(key: String, json: String)] = []
+            var started = false
+            while let key = try parser.nextKey(&started) {
+                var value = ""
+                try parser.rewriteValue(depth: 1, into: &value)
+                if let i = members.firstIndex(where: { $0.key == key }) { members[i].json = value } else { members.append((key, value)) }
+            }
+            return members
+        }
+    }
+
+    /// The elements of the JSON array `text`, each re-serialized as `pythonDumps` writes
+    /// it; nil when `text` is not one JSON array.
+    public static func pythonDumpsElements(_ text: String) -> [String]? {
+        rewritingParts(of: text, opening: "[") { parser in
+            var elements: [String] = []
+            var started = false
+            while try parser.nextElement(&started) {
+                var value = ""
+                try parser.rewriteValue(depth: 1, into: &value)
+                elements.append(value)
+            }
+            return elements
+        }
+    }
+
+    /// `parts(parser)` on the one JSON container of `text` that begins with `opening`
+    /// (the parser just past it); nil when `text` is anything else.
+    private static func rewritingParts<T>(of text: String, opening: Unicode.Scalar, _ parts: (inout JSONParser) throws -> T) -> T? {
+        var bytes = Array(text.utf8)
+        return bytes.withUnsafeMutableBufferPointer { buffer in
+            var parser = JSONParser(bytes: UnsafeBufferPointer(buffer), context: "")
+            parser.skipWhitespace()
+            guard parser.index < buffer.count, buffer[parser.index] == UInt8(ascii: opening) else { return nil }
+            parser.index += 1
+            guard let result = try? parts(&parser) else { return nil }
+            parser.skipWhitespace()
+            return parser.index == buffer.count ? result : nil
+        }
+    }
 }
 
 private struct JSONParser {

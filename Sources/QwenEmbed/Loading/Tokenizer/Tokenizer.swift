@@ -8,14 +8,25 @@ import Darwin
 /// NFC, optional special-token split, the Qwen pre-tokenization pattern (a hand-written
 /// scanner, see PreTokenizer.swift), then BPE by rank on each piece (BPE.swift).
 ///
+/// Tokens after the regular vocabulary are added tokens, of two kinds: control tokens
+/// (<|im_start|>, <|endoftext|>: matched in text only when asked, skipped when decoding
+/// for display) and text tokens (Qwen2's <tool_call>, Qwen3's <think>: Hugging Face's
+/// added tokens with `special: false`, GGUF's user-defined tokens), matched in any text
+/// as Hugging Face tokenizers and llama.cpp match them, and shown as the text they are.
+///
 /// Immutable after init, so one instance may be used from any number of threads.
 public final class Tokenizer: @unchecked Sendable {
     /// Bytes of every id (regular tokens, then special tokens as their UTF-8 text).
     let store: TokenStore
     /// Regular tokens only: the BPE ranks.
     let regularTable: IDTable
-    /// Special tokens only: matched when encoding with `parseSpecial`.
+    /// Added tokens (control and text): text tokens always matched, control tokens only
+    /// with `parseSpecial`.
     let specialTable: IDTable
+    /// [count - regularCount]: whether added token regularCount + i is a text token.
+    let addedIsText: [Bool]
+    /// Some added token is a text token (so plain encoding looks for added tokens too).
+    let hasTextTokens: Bool
     /// Id of each single byte.
     let byteToken: UnsafeMutablePointer<Int32>
     /// Id of each two-byte token, indexed by first << 8 | second; UInt32.max if none.
@@ -26,9 +37,9 @@ public final class Tokenizer: @unchecked Sendable {
     let specialLengths: [Int]
     let props: PropTable
 
-    /// Ids known: regular plus special.
+    /// Ids known: regular plus added.
     public let count: Int
-    /// Regular (BPE) tokens; ids below this are regular, the rest special.
+    /// Regular (BPE) tokens; ids below this are regular, the rest added tokens.
     public let regularCount: Int
 
     // MARK: Loading
@@ -56,7 +67,8 @@ public final class Tokenizer: @unchecked Sendable {
 
     /// Vocabulary of a GGUF file: `tokenizer.ggml.tokens` (GPT-2 byte-level strings) and
     /// `tokenizer.ggml.token_type`. The leading run of normal (1) / byte (6) tokens is the
-    /// BPE vocabulary (id = rank); every token after it is special, its bytes its text.
+    /// BPE vocabulary (id = rank); every token after it is an added token, its bytes its
+    /// text: a text token when user-defined (4), else a control token.
     public convenience init(ggufTokens: [String], tokenTypes: [Int32]?) throws {
         if let types = tokenTypes, types.count != ggufTokens.count {
             throw QwenError.badModel(
@@ -74,30 +86,16 @@ public final class Tokenizer: @unchecked Sendable {
         for t in ggufTokens { total += t.utf8.count }
         let builder = TokenStoreBuilder(ids: 0, byteCapacity: total)
         let inverse = byteLevelInverse()
-        var bytes: [UInt8] = []
         for (i, token) in ggufTokens.enumerated() {
-            if i < regular {
-                bytes.removeAll(keepingCapacity: true)
-                for scalar in token.unicodeScalars {
-                    let v = Int(scalar.value)
-                    guard v < inverse.count, inverse[v] >= 0 else {
-                        throw QwenError.badModel(
-                            "tokenizer.ggml.tokens[\(i)]: character U+\(String(v, radix: 16, uppercase: true)) is not in the byte-level alphabet")
-                    }
-                    bytes.append(UInt8(inverse[v]))
-                }
-                if bytes.isEmpty {
-                    throw QwenError.badModel("tokenizer.ggml.tokens[\(i)] is empty")
-                }
-                builder.add(bytes)
-            } else {
-                builder.add(Array(token.utf8))
-            }
+            builder.add(i < regular ? try byteLevelBytes(token, inverse: inverse, what: "tokenizer.ggml.tokens[\(i)]") : Array(token.utf8))
         }
-        try self.init(builder: builder, regularCount: regular, name: "tokenizer.ggml.tokens")
+        let textTokens = Set((regular..<ggufTokens.count).filter { tokenTypes?[$0] == 4 })
+        try self.init(builder: builder, regularCount: regular, textTokens: textTokens, name: "tokenizer.ggml.tokens")
     }
 
-    private init(builder: TokenStoreBuilder, regularCount: Int, name: String) throws {
+    /// `builder`'s ids below `regularCount` are the BPE vocabulary (id = rank), the rest
+    /// added tokens; `textTokens` names the added ones that are text tokens.
+    init(builder: TokenStoreBuilder, regularCount: Int, textTokens: Set<Int> = [], name: String) throws {
         let store = builder.finish()
         let regularTable = IDTable(capacityFor: regularCount)
         let specialTable = IDTable(capacityFor: max(store.count - regularCount, 1))
@@ -148,6 +146,8 @@ public final class Tokenizer: @unchecked Sendable {
         self.props = PropTable(UnicodeData.shared)
         self.count = store.count
         self.regularCount = regularCount
+        addedIsText = (regularCount..<store.count).map { textTokens.contains($0) }
+        hasTextTokens = !textTokens.isEmpty
     }
 
     deinit {
@@ -161,8 +161,9 @@ public final class Tokenizer: @unchecked Sendable {
 
     // MARK: Encoding
 
-    /// Token ids of `text` (NFC-normalized first). With `parseSpecial`, special-token
-    /// strings become their ids; otherwise they are encoded as plain text.
+    /// Token ids of `text` (NFC-normalized first). With `parseSpecial`, control-token
+    /// strings become their ids; otherwise they are encoded as plain text. Text tokens
+    /// (<tool_call>, <think>) become their ids either way.
     public func encode(_ text: String, parseSpecial: Bool = false) -> [Int32] {
         var text = text
         return text.withUTF8 { buf -> [Int32] in
@@ -200,11 +201,11 @@ public final class Tokenizer: @unchecked Sendable {
         work.withUnsafeBufferPointer { w in
             guard let base = w.baseAddress else { return }
             let scratch = BPEScratch()
-            if parseSpecial && !specialLengths.isEmpty {
+            if (parseSpecial || hasTextTokens) && !specialLengths.isEmpty {
                 var segment = 0
                 var i = 0
                 while i < len {
-                    if specialFirstByte[Int(base[i])], let (id, l) = matchSpecial(base, i, len) {
+                    if specialFirstByte[Int(base[i])], let (id, l) = matchAdded(base, i, len, allowControl: { _ in parseSpecial }) {
                         encodeOrdinary(base, segment, i, &out, scratch)
                         out.append(id)
                         i += l
@@ -221,19 +222,58 @@ public final class Tokenizer: @unchecked Sendable {
         return out
     }
 
-    /// The longest special token at `p[i...]` (within `end`).
-    private func matchSpecial(_ p: UnsafePointer<UInt8>, _ i: Int, _ end: Int) -> (Int32, Int)? {
+    /// The longest added token at `p[i...]` (within `end`) that may be matched there: a
+    /// text token always, a control token of `length` bytes when `allowControl(length)`.
+    private func matchAdded(_ p: UnsafePointer<UInt8>, _ i: Int, _ end: Int, allowControl: (Int) -> Bool) -> (Int32, Int)? {
         for l in specialLengths where i + l <= end {
             let id = specialTable.lookup(p + i, l, store)
-            if id != UInt32.max { return (Int32(id), l) }
+            if id != UInt32.max && (addedIsText[Int(id) - regularCount] || allowControl(l)) { return (Int32(id), l) }
         }
         return nil
+    }
+
+    /// Token ids of a rendered chat template: the text of `segments` joined, encoded as
+    /// Hugging Face tokenizers encode it (added tokens split out first, the ordinary text
+    /// between them NFC-normalized and BPE-encoded as one string, across segment borders),
+    /// except that a control token is parsed only inside a literal segment (the template's
+    /// own text): a caller's data can never turn into <|im_start|> or <|im_end|>.
+    func encode(segments: [(text: String, isData: Bool)]) -> [Int32] {
+        var text: [UInt8] = []                 // [n + slack] the joined UTF-8
+        var literals: [Range<Int>] = []        // byte ranges of literal segments, ascending
+        for segment in segments {
+            let start = text.count
+            text.append(contentsOf: segment.text.utf8)
+            if !segment.isData && text.count > start { literals.append(start..<text.count) }
+        }
+        let n = text.count
+        text.append(contentsOf: repeatElement(0, count: tokenizerSlack))
+        var out: [Int32] = []
+        text.withUnsafeBufferPointer { w in
+            guard let base = w.baseAddress else { return }
+            var piece = 0, i = 0, literal = 0
+            while i < n {
+                while literal < literals.count && literals[literal].upperBound <= i { literal += 1 }
+                let inLiteral = literal < literals.count && literals[literal].lowerBound <= i
+                if specialFirstByte[Int(base[i])],
+                   let (id, l) = matchAdded(base, i, n, allowControl: { inLiteral && i + $0 <= literals[literal].upperBound }) {
+                    out += encodeValid(base + piece, i - piece, parseSpecial: false)
+                    out.append(id)
+                    i += l
+                    piece = i
+                } else {
+                    i += 1
+                }
+            }
+            out += encodeValid(base + piece, n - piece, parseSpecial: false)
+        }
+        return out
     }
 
     // MARK: Decoding and look-ups
 
     /// Concatenated bytes of `ids` (not necessarily valid UTF-8 for a partial sequence).
     /// Throws `QwenError.invalidArgument` for an id outside the vocabulary.
+    /// With `skipSpecial`, control tokens are left out (text tokens are text).
     public func decode(_ ids: [Int32], skipSpecial: Bool = false) throws -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(ids.count * 4)
@@ -241,7 +281,7 @@ public final class Tokenizer: @unchecked Sendable {
             guard id >= 0 && Int(id) < count else {
                 throw QwenError.invalidArgument("unknown token id \(id)")
             }
-            if skipSpecial && Int(id) >= regularCount { continue }
+            if skipSpecial && isSpecial(id) { continue }
             let s = Int(store.start[Int(id)])
             out.append(contentsOf: UnsafeBufferPointer(start: store.bytes + s, count: Int(store.length[Int(id)])))
         }
@@ -263,11 +303,12 @@ public final class Tokenizer: @unchecked Sendable {
         return true
     }
 
+    /// Whether `id` is a control token (an added token that is not text).
     public func isSpecial(_ id: Int32) -> Bool {
-        return Int(id) >= regularCount && Int(id) < count
+        Int(id) >= regularCount && Int(id) < count && !addedIsText[Int(id) - regularCount]
     }
 
-    /// Id of a special token given its text ("<|im_start|>" -> 151644), or nil.
+    /// Id of an added token given its text ("<|im_start|>" -> 151644, "<think>"), or nil.
     public func specialTokenID(_ text: String) -> Int32? {
         var bytes = Array(text.utf8)
         let n = bytes.count
@@ -286,6 +327,21 @@ func qwenSpecialTokenNames() -> [String] {
     var names = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
     for i in 0..<205 { names.append("<|extra_\(i)|>") }
     return names
+}
+
+/// The bytes a GPT-2 byte-level token string stands for (`inverse`: `byteLevelInverse()`);
+/// `what` names the token in the error.
+func byteLevelBytes(_ token: String, inverse: [Int16], what: String) throws -> [UInt8] {
+    var bytes: [UInt8] = []
+    for scalar in token.unicodeScalars {
+        let v = Int(scalar.value)
+        guard v < inverse.count, inverse[v] >= 0 else {
+            throw QwenError.badModel("\(what): character U+\(String(v, radix: 16, uppercase: true)) is not in the byte-level alphabet")
+        }
+        bytes.append(UInt8(inverse[v]))
+    }
+    guard !bytes.isEmpty else { throw QwenError.badModel("\(what) is empty") }
+    return bytes
 }
 
 /// GPT-2's byte-to-unicode map inverted: scalar value -> byte, -1 for others.

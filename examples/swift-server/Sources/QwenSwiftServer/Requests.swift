@@ -41,7 +41,8 @@ struct RequestError: Error, CustomStringConvertible {
 
 /// A parsed /v1/chat/completions body: what the engine is asked to do.
 struct ChatRequest: Sendable {
-    var system: String
+    /// nil: the model's own default.
+    var system: String?
     /// The conversation without system messages; its last message is the one to answer
     /// (the user's, or a tool result).
     var conversation: [ChatMessage]
@@ -122,23 +123,16 @@ enum RequestParser {
                                                                                    at: "\(at).function_call")))
                 }
             }
-            if calls.isEmpty {
-                conversation.append(ChatMessage(role: role, content: text))
-            } else {
-                // Qwen's ReAct makes one call per turn: several calls become consecutive
-                // turns (the thought goes with the first), merged by the prompt.
-                for (j, call) in calls.enumerated() {
-                    conversation.append(ChatMessage(role: role, content: j == 0 ? text : "", toolCall: call))
-                }
-            }
+            let reasoning = role == .assistant ? m["reasoning_content"]?.string : nil
+            conversation.append(ChatMessage(role: role, content: text, toolCalls: calls, reasoning: reasoning))
         }
         guard let last = conversation.last else {
             throw .bad("messages holds no user, assistant or tool message", param: "messages")
         }
-        guard last.toolCall == nil else {
+        guard last.toolCalls.isEmpty else {
             throw .bad("the last message must be the user's or a tool result", param: "messages")
         }
-        var request = ChatRequest(system: systems.isEmpty ? Model.defaultSystemPrompt : systems.joined(separator: "\n\n"),
+        var request = ChatRequest(system: systems.isEmpty ? nil : systems.joined(separator: "\n\n"),
                                   conversation: conversation, generation: try sampling(body))
         (request.stream, request.includeUsage) = try streamFlags(body)
         request.tools = tools

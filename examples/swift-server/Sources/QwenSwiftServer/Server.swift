@@ -135,25 +135,26 @@ final class QwenServer: Sendable {
         let options = settings.sessionOptions
         let hasTools = !chat.tools.isEmpty
 
-        /// The assistant message of the reply as OpenAI writes it, and the finish reason a
-        /// tool call sets.
+        /// The assistant message of the reply as OpenAI writes it (its thought as
+        /// reasoning_content), and the finish reason a tool call sets.
         @Sendable func message(_ outcome: Outcome) -> (JSON, String?) {
-            guard hasTools, let reply = outcome.reply else {
+            guard let reply = outcome.reply else {
                 return (.object([("role", .string("assistant")), ("content", .string(outcome.result.text))]), nil)
             }
-            guard let call = reply.toolCall else {
-                return (.object([("role", .string("assistant")), ("content", .string(reply.content))]), nil)
+            var members: [(String, JSON)] = [("role", .string("assistant")),
+                                             ("content", reply.content.isEmpty && !reply.toolCalls.isEmpty ? .null : .string(reply.content))]
+            if let reasoning = reply.reasoning { members.append(("reasoning_content", .string(reasoning))) }
+            guard let first = reply.toolCalls.first else { return (.object(members), nil) }
+            func function(_ call: ToolCall) -> JSON {
+                .object([("name", .string(call.name)), ("arguments", .string(call.arguments))])
             }
-            let content: JSON = reply.content.isEmpty ? .null : .string(reply.content)
-            let function = JSON.object([("name", .string(call.name)), ("arguments", .string(call.arguments))])
             if chat.legacyFunctions {
-                return (.object([("role", .string("assistant")), ("content", content), ("function_call", function)]),
-                        "function_call")
+                return (.object(members + [("function_call", function(first))]), "function_call")
             }
-            let toolCall = JSON.object([("id", .string("call_" + randomHex(24))), ("type", .string("function")),
-                                        ("function", function)])
-            return (.object([("role", .string("assistant")), ("content", content), ("tool_calls", .array([toolCall]))]),
-                    "tool_calls")
+            let calls = reply.toolCalls.map { call in
+                JSON.object([("id", .string("call_" + randomHex(24))), ("type", .string("function")), ("function", function(call))])
+            }
+            return (.object(members + [("tool_calls", .array(calls))]), "tool_calls")
         }
 
         @Sendable func chunk(_ delta: JSON, _ finish: String? = nil) -> JSON {
@@ -182,9 +183,10 @@ final class QwenServer: Sendable {
                 if hasTools {   // the parsed reply, once complete
                     let (message, callFinish) = message(outcome)
                     var delta = (message.objectMembers ?? []).filter { $0.key != "role" }
-                    if let i = delta.firstIndex(where: { $0.key == "tool_calls" }),
-                       let first = delta[i].value.array?.first?.objectMembers {
-                        delta[i].value = .array([.object(first + [("index", .int(0))])])
+                    if let i = delta.firstIndex(where: { $0.key == "tool_calls" }), let calls = delta[i].value.array {
+                        delta[i].value = .array(calls.enumerated().map { index, call in
+                            .object((call.objectMembers ?? []) + [("index", .int(index))])
+                        })
                     }
                     events.append(chunk(.object(delta)))
                     finish = callFinish ?? finish

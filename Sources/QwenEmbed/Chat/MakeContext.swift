@@ -1,30 +1,3 @@
-/// Who wrote a message (mirrors qwen_role).
-public enum Role: Int32, Sendable {
-    /// `tool`: a tool's result (Qwen's "function" role).
-    case system = 0, user = 1, assistant = 2, tool = 3
-
-    var name: String {
-        switch self {
-        case .system: return "system"
-        case .user: return "user"
-        case .assistant: return "assistant"
-        case .tool: return "tool"
-        }
-    }
-}
-
-public struct ChatMessage: Sendable, Equatable {
-    public var role: Role
-    public var content: String
-    /// The tool an assistant turn called (its content is then the thought before the call).
-    public var toolCall: ToolCall?
-    public init(role: Role, content: String, toolCall: ToolCall? = nil) {
-        self.role = role
-        self.content = content
-        self.toolCall = toolCall
-    }
-}
-
 /// Renders ChatML at the token level exactly as Qwen's `make_context` (chat_format
 /// "chatml") does: role names and contents tokenized separately with special strings
 /// as plain text, <|im_start|>/<|im_end|> inserted as ids, "\n" between parts:
@@ -36,7 +9,7 @@ public struct ChatMessage: Sendable, Equatable {
 /// History is kept newest-turn-first while len(system) + len(turn) + len(kept) <
 /// maxWindow (make_context's rule; the query is always kept), then oldest turns are
 /// dropped further if the whole prompt would not fit `contextLimit`.
-struct ChatTemplate {
+struct MakeContext {
     let tokenizer: Tokenizer
     let imStart: Int32
     let imEnd: Int32
