@@ -6,7 +6,9 @@
 - fuzz_checkpoint: each file of the base checkpoint behind its selector byte, plus a shard
   index and GPTQ settings.
 - fuzz_tokenizer: the tokenizer reference texts, with and without special tokens.
-- fuzz_chatml: the ChatML reference conversations."""
+- fuzz_chatml: the ChatML reference conversations.
+- fuzz_template: the chat templates of Tests/Fixtures/templates; and OUT_DIR/template-base.gguf,
+  a small qwen2 GGUF whose chat template is TEMPLATE_SLOT bytes of "@" the target overwrites."""
 import json
 import os
 import pathlib
@@ -19,6 +21,7 @@ from small_gguf import write_small_gguf
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 out, base, cache = map(pathlib.Path, sys.argv[1:4])
+TEMPLATE_SLOT = 8192   # fuzz_template.c's slot
 
 
 def seed(target, name, data):
@@ -60,3 +63,7 @@ for i, line in enumerate(open(ROOT / "Tests/Fixtures/chatml-cases.jsonl", encodi
         parts += [bytes([1]) + user.encode(), bytes([2]) + assistant.encode()]
     parts.append(bytes([1]) + case["query"].encode())
     seed("fuzz_chatml", f"case-{i}", b"\0".join(parts))
+
+write_small_gguf(out / "template-base.gguf", "qwen2", "f32", chat_template="@" * TEMPLATE_SLOT)
+for path in sorted((ROOT / "Tests/Fixtures/templates").glob("*.jinja")):
+    seed("fuzz_template", path.stem, path.read_bytes())

@@ -25,6 +25,7 @@ BASE=$FUZZ_DIR/fuzz-base
 head -512 "$CACHE/qwen.tiktoken" > "$FUZZ_DIR/small.tiktoken"
 export QWEN_FUZZ_TIKTOKEN=$FUZZ_DIR/small.tiktoken QWEN_FUZZ_CHECKPOINT=$BASE
 python3 scripts/fuzz-seeds.py "$FUZZ_DIR/seeds" "$BASE" "$CACHE" >&2
+export QWEN_FUZZ_TEMPLATE_GGUF=$FUZZ_DIR/seeds/template-base.gguf
 
 echo "| target | seconds | executions | exec/s | coverage (edges) | corpus | result |"
 echo "|---|---|---|---|---|---|---|"

@@ -4,8 +4,9 @@ import numpy as np
 import gguf
 
 
-def write_small_gguf(path, arch, qtype):
-    """Writes it to `path`: architecture qwen2 or qwen, matrices f32 or q8_0."""
+def write_small_gguf(path, arch, qtype, chat_template=None):
+    """Writes it to `path`: architecture qwen2 or qwen, matrices f32 or q8_0, and
+    `chat_template` as tokenizer.chat_template when given."""
     w = gguf.GGUFWriter(str(path), arch)
     h, ffn = 32, 64 if arch == "qwen2" else 128
     w.add_block_count(1); w.add_context_length(256); w.add_embedding_length(h)
@@ -20,6 +21,8 @@ def write_small_gguf(path, arch, qtype):
     tokens = [enc[b] for b in range(256)] + ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
     w.add_tokenizer_model("gpt2"); w.add_token_list(tokens)
     w.add_token_types([1] * 256 + [3, 3, 3])
+    if chat_template is not None:
+        w.add_chat_template(chat_template)
     rng = np.random.default_rng(0)
     def matrix(name, rows, cols):
         a = rng.standard_normal((rows, cols)).astype(np.float32) * 0.1

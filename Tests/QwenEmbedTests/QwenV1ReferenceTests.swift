@@ -184,7 +184,10 @@ final class GPTQLoadingTests: XCTestCase {
         assertRefused(try variant("gptq-int4-g128") { $0.replacingOccurrences(of: "\"bits\": 4", with: "\"bits\": 3") }, "bits 3")
         assertRefused(try variant("gptq-int4-g128") { $0.replacingOccurrences(of: "\"quant_method\": \"gptq\"", with: "\"quant_method\": \"gptq\", \"checkpoint_format\": \"gptq_v2\"") },
                       "checkpoint_format", "gptq_v2")
-        assertRefused(try variant("gptq-int4-g128") { $0.replacingOccurrences(of: "\"quant_method\": \"gptq\"", with: "\"quant_method\": \"awq\"") }, "quant_method", "awq")
+        assertRefused(try variant("gptq-int4-g128") { $0.replacingOccurrences(of: "\"quant_method\": \"gptq\"", with: "\"quant_method\": \"exl2\"") }, "quant_method", "exl2")
+        // AWQ settings over GPTQ-packed tensors: the tensors' shapes say it.
+        assertRefused(try variant("gptq-int4-g128") { $0.replacingOccurrences(of: "\"quant_method\": \"gptq\"", with: "\"quant_method\": \"awq\"") },
+                      "qweight", "4-bit AWQ")
         assertRefused(try variant("gptq-int4-g128") { $0.replacingOccurrences(of: "\"quant_method\": \"gptq\"", with: "\"quant_method\": \"gptq\", \"is_marlin_format\": true") }, "is_marlin_format")
         assertRefused(try variant("gptq-int4-g128") { $0.replacingOccurrences(of: "\"group_size\": 128", with: "\"group_size\": 48") }, "group_size 48")
     }

@@ -140,7 +140,7 @@ final class GPTQSource: @unchecked Sendable {
                 throw QwenError.badModel("\(source): tensor \(name) is \(t.dtype.rawValue), expected \(dtype.rawValue)")
             }
             guard t.shape == shape, t.data.baseAddress != nil else {
-                throw QwenError.badModel("\(source): tensor \(name) has shape \(t.shape), expected \(shape) (\(bits)-bit GPTQ of a [\(rows), \(cols)] layer, group size \(groupSize))")
+                throw QwenError.badModel("\(source): tensor \(name) has shape \(t.shape), expected \(shape) (\(bits)-bit \(settings.packing.rawValue.uppercased()) of a [\(rows), \(cols)] layer, group size \(groupSize))")
             }
             return t
         }
