@@ -88,6 +88,18 @@ final class GenerationTests: XCTestCase {
         XCTAssertEqual(f.push("é🎉").emit, "é🎉")
     }
 
+    /// A chat template that renders nothing (a file can carry one) is a clear error, not
+    /// an empty prompt handed to the engine (make fuzz's fuzz_template found that trap).
+    func testATemplateThatRendersNothingIsRefused() throws {
+        let tokenizer = try Tokenizer(tiktokenFile: TestPaths.requireFile(TestPaths.tiktoken))
+        let format = ChatFormat.template(try FileChatTemplate(source: "{# nothing #}", tokenizer: tokenizer, tokens: [:]))
+        XCTAssertThrowsError(try format.prompt(system: nil, conversation: [ChatMessage(role: .user, content: "hi")], tools: [],
+                                               enableThinking: nil, maxWindow: 6144, contextLimit: 100)) { error in
+            guard case QwenError.invalidArgument(let message) = error else { return XCTFail("\(error)") }
+            XCTAssertTrue(message.contains("empty prompt"), message)
+        }
+    }
+
     func testChatTemplateMatchesMakeContext() throws {
         let tokenizer = try Tokenizer(tiktokenFile: TestPaths.requireFile(TestPaths.tiktoken))
         let template = try MakeContext(tokenizer: tokenizer)

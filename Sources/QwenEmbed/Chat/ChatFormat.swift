@@ -111,6 +111,7 @@ extension ChatFormat {
             while true {
                 let (ids, opensThinking) = try template.promptIDs(system: system, conversation: Array(conversation[first...]),
                                                                    tools: tools, enableThinking: enableThinking)
+                guard !ids.isEmpty else { throw QwenError.invalidArgument("the chat template rendered an empty prompt") }
                 if ids.count <= contextLimit {
                     return ChatPrompt(ids: ids, stop: [], replyFormat: .native(toolsOffered: !tools.isEmpty, startsInReasoning: opensThinking))
                 }

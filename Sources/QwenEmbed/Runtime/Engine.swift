@@ -94,7 +94,7 @@ public final class Engine: @unchecked Sendable {
         var common = 0
         let cached = cache.tokens
         while common < min(cached.count, prompt.count) && cached[common] == prompt[common] { common += 1 }
-        if common == prompt.count { common -= 1 }
+        if common == prompt.count && common > 0 { common -= 1 }
         cache.truncate(to: common)
         let alpha = ForwardPass.ntkAlpha(config, sequenceLength: prompt.count)
         if alpha != cache.ntkAlpha {

@@ -87,6 +87,7 @@ public final class KVCache: @unchecked Sendable {
 
     /// Drops cached positions from `count` on.
     public func truncate(to count: Int) {
+        let count = max(count, 0)
         if count < tokens.count { tokens.removeSubrange(count...) }
         promptRowPrefix = min(promptRowPrefix, count)
     }
