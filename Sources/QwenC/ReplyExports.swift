@@ -20,9 +20,7 @@ import Glibc
         let name = try required(name, "name")
         name.pointee = nil
         arguments?.pointee = nil
-        guard let message = handle.message(i) else {
-            throw QwenError.invalidArgument("message index \(i) is out of range (the history has \(handle.session.history.count))")
-        }
+        let message = try handle.requireMessage(i)
         let calls = message.strings.toolCalls
         guard k >= 0, k < calls.count else {
             throw QwenError.invalidArgument("tool call index \(k) is out of range (message \(i) has \(calls.count))")
@@ -49,9 +47,7 @@ import Glibc
         let handle = try SessionHandle.from(session)
         let reasoning = try required(reasoning, "reasoning")
         reasoning.pointee = nil
-        guard let message = handle.message(i) else {
-            throw QwenError.invalidArgument("message index \(i) is out of range (the history has \(handle.session.history.count))")
-        }
+        let message = try handle.requireMessage(i)
         reasoning.pointee = UnsafePointer(message.strings.reasoning)
         return QWEN_OK
     }

@@ -27,7 +27,6 @@ final class SessionHandle {
     }
 
     deinit {
-        freeMessageStrings()
         free(resultText)
         free(pieceText)
         free(systemPromptText)
@@ -56,8 +55,13 @@ final class SessionHandle {
         return Unmanaged<SessionHandle>.fromOpaque(UnsafeRawPointer(p)).takeUnretainedValue()
     }
 
-    private func freeMessageStrings() {
-        messageStrings = []
+    /// Message i of the history as C strings owned by the handle; INVALID_ARGUMENT naming
+    /// the history's length when out of range.
+    func requireMessage(_ i: Int) throws -> (role: Role, strings: MessageStrings) {
+        guard let message = message(i) else {
+            throw QwenError.invalidArgument("message index \(i) is out of range (the history has \(session.history.count))")
+        }
+        return message
     }
 
     /// Message i of the history as C strings owned by the handle, nil when out of range.
@@ -320,9 +324,7 @@ func sessionSettings(_ params: UnsafePointer<qwen_session_params>?) throws -> (o
                                                         _ content: UnsafeMutablePointer<UnsafePointer<CChar>?>?) -> qwen_status {
     guarded {
         let handle = try SessionHandle.from(session)
-        guard let message = handle.message(i) else {
-            throw QwenError.invalidArgument("message index \(i) is out of range (the history has \(handle.session.history.count))")
-        }
+        let message = try handle.requireMessage(i)
         role?.pointee = qwen_role(rawValue: UInt32(message.role.rawValue))
         content?.pointee = UnsafePointer(message.strings.content)
         return QWEN_OK
@@ -337,9 +339,7 @@ func sessionSettings(_ params: UnsafePointer<qwen_session_params>?) throws -> (o
         let name = try required(name, "name")
         name.pointee = nil
         arguments?.pointee = nil
-        guard let message = handle.message(i) else {
-            throw QwenError.invalidArgument("message index \(i) is out of range (the history has \(handle.session.history.count))")
-        }
+        let message = try handle.requireMessage(i)
         name.pointee = UnsafePointer(message.strings.toolCalls.first?.name)
         arguments?.pointee = UnsafePointer(message.strings.toolCalls.first?.arguments)
         return QWEN_OK

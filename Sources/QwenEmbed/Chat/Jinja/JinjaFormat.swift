@@ -231,22 +231,7 @@ struct JSONDumper {
         var out = JinjaFormat.literal("\"")
         var start = 0
         for (index, scalar) in s.scalars.enumerated() {
-            let escape: String
-            switch scalar {
-            case "\"": escape = "\\\""
-            case "\\": escape = "\\\\"
-            case "\n": escape = "\\n"
-            case "\r": escape = "\\r"
-            case "\t": escape = "\\t"
-            case "\u{08}": escape = "\\b"
-            case "\u{0C}": escape = "\\f"
-            default:
-                if scalar.value < 0x20 || (ensureASCII && scalar.value > 0x7E) {
-                    escape = JSONDumper.unicodeEscape(scalar)
-                } else {
-                    continue
-                }
-            }
+            guard let escape = JSONValue.pythonEscape(scalar, ensureASCII: ensureASCII) else { continue }
             out.append(s.slice(start..<index).plain)
             out.append(s.slice(index..<index + 1).plain.derived(Array(escape.unicodeScalars)))
             start = index + 1
@@ -254,10 +239,5 @@ struct JSONDumper {
         out.append(s.slice(start..<s.count).plain)
         out.append(JinjaFormat.literal("\""))
         return out
-    }
-
-    /// \uXXXX, as a UTF-16 surrogate pair beyond the BMP.
-    private static func unicodeEscape(_ scalar: Unicode.Scalar) -> String {
-        UTF16.encode(scalar).map { units in units.map { "\\u" + JinjaFormat.hex(UInt32($0), width: 4) }.joined() } ?? ""
     }
 }

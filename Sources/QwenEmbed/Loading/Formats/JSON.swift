@@ -56,6 +56,27 @@ public indirect enum JSONValue: Sendable, Equatable {
         }
     }
 
+    /// How Python's json.dumps writes `scalar` inside a string: its escape sequence, or nil
+    /// when it is written as it is (with `ensureASCII`, every non-ASCII scalar is escaped
+    /// too, beyond the BMP as a UTF-16 surrogate pair).
+    static func pythonEscape(_ scalar: Unicode.Scalar, ensureASCII: Bool = false) -> String? {
+        switch scalar {
+        case "\"": return "\\\""
+        case "\\": return "\\\\"
+        case "\n": return "\\n"
+        case "\r": return "\\r"
+        case "\t": return "\\t"
+        case "\u{08}": return "\\b"
+        case "\u{0C}": return "\\f"
+        case _ where scalar.value < 0x20 || (ensureASCII && scalar.value > 0x7E):
+            let hex = Array("0123456789abcdef")
+            return UTF16.encode(scalar).map { units in
+                units.map { unit in "\\u" + String((0..<4).reversed().map { hex[Int(unit >> UInt16(4 * $0)) & 15] }) }.joined()
+            } ?? ""
+        default: return nil
+        }
+    }
+
     /// The members of the JSON object `text`, each value re-serialized as `pythonDumps`
     /// writes it, in order (a repeated key keeps its first place and its last value);
     /// nil when `text` is not one JSON object.
@@ -286,23 +307,9 @@ private struct JSONParser {
 
     /// A string as json.dumps(ensure_ascii=False) writes it.
     static func writePythonString(_ string: String, into out: inout String) {
-        let hex: [Character] = Array("0123456789abcdef")
         out += "\""
         for scalar in string.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case "\u{08}": out += "\\b"
-            case "\u{0C}": out += "\\f"
-            case _ where scalar.value < 0x20:
-                out += "\\u00"
-                out.append(hex[Int(scalar.value >> 4)])
-                out.append(hex[Int(scalar.value & 15)])
-            default: out.unicodeScalars.append(scalar)
-            }
+            if let escape = JSONValue.pythonEscape(scalar) { out += escape } else { out.unicodeScalars.append(scalar) }
         }
         out += "\""
     }
