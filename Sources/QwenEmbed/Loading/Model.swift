@@ -62,6 +62,8 @@ public final class Model: @unchecked Sendable {
     public let chatTemplateSource: String?
     /// How conversations become prompts and replies come back (`ChatFormat`).
     let chatFormat: ChatFormat
+    /// Compiled grammars and the vocabulary trie for constrained replies.
+    let grammars = GrammarCache()
     /// Keeps the mapped files alive as long as `weights` point into them.
     private let storage: [AnyObject]
 

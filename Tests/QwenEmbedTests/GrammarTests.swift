@@ -1,0 +1,138 @@
+import Foundation
+import XCTest
+@testable import QwenEmbed
+
+/// The grammar engine against llama.cpp's own expectations: every case of its
+/// tests/test-grammar-integration.cpp (grammars and JSON schemas, with the strings each
+/// must accept and refuse) and the grammars of its grammars/ folder
+/// (Tests/Fixtures/grammar-cases.json, written by scripts/gen-grammar-fixtures.py).
+final class GrammarTests: XCTestCase {
+    struct Case {
+        let description: String
+        let grammar: String?
+        let schema: String?
+        let accept: [String]
+        let reject: [String]
+    }
+
+    static func cases() throws -> [Case] {
+        let url = TestPaths.fixtures.appendingPathComponent("grammar-cases.json")
+        let list = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [[String: Any]] ?? []
+        return list.map { c in
+            Case(description: "\(c["source"] ?? ""): \(c["description"] ?? "")", grammar: c["grammar"] as? String,
+                 schema: c["schema"] as? String, accept: c["accept"] as? [String] ?? [], reject: c["reject"] as? [String] ?? [])
+        }
+    }
+
+    /// Whether `automaton` matches the whole of `text`.
+    static func matches(_ automaton: GrammarAutomaton, _ text: String) throws -> Bool {
+        let bytes = Array(text.utf8)
+        let state = try bytes.withUnsafeBufferPointer { try automaton.next(automaton.start, bytes: $0) }
+        return state != GrammarAutomaton.dead && automaton.ending(state).may
+    }
+
+    /// Cases outside what the engine takes, refused with a clear error rather than run
+    /// differently: regular-expression `pattern`s, and GBNF token references (`<think>`,
+    /// `<[1000]>`: a grammar over bytes has no token ids).
+    static let refused: Set<String> = ["simple pattern", "pattern with escapes", "simple grammar with tokens",
+                                       "complex grammar with tokens"]
+
+    func testLlamaCppCasesAcceptAndRefuseTheSameStrings() throws {
+        let cases = try GrammarTests.cases()
+        XCTAssertGreaterThan(cases.count, 50)
+        var checked = 0, refused: [String] = []
+        for c in cases {
+            var text = c.grammar ?? ""
+            let automaton: GrammarAutomaton
+            do {
+                if let schema = c.schema { text = try JSONSchemaGrammar.gbnf(schema: schema) }
+                automaton = try GrammarAutomaton(GBNFParser.parse(text))
+            } catch {
+                refused.append(c.description)
+                XCTAssertTrue(GrammarTests.refused.contains { c.description.hasSuffix(": " + $0) }, "\(c.description): \(error)\n\(text)")
+                continue
+            }
+            for s in c.accept {
+                XCTAssertTrue(try GrammarTests.matches(automaton, s), "\(c.description): refuses \(s.debugDescription)\n\(text)")
+                checked += 1
+            }
+            for s in c.reject {
+                XCTAssertFalse(try GrammarTests.matches(automaton, s), "\(c.description): accepts \(s.debugDescription)\n\(text)")
+                checked += 1
+            }
+        }
+        XCTAssertGreaterThan(checked, 380)
+        XCTAssertEqual(refused.count, GrammarTests.refused.count, refused.joined(separator: "\n"))
+    }
+
+    func testUTF8SequencesCoverExactlyTheRange() {
+        var random = RandomSource(seed: 7)
+        for _ in 0..<300 {
+            var a = UInt32(random.next() % 0x110000), b = UInt32(random.next() % 0x110000)
+            if random.next() % 2 == 0 { b = min(0x10FFFF, a + UInt32(random.next() % 300)) }
+            if a > b { swap(&a, &b) }
+            let sequences = utf8Sequences(a, b)
+            for _ in 0..<50 {
+                let cp = UInt32(random.next() % 0x110000)
+                guard let scalar = Unicode.Scalar(cp) else { continue }
+                let bytes = Array(String(scalar).utf8)
+                let matched = sequences.contains { s in s.count == bytes.count && zip(s, bytes).allSatisfy { $0.contains($1) } }
+                XCTAssertEqual(matched, cp >= a && cp <= b, "U+\(String(cp, radix: 16)) in \(a)...\(b)")
+            }
+        }
+    }
+
+    func testBadGrammarsNameWhereAndWhy() {
+        let bad: [(String, String)] = [
+            ("root ::= \"a", "line 1, column 10: unterminated string literal"),
+            ("root ::= foo", "the rule 'foo' is used but never defined"),
+            ("a ::= \"x\"", "no 'root' rule"),
+            ("root ::= [a-", "unterminated character class"),
+            ("root ::= (\"a\"", "expected ')'"),
+            ("root ::= \"a\"{3,1}", "the maximum is below the minimum"),
+            ("root ::= root \"a\" | \"b\"", "left-recursive"),
+            ("root ::= x \"a\"\nx ::= \"b\"? root", "left-recursive"),
+            ("root ::= <think> \"a\"", "token references"),
+            ("root ::= \"\\q\"", "unknown escape"),
+            ("root ::= *", "follows nothing"),
+            ("", "the grammar is empty"),
+        ]
+        for (text, expected) in bad {
+            XCTAssertThrowsError(try GrammarAutomaton(GBNFParser.parse(text)), text) { error in
+                guard case QwenError.invalidArgument(let message) = error else { return XCTFail("\(error)") }
+                XCTAssertTrue(message.contains(expected), "\(text.debugDescription): \(message)")
+            }
+        }
+    }
+
+    func testSchemasOutsideTheSubsetAreRefusedNamingThePath() {
+        let bad: [(String, String)] = [
+            (#"{"type": "string", "pattern": "^a"}"#, "at #: the keyword 'pattern'"),
+            (#"{"properties": {"a": {"not": {}}}}"#, "at #/properties/a: the keyword 'not'"),
+            (##"{"$ref": "#/$defs/missing"}"##, "points at nothing"),
+            (#"{"type": "strin"}"#, "unknown type 'strin'"),
+            (#"{"type": "object", "#, "json_schema:"),
+        ]
+        for (schema, expected) in bad {
+            XCTAssertThrowsError(try JSONSchemaGrammar.gbnf(schema: schema)) { error in
+                guard case QwenError.invalidArgument(let message) = error else { return XCTFail("\(error)") }
+                XCTAssertTrue(message.contains(expected), "\(schema): \(message)")
+            }
+        }
+    }
+
+    func testRecursiveSchemasAndOptionalMembers() throws {
+        let schema = ##"""
+        {"$defs": {"Node": {"type": "object", "properties": {"name": {"type": "string"},
+                   "children": {"type": "array", "items": {"$ref": "#/$defs/Node"}}}, "required": ["name"]}},
+         "$ref": "#/$defs/Node"}
+        """##
+        let automaton = try GrammarAutomaton(GBNFParser.parse(JSONSchemaGrammar.gbnf(schema: schema)))
+        for ok in [#"{"name": "a"}"#, #"{"name": "a", "children": []}"#, #"{"name":"a","children":[{"name":"b","children":[{"name":"c"}]}]}"#] {
+            XCTAssertTrue(try GrammarTests.matches(automaton, ok), ok)
+        }
+        for bad in [#"{}"#, #"{"children": []}"#, #"{"name": "a", "extra": 1}"#, #"{"name": "a", "children": [{}]}"#] {
+            XCTAssertFalse(try GrammarTests.matches(automaton, bad), bad)
+        }
+    }
+}
