@@ -407,6 +407,26 @@ typedef struct {
     int32_t enable_thinking;    /* the chat template's enable_thinking (Qwen3's thinking
                                    mode): -1 = the template's default (default), 0 = off,
                                    1 = on; no effect on templates that do not read it */
+    const char *grammar;        /* GBNF text (llama.cpp's grammar format) the reply must
+                                   match; NULL = none (default). Tokens the grammar refuses
+                                   are masked before sampling; the end of the turn is
+                                   allowed only where the grammar may end. A bad grammar
+                                   is INVALID_ARGUMENT naming the line and column */
+    const char *json_schema;    /* JSON Schema text the reply must be an instance of (OpenAI
+                                   structured outputs' subset: objects, arrays, enum, const,
+                                   anyOf, $ref/$defs, string/number/integer/boolean/null;
+                                   compiled to a grammar); NULL = none (default). Not with
+                                   `grammar`. Unsupported keywords (pattern, not, ...) are
+                                   INVALID_ARGUMENT naming the schema path */
+    int32_t logprobs;           /* -1 = off (default); 0..QWEN_MAX_TOP_LOGPROBS = record each
+                                   generated token's log probability and this many most
+                                   likely alternatives (qwen_session_get_logprob) */
+    const char *tool_choice;    /* chat with tools: NULL or "auto" = the model decides
+                                   (default); "none" = the tools are not offered for this
+                                   reply; "required" = the reply is a call of one of the
+                                   tools; any other text = the name of the tool the reply
+                                   must call. Forced calls are held to a grammar of the
+                                   model's own call format, arguments to the tool's schema */
 } qwen_gen_params;
 
 void qwen_gen_params_init(qwen_gen_params *params);
@@ -432,6 +452,31 @@ typedef struct {
     double decode_ms;
     const char *text;           /* whole reply; owned by the session, valid until its next call */
 } qwen_result;
+
+/* ------------------------------------------------------- log probabilities */
+
+#define QWEN_MAX_TOP_LOGPROBS 20
+
+/** A generated token's log probability (natural log) and the most likely tokens at its
+ *  step, over the logits after the repetition penalty and the grammar's mask (tokens the
+ *  grammar refuses have none), before temperature, top-k and top-p: the distribution
+ *  the model and the constraints give, whatever the sampling settings. */
+typedef struct {
+    int32_t token;              /* the generated token's id (qwen_detokenize gives its bytes) */
+    float logprob;
+    int32_t n_top;              /* entries of top_* filled: the alternatives asked for */
+    int32_t top_tokens[QWEN_MAX_TOP_LOGPROBS];   /* most likely first */
+    float top_logprobs[QWEN_MAX_TOP_LOGPROBS];
+} qwen_token_logprob;
+
+/** Tokens of the current reply (a pull-form reply in progress: so far) or else of the
+ *  session's last reply whose log probabilities were recorded (qwen_gen_params.logprobs
+ *  >= 0); 0 when none. -1 when `session` is NULL. */
+int32_t qwen_session_n_logprobs(qwen_session *session);
+
+/** Entry `index` (0 .. qwen_session_n_logprobs - 1) of those tokens, in reply order.
+ *  Errors: INVALID_ARGUMENT (NULL, index out of range). */
+qwen_status qwen_session_get_logprob(qwen_session *session, int32_t index, qwen_token_logprob *out);
 
 /** Append `messages` to the history, render the prompt (the model's chat template; Qwen
  *  v1: make_context), generate the assistant reply (streamed through `cb`, may be

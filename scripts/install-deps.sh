@@ -20,7 +20,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 pip_missing=()
-for mod in pytest tiktoken gguf numpy fastapi uvicorn openai httpx selenium; do
+for mod in pytest tiktoken gguf numpy fastapi uvicorn openai httpx selenium pydantic llguidance; do
   "$PY" -c "import $mod" 2>/dev/null || pip_missing+=("$mod")
 done
 # make wheel builds without isolation: setuptools with bdist_wheel built in (>= 70.1).

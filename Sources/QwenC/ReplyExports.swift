@@ -113,3 +113,35 @@ func chatMessages(_ messages: UnsafePointer<qwen_chat_message>?, _ n: Int) throw
         return QWEN_OK
     }
 }
+
+@c @implementation public func qwen_session_n_logprobs(_ session: OpaquePointer?) -> Int32 {
+    guard let handle = try? SessionHandle.from(session) else { return -1 }
+    return Int32(clamping: handle.session.replyLogprobs.count)
+}
+
+@c @implementation public func qwen_session_get_logprob(_ session: OpaquePointer?, _ index: Int32,
+                                                        _ out: UnsafeMutablePointer<qwen_token_logprob>?) -> qwen_status {
+    guarded {
+        let handle = try SessionHandle.from(session)
+        let out = try required(out, "out")
+        let logprobs = handle.session.replyLogprobs
+        guard index >= 0, Int(index) < logprobs.count else {
+            throw QwenError.invalidArgument("logprob index \(index) is out of range (the reply has \(logprobs.count))")
+        }
+        let entry = logprobs[Int(index)]
+        var value = qwen_token_logprob()
+        value.token = entry.token
+        value.logprob = entry.logprob
+        value.n_top = Int32(entry.top.count)
+        withUnsafeMutableBytes(of: &value.top_tokens) { tokens in
+            withUnsafeMutableBytes(of: &value.top_logprobs) { logprobs in
+                for (i, alternative) in entry.top.prefix(TokenLogprob.maxTop).enumerated() {
+                    tokens.storeBytes(of: alternative.token, toByteOffset: i * 4, as: Int32.self)
+                    logprobs.storeBytes(of: alternative.logprob, toByteOffset: i * 4, as: Float.self)
+                }
+            }
+        }
+        out.pointee = value
+        return QWEN_OK
+    }
+}

@@ -147,7 +147,8 @@ func defaultSessionParams() -> qwen_session_params {
 
 func defaultGenParams() -> qwen_gen_params {
     qwen_gen_params(struct_size: UInt32(MemoryLayout<qwen_gen_params>.size), max_tokens: 512, temperature: 1.0,
-                    top_k: 0, top_p: 0.8, repetition_penalty: 1.1, seed: 0, stop: nil, n_stop: 0, enable_thinking: -1)
+                    top_k: 0, top_p: 0.8, repetition_penalty: 1.1, seed: 0, stop: nil, n_stop: 0, enable_thinking: -1,
+                    grammar: nil, json_schema: nil, logprobs: -1, tool_choice: nil)
 }
 
 /// Converts qwen_gen_params into the engine's parameters, validating every field.
@@ -170,6 +171,22 @@ func generationParameters(_ pointer: UnsafePointer<qwen_gen_params>?) throws -> 
     case -1: g.enableThinking = nil
     case 0, 1: g.enableThinking = p.enable_thinking == 1
     default: throw QwenError.invalidArgument("enable_thinking is \(p.enable_thinking); -1 (the template's default), 0 or 1")
+    }
+    if let grammar = p.grammar { g.grammar = try utf8Argument(grammar, "grammar") }
+    if let schema = p.json_schema { g.jsonSchema = try utf8Argument(schema, "json_schema") }
+    switch p.logprobs {
+    case -1: g.logprobs = nil
+    case 0...Int32(TokenLogprob.maxTop): g.logprobs = Int(p.logprobs)
+    default: throw QwenError.invalidArgument("logprobs is \(p.logprobs); -1 (off) or 0...\(TokenLogprob.maxTop) alternatives")
+    }
+    if let choice = p.tool_choice {
+        switch try utf8Argument(choice, "tool_choice") {
+        case "auto": g.toolChoice = .auto
+        case "none": g.toolChoice = .none
+        case "required": g.toolChoice = .required
+        case "": throw QwenError.invalidArgument("tool_choice is empty; NULL, \"auto\", \"none\", \"required\" or a tool's name")
+        case let name: g.toolChoice = .named(name)
+        }
     }
     return g
 }

@@ -7,7 +7,7 @@ import Glibc
 
 struct LogitsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "logits", abstract: "Print the top logits at every position of a token sequence (JSON lines).")
+        commandName: "logits", abstract: "Print the top logits and their log-sum-exp at every position of a token sequence (JSON lines).")
     @OptionGroup var options: ModelOptions
     @Option(help: "Comma-separated token ids.") var ids: String
     @Option(help: "How many top logits per position.") var top: Int = 10
@@ -15,6 +15,10 @@ struct LogitsCommand: ParsableCommand {
     @Option(help: "Tokens per forward pass (1 = token by token).") var batch: Int = 128
     @Option(help: "Comma-separated vocabulary ids whose logits to print at every position too (\"at\").")
     var at: String = ""
+    @Option(name: .customLong("as-generated"), help: ArgumentHelp(
+        "Treat the first N ids as a prompt and the rest as a reply: print the logits of positions N-1 on as generation computes them (prompt prefilled, each reply token decoded alone); 0 = off.",
+        valueName: "N"))
+    var asGenerated: Int = 0
 
     static func parseIDs(_ text: String) throws -> [Int32] {
         try text.split(separator: ",").map { part in
@@ -31,9 +35,8 @@ struct LogitsCommand: ParsableCommand {
         if let bad = watched.first(where: { $0 < 0 || Int($0) >= model.config.vocabSize }) {
             throw ValidationError("--at id \(bad) is outside the vocabulary (0..<\(model.config.vocabSize))")
         }
-        let scorer = try SequenceScorer(model: model, contextSize: max(context, tokens.count), batch: batch)
-        try scorer.run(tokens) { position, logits in
-            let vocab = model.config.vocabSize
+        let top = self.top, vocab = model.config.vocabSize
+        let printRow: @Sendable (Int, UnsafePointer<Float>) -> Void = { position, logits in
             var best: [(Int, Float)] = []
             for i in 0..<vocab {
                 let l = logits[i]
@@ -43,9 +46,27 @@ struct LogitsCommand: ParsableCommand {
                     if best.count > top { best.removeLast() }
                 }
             }
+            // log(sum(exp(logits))): a token's log probability is its logit minus this.
+            var maximum = -Float.infinity
+            for i in 0..<vocab { maximum = max(maximum, logits[i]) }
+            var sum = 0.0
+            for i in 0..<vocab { sum += Double(expf(logits[i] - maximum)) }
+            let logSumExp = Double(maximum) + log(sum)
             let items = best.map { "[\($0.0), \(String(format6: $0.1))]" }.joined(separator: ", ")
             let atItems = watched.map { "[\($0), \(String(format6: logits[Int($0)]))]" }.joined(separator: ", ")
-            print("{\"pos\": \(position), \"top\": [\(items)]" + (watched.isEmpty ? "}" : ", \"at\": [\(atItems)]}"))
+            print("{\"pos\": \(position), \"logsumexp\": \(logSumExp), \"top\": [\(items)]"
+                  + (watched.isEmpty ? "}" : ", \"at\": [\(atItems)]}"))
+        }
+        if asGenerated > 0 {
+            guard asGenerated < tokens.count else { throw ValidationError("--as-generated must be below the number of ids") }
+            let session = try Session(model: model, options: { var o = SessionOptions(); o.contextSize = max(context, tokens.count + 1); return o }())
+            let prompt = Array(tokens[..<asGenerated])
+            try session.replayLogits(prompt: prompt, continuation: Array(tokens[asGenerated...])) { step, logits in
+                printRow(prompt.count - 1 + step, logits)
+            }
+        } else {
+            let scorer = try SequenceScorer(model: model, contextSize: max(context, tokens.count), batch: batch)
+            try scorer.run(tokens, printRow)
         }
     }
 }

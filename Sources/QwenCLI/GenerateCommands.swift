@@ -51,13 +51,15 @@ struct ChatCommand: ParsableCommand {
         abstract: "Chat with the model: one answer with -p, else an interactive multi-turn chat.")
     @OptionGroup var options: ModelOptions
     @OptionGroup var sampling: SamplingOptions
+    @OptionGroup var constraints: ConstraintOptions
     @Option(name: .short, help: "System prompt.") var system: String?
     @Option(name: .short, help: "Answer this prompt once and exit.") var prompt: String?
 
     func run() throws {
         let model = try options.load()
         let session = try Session(model: model, options: sampling.sessionOptions(threads: options.threads, system: system))
-        let parameters = sampling.generation
+        var parameters = sampling.generation
+        try constraints.apply(to: &parameters)
         if let prompt {
             _ = try session.chat([ChatMessage(role: .user, content: prompt)], parameters: parameters, onPiece: writePiece)
             print()
@@ -94,12 +96,15 @@ struct GenerateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "generate", abstract: "Continue a prompt (no chat template).")
     @OptionGroup var options: ModelOptions
     @OptionGroup var sampling: SamplingOptions
+    @OptionGroup var constraints: ConstraintOptions
     @Option(name: .short, help: "The prompt to continue.") var prompt: String
 
     func run() throws {
         let model = try options.load()
         let session = try Session(model: model, options: sampling.sessionOptions(threads: options.threads, system: nil))
-        _ = try session.generate(prompt: prompt, parameters: sampling.generation, onPiece: writePiece)
+        var parameters = sampling.generation
+        try constraints.apply(to: &parameters)
+        _ = try session.generate(prompt: prompt, parameters: parameters, onPiece: writePiece)
         print()
     }
 }

@@ -13,7 +13,7 @@ struct Qwen: ParsableCommand {
         subcommands: [
             ChatCommand.self, GenerateCommand.self, InfoCommand.self, TokenizeCommand.self, DetokenizeCommand.self,
             LogitsCommand.self, RenderCommand.self, PerplexityCommand.self, BenchCommand.self, BatchedBenchCommand.self, TokenizerBenchCommand.self,
-            KernelBenchCommand.self,
+            KernelBenchCommand.self, GrammarCommand.self,
         ])
 }
 

@@ -45,6 +45,8 @@ public final class Session: @unchecked Sendable {
     private var pull: Reply? = nil
     /// Its cache went back to the model's prompt cache (`Model.releaseSession`).
     private var released = false
+    /// The last finished reply's log probabilities (when it recorded them).
+    private var lastLogprobs: [TokenLogprob] = []
 
     public init(model: Model, options: SessionOptions = SessionOptions()) throws {
         guard options.contextSize >= 0 else { throw QwenError.invalidArgument("n_ctx is negative (\(options.contextSize))") }
@@ -68,6 +70,10 @@ public final class Session: @unchecked Sendable {
             _ = try? pull.drain()
         }
     }
+
+    /// Log probabilities of the reply in progress (pull form: so far), or else of the last
+    /// reply (`GenerationParameters.logprobs`); empty when it recorded none.
+    public var replyLogprobs: [TokenLogprob] { pull?.result.logprobs ?? lastLogprobs }
 
     /// Prompt tokens whose keys/values the session's cache holds (the prefix a next call
     /// on the same conversation reuses).
@@ -198,8 +204,23 @@ public final class Session: @unchecked Sendable {
             guard promptTokens.count < contextSize else {
                 throw QwenError.contextFull("the prompt has \(promptTokens.count) tokens; the context window allows \(contextSize - 1)")
             }
-            return try drive(try start(promptTokens, parameters, newHistory: nil), onPiece: onPiece)
+            return try drive(try start(promptTokens, parameters, grammar: Session.grammarText(parameters), newHistory: nil),
+                             onPiece: onPiece)
         }
+    }
+
+    /// The logits [vocab] generation computes for each token of `continuation` after the
+    /// raw prompt `prompt` (`each(i, logits)` for continuation[i], before any penalty), the
+    /// continuation fed as if sampled: the prompt prefilled in chunks, every following
+    /// token decoded alone, exactly as a reply runs. The history is not used or changed.
+    public func replayLogits(prompt: [Int32], continuation: [Int32], each: @escaping @Sendable (Int, UnsafePointer<Float>) -> Void) throws {
+        var parameters = GenerationParameters()
+        parameters.sampling = .greedy
+        parameters.maxTokens = continuation.count
+        parameters.stopsAtEndOfTurn = false
+        parameters.forcedTokens = continuation
+        parameters.observeLogits = each
+        _ = try generate(promptTokens: prompt, parameters: parameters)
     }
 
     private func drive(_ reply: Reply, onPiece: ((String) -> Bool)?) throws -> GenerationResult {
@@ -266,7 +287,7 @@ public final class Session: @unchecked Sendable {
 
     /// The prompt `chat(messages)` would run, with the system prompt and history it
     /// would leave behind. A system-role message replaces the system prompt.
-    private func renderChat(_ messages: [ChatMessage], enableThinking: Bool?) throws
+    private func renderChat(_ messages: [ChatMessage], enableThinking: Bool?, offeringTools: Bool = true) throws
         -> (prompt: ChatPrompt, system: String?, conversation: [ChatMessage]) {
         guard !messages.isEmpty else { throw QwenError.invalidArgument("no messages") }
         var system = systemPrompt
@@ -274,12 +295,15 @@ public final class Session: @unchecked Sendable {
         for message in messages {
             if message.role == .system { system = message.content } else { conversation.append(message) }
         }
-        return (try render(system: system, conversation: conversation, enableThinking: enableThinking), system, conversation)
+        let prompt = try render(system: system, conversation: conversation, enableThinking: enableThinking,
+                                tools: offeringTools ? tools : [])
+        return (prompt, system, conversation)
     }
 
-    /// The prompt for the reply to `conversation` under `system` with the session's tools.
-    func render(system: String?, conversation: [ChatMessage], enableThinking: Bool? = nil) throws -> ChatPrompt {
-        try model.chatFormat.prompt(system: system, conversation: conversation, tools: tools, enableThinking: enableThinking,
+    /// The prompt for the reply to `conversation` under `system` with `tools` (the
+    /// session's when nil).
+    func render(system: String?, conversation: [ChatMessage], enableThinking: Bool? = nil, tools: [ToolDefinition]? = nil) throws -> ChatPrompt {
+        try model.chatFormat.prompt(system: system, conversation: conversation, tools: tools ?? self.tools, enableThinking: enableThinking,
                                     maxWindow: maxWindowSize, contextLimit: contextSize - 1)
     }
 
@@ -289,22 +313,53 @@ public final class Session: @unchecked Sendable {
     }
 
     private func startChat(_ messages: [ChatMessage], _ parameters: GenerationParameters) throws -> Reply {
-        let (prompt, system, conversation) = try renderChat(messages, enableThinking: parameters.enableThinking)
+        let (prompt, system, conversation) = try renderChat(messages, enableThinking: parameters.enableThinking,
+                                                            offeringTools: parameters.toolChoice != .none)
         var parameters = parameters
         for stop in prompt.stop where !parameters.stop.contains(stop) { parameters.stop.append(stop) }
-        return try start(prompt.ids, parameters, newHistory: (system, conversation, prompt.replyFormat))
+        var grammar = try Session.grammarText(parameters)
+        switch parameters.toolChoice {
+        case .auto, .none: break
+        case .required, .named:
+            guard grammar == nil else { throw QwenError.invalidArgument("a forced tool call cannot take a grammar or a JSON schema too") }
+            guard !tools.isEmpty else { throw QwenError.invalidArgument("tool_choice asks for a tool call, but no tools are offered") }
+            var forced = tools
+            if case .named(let name) = parameters.toolChoice {
+                forced = tools.filter { $0.name == name }
+                guard !forced.isEmpty else { throw QwenError.invalidArgument("tool_choice names '\(name)', which is not among the tools offered") }
+            }
+            grammar = ToolCallGrammar.gbnf(tools: forced, format: prompt.replyFormat)
+        }
+        return try start(prompt.ids, parameters, grammar: grammar, newHistory: (system, conversation, prompt.replyFormat))
     }
 
-    /// Submits the reply to `prompt` to the engine, reusing the cached prefix.
-    private func start(_ prompt: [Int32], _ parameters: GenerationParameters, newHistory: Reply.NewHistory?) throws -> Reply {
+    /// The GBNF text of the reply's `grammar` or `jsonSchema`, nil when it has neither.
+    static func grammarText(_ parameters: GenerationParameters) throws -> String? {
+        switch (parameters.grammar, parameters.jsonSchema) {
+        case (nil, nil): return nil
+        case (let grammar?, nil): return grammar
+        case (nil, let schema?): return try JSONSchemaGrammar.gbnf(schema: schema)
+        default: throw QwenError.invalidArgument("give a grammar or a JSON schema, not both")
+        }
+    }
+
+    /// Submits the reply to `prompt` to the engine, reusing the cached prefix; the reply
+    /// is held to the GBNF `grammar` when one is given.
+    private func start(_ prompt: [Int32], _ parameters: GenerationParameters, grammar: String? = nil,
+                       newHistory: Reply.NewHistory?) throws -> Reply {
         guard parameters.maxTokens >= 0 else { throw QwenError.invalidArgument("max_tokens is negative") }
+        if let n = parameters.logprobs, !(0...TokenLogprob.maxTop).contains(n) {
+            throw QwenError.invalidArgument("logprobs must be 0...\(TokenLogprob.maxTop) alternatives (got \(n))")
+        }
+        let automaton = try grammar.map { try model.grammars.automaton($0) }
+        let trie = automaton.map { _ in model.grammars.tokenTrie(model.tokenizer, vocabSize: model.config.vocabSize) }
         let sampling = try parameters.sampling.validated()
         let seed = parameters.seed ?? random.next()
         cancelFlag.clear()
         let engine = model.engine
         let cached = engine.reuse(cache, for: prompt)
         let state = GenerationState(prompt: prompt, parameters: parameters, sampling: sampling, seed: seed,
-                                    tokenizer: model.tokenizer, vocab: model.config.vocabSize)
+                                    tokenizer: model.tokenizer, vocab: model.config.vocabSize, grammar: automaton, trie: trie)
         let job = Job(engine: engine, cache: cache, prompt: prompt, cachedTokens: cached, generation: state,
                       chunkSize: engine.prefillChunk, cancelFlag: cancelFlag)
         try engine.submit(job)
@@ -321,6 +376,7 @@ public final class Session: @unchecked Sendable {
             throw QwenError.cancelled("the call was cancelled")
         }
         result.text = reply.text
+        lastLogprobs = result.logprobs
         if let (system, conversation, format) = reply.newHistory {
             systemPrompt = system
             history = conversation + [format.message(parsing: result.text)]
@@ -369,10 +425,11 @@ final class Reply {
     func next() throws -> String? {
         while !isFinished {
             switch job.next() {
-            case .token(let emit, let generated):
+            case .token(let emit, let generated, let logprob):
                 guard stoppedAs == nil, !job.cancelFlag.isSet else { continue }
                 text += emit
                 result.generatedTokens = generated
+                if let logprob { result.logprobs.append(logprob) }
                 return emit
             case .finished(let reason, let generated):
                 isFinished = true

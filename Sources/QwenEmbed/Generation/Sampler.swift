@@ -83,20 +83,36 @@ public struct Sampler: Sendable {
     /// `sample(_:vocab:history:)` with the history's ids given as a set (each id is
     /// penalized once however often it occurs).
     public mutating func sample(_ logits: UnsafeMutablePointer<Float>, vocab: Int, penalizing ids: Set<Int32>) -> Int32? {
-        let p = parameters
-        if p.repetitionPenalty != 1 {
+        guard applyPenalty(logits, vocab: vocab, penalizing: ids) else { return nil }
+        return pick(logits, vocab: vocab)
+    }
+
+    /// The repetition penalty on `ids`, in place; false when the logits are not all finite.
+    func applyPenalty(_ logits: UnsafeMutablePointer<Float>, vocab: Int, penalizing ids: Set<Int32>) -> Bool {
+        let penalty = parameters.repetitionPenalty
+        if penalty != 1 {
             for id in ids where id >= 0 && Int(id) < vocab {
                 let l = logits[Int(id)]
-                logits[Int(id)] = l < 0 ? l * p.repetitionPenalty : l / p.repetitionPenalty
+                logits[Int(id)] = l < 0 ? l * penalty : l / penalty
             }
         }
+        var finite = true
+        for i in 0..<vocab { finite = finite && logits[i].isFinite }
+        return finite
+    }
+
+    /// The id with the largest logit (the first of equals).
+    static func argmax(_ logits: UnsafePointer<Float>, vocab: Int) -> Int32 {
         var best = 0
-        var finite = logits[0].isFinite
-        for i in 1..<vocab {
-            if logits[i] > logits[best] { best = i }
-            finite = finite && logits[i].isFinite
-        }
-        guard finite else { return nil }
+        for i in 1..<vocab where logits[i] > logits[best] { best = i }
+        return Int32(best)
+    }
+
+    /// Draws from `logits` [vocab] (penalized; -infinity for tokens a grammar refuses, at
+    /// least one finite): temperature, top-k, top-p, draw; argmax when greedy.
+    mutating func pick(_ logits: UnsafePointer<Float>, vocab: Int) -> Int32 {
+        let p = parameters
+        let best = Int(Sampler.argmax(logits, vocab: vocab))
         if p.temperature == 0 { return Int32(best) }
 
         // Candidates: tokens within e^-40 of the best (the rest carry no probability

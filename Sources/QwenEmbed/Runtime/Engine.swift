@@ -359,7 +359,7 @@ public final class Engine: @unchecked Sendable {
     /// Ends `job` now with `reason`, its held-back text flushed. Under the lock.
     private func end(_ job: Job, _ reason: FinishReason) {
         let rest = job.flush()
-        job.post((rest.isEmpty ? [] : [.token(rest, generated: job.generatedCount)]) + [.finished(reason, generated: job.generatedCount)])
+        job.post((rest.isEmpty ? [] : [.token(rest, generated: job.generatedCount, logprob: nil)]) + [.finished(reason, generated: job.generatedCount)])
     }
 }
 
@@ -375,8 +375,9 @@ final class CancelFlag: @unchecked Sendable {
 /// What the step loop hands a job's caller, in order.
 enum JobEvent {
     /// One generated token and the text it completed (possibly ""); `generated` counts
-    /// the reply's tokens so far.
-    case token(String, generated: Int)
+    /// the reply's tokens so far; the token's log probabilities when asked for (nil for
+    /// held-back text flushed at the end).
+    case token(String, generated: Int, logprob: TokenLogprob?)
     /// Scoring: the logits of prompt positions first..<first+count are in the job's
     /// buffer, until `acknowledge()`.
     case logits(first: Int, count: Int)
@@ -502,11 +503,12 @@ final class Job: @unchecked Sendable {
         let step = try generation!.advance(logits: logits)   // in place: the state's sets and arrays are not copied
         generatedCount = generation!.generated.count
         switch step {
-        case .next(let token, let emit):
+        case .next(let token, let emit, let logprob):
             pendingToken = token
-            return [.token(emit, generated: generatedCount)]
-        case .finished(let reason, let emit):
-            return (emit.isEmpty ? [] : [.token(emit, generated: generatedCount)]) + [.finished(reason, generated: generatedCount)]
+            return [.token(emit, generated: generatedCount, logprob: logprob)]
+        case .finished(let reason, let emit, let generated, let logprob):
+            return (emit.isEmpty && !generated ? [] : [.token(emit, generated: generatedCount, logprob: logprob)])
+                + [.finished(reason, generated: generatedCount)]
         }
     }
 

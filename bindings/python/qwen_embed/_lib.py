@@ -303,6 +303,27 @@ class qwen_gen_params(Structure):
         ("stop", POINTER(c_char_p)),
         ("n_stop", c_size_t),
         ("enable_thinking", c_int32),   # -1 = the template's default, 0 = off, 1 = on
+        ("grammar", c_char_p),          # GBNF text the reply must match; NULL = none
+        ("json_schema", c_char_p),      # JSON Schema text the reply must be an instance of; NULL = none
+        ("logprobs", c_int32),          # -1 = off; 0..20 alternatives recorded per token
+        ("tool_choice", c_char_p),      # NULL/"auto", "none", "required" or a tool's name
+    ]
+
+
+QWEN_MAX_TOP_LOGPROBS = 20
+
+
+# typedef struct {
+#     int32_t token; float logprob; int32_t n_top;
+#     int32_t top_tokens[QWEN_MAX_TOP_LOGPROBS]; float top_logprobs[QWEN_MAX_TOP_LOGPROBS];
+# } qwen_token_logprob;
+class qwen_token_logprob(Structure):
+    _fields_ = [
+        ("token", c_int32),
+        ("logprob", c_float),
+        ("n_top", c_int32),
+        ("top_tokens", c_int32 * QWEN_MAX_TOP_LOGPROBS),
+        ("top_logprobs", c_float * QWEN_MAX_TOP_LOGPROBS),
     ]
 
 
@@ -553,6 +574,13 @@ qwen_session_add_tool_call = _fn("qwen_session_add_tool_call", [qwen_session_p, 
 # qwen_status qwen_session_get_reasoning(const qwen_session *session, size_t i, const char **reasoning);
 qwen_session_get_reasoning = _fn("qwen_session_get_reasoning", [qwen_session_p, c_size_t, POINTER(c_char_p)],
                                  qwen_status)
+
+# int32_t qwen_session_n_logprobs(qwen_session *session);
+qwen_session_n_logprobs = _fn("qwen_session_n_logprobs", [qwen_session_p], c_int32)
+
+# qwen_status qwen_session_get_logprob(qwen_session *session, int32_t index, qwen_token_logprob *out);
+qwen_session_get_logprob = _fn("qwen_session_get_logprob", [qwen_session_p, c_int32, POINTER(qwen_token_logprob)],
+                               qwen_status)
 
 # qwen_status qwen_chat_next_part(qwen_session *session, qwen_part *part, bool *done);
 qwen_chat_next_part = _fn("qwen_chat_next_part", [qwen_session_p, POINTER(qwen_part), POINTER(c_bool)], qwen_status)

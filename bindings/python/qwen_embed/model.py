@@ -39,7 +39,8 @@ ROLES["function"] = _lib.QWEN_ROLE_TOOL  # the legacy OpenAI name of a tool resu
 FINISH_REASONS = {_lib.QWEN_FINISH_STOP: "stop", _lib.QWEN_FINISH_LENGTH: "length",
                   _lib.QWEN_FINISH_CANCELLED: "cancelled", _lib.QWEN_FINISH_CALLBACK: "callback"}
 
-GEN_KEYS = ("max_tokens", "temperature", "top_k", "top_p", "repetition_penalty", "seed", "stop", "enable_thinking")
+GEN_KEYS = ("max_tokens", "temperature", "top_k", "top_p", "repetition_penalty", "seed", "stop", "enable_thinking",
+            "grammar", "json_schema", "logprobs", "tool_choice")
 
 Message = Union[Tuple[str, str], Dict[str, str]]
 
@@ -79,7 +80,9 @@ class _GenParams:
     def __init__(self, max_tokens: Optional[int] = None, temperature: Optional[float] = None,
                  top_k: Optional[int] = None, top_p: Optional[float] = None,
                  repetition_penalty: Optional[float] = None, seed: Optional[int] = None,
-                 stop: Union[None, str, Sequence[str]] = None, enable_thinking: Optional[bool] = None) -> None:
+                 stop: Union[None, str, Sequence[str]] = None, enable_thinking: Optional[bool] = None,
+                 grammar: Optional[str] = None, json_schema: Union[None, str, Dict[str, Any]] = None,
+                 logprobs: Optional[int] = None, tool_choice: Union[None, str, Dict[str, Any]] = None) -> None:
         p = _lib.init_params(_lib.qwen_gen_params, _lib.qwen_gen_params_init)
         if max_tokens is not None:
             p.max_tokens = int(max_tokens)
@@ -97,7 +100,26 @@ class _GenParams:
             p.seed = int(seed)
         if enable_thinking is not None:
             p.enable_thinking = 1 if enable_thinking else 0
-        self._keep: Any = None
+        strings: List[bytes] = []   # kept alive with the struct
+        if grammar is not None:
+            strings.append(_c_string(grammar, "grammar"))
+            p.grammar = strings[-1]
+        if json_schema is not None:
+            if not isinstance(json_schema, (str, bytes)):
+                json_schema = json.dumps(json_schema, ensure_ascii=False)
+            strings.append(_c_string(json_schema, "json_schema"))
+            p.json_schema = strings[-1]
+        if logprobs is not None:
+            if isinstance(logprobs, bool) or not 0 <= int(logprobs) <= _lib.QWEN_MAX_TOP_LOGPROBS:
+                raise ValueError(f"logprobs is the number of alternatives per token, 0..{_lib.QWEN_MAX_TOP_LOGPROBS}; "
+                                 f"got {logprobs!r}")
+            p.logprobs = int(logprobs)
+        if tool_choice is not None:
+            if isinstance(tool_choice, dict):   # OpenAI's {"type": "function", "function": {"name": ...}}
+                tool_choice = (tool_choice.get("function") or {}).get("name") or tool_choice.get("name") or ""
+            strings.append(_c_string(tool_choice, "tool_choice"))
+            p.tool_choice = strings[-1]
+        self._keep: Any = strings
         if stop:
             if isinstance(stop, (str, bytes)):
                 stop = [stop]
@@ -105,7 +127,7 @@ class _GenParams:
             if any(not s for s in encoded):
                 raise ValueError("stop strings must not be empty")
             array = (c_char_p * len(encoded))(*encoded)
-            self._keep = (encoded, array)
+            self._keep = (strings, encoded, array)
             p.stop = ctypes.cast(array, POINTER(c_char_p))
             p.n_stop = len(encoded)
         self.struct = p
@@ -470,6 +492,14 @@ class Model:
                 check(status, "qwen_detokenize")
                 return buf.raw[:n.value]
 
+    def token_bytes(self, token: int) -> bytes:
+        """The bytes of one token id (cached): a piece of UTF-8 text, possibly part of a
+        character."""
+        cache = self.__dict__.setdefault("_token_bytes", {})
+        if token not in cache:
+            cache[token] = self.detokenize_bytes([token])
+        return cache[token]
+
     def detokenize(self, ids: Iterable[int], skip_special: bool = False) -> str:
         """The text of ``ids``; bytes that are not valid UTF-8 on their own (half a
         character) become U+FFFD."""
@@ -819,6 +849,25 @@ class Session:
         finally:
             if open_:
                 self._end_quietly()
+
+    def logprobs(self, start: int = 0) -> List[Dict[str, Any]]:
+        """Log probabilities of the reply in progress (a streamed reply: so far) or else of
+        the last reply, from token ``start`` on, when it asked for them (``logprobs=N``):
+        one dict per generated token, ``{"token": id, "bytes": the token's bytes,
+        "logprob": float, "top_logprobs": [{"token", "bytes", "logprob"}, ...]}`` (most
+        likely first). Over the logits after the repetition penalty and the grammar's mask,
+        before temperature / top-k / top-p."""
+        out: List[Dict[str, Any]] = []
+        entry = _lib.qwen_token_logprob()
+        with self._locked("qwen_session_get_logprob") as h:
+            n = _lib.qwen_session_n_logprobs(h)
+            for i in range(max(0, start), max(0, n)):
+                check(_lib.qwen_session_get_logprob(h, i, byref(entry)), "qwen_session_get_logprob")
+                top = [{"token": entry.top_tokens[k], "bytes": self.model.token_bytes(entry.top_tokens[k]),
+                        "logprob": float(entry.top_logprobs[k])} for k in range(entry.n_top)]
+                out.append({"token": entry.token, "bytes": self.model.token_bytes(entry.token),
+                            "logprob": float(entry.logprob), "top_logprobs": top})
+        return out
 
     def chat_parts(self, message: Union[str, Message, Iterable[Message]], **gen: Any) -> Iterator[Tuple[str, Any]]:
         """Send ``message`` and yield the reply split as it streams (qwen_chat_next_part):

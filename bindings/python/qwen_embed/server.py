@@ -10,16 +10,24 @@ Endpoints
                                 tool_calls, tool/function results), tools / functions,
                                 tool_choice, stream (SSE), stream_options.include_usage,
                                 max_tokens, temperature, top_p, top_k,
-                                repetition_penalty, stop, seed,
+                                repetition_penalty, stop, seed, logprobs,
+                                top_logprobs, response_format (text,
+                                json_object, json_schema: constrained decoding),
                                 chat_template_kwargs.enable_thinking
-    POST /v1/completions        raw continuation of prompt (qwen_generate)
+    POST /v1/completions        raw continuation of prompt (qwen_generate), logprobs
     GET  /v1/models             the model served
     GET  /health                {"status": "ok", "running": R, "waiting": W}
     GET  /                      the web chat page
 
-Fields the engine cannot honour (n > 1, logprobs, response_format other than text,
-non-zero presence/frequency penalties, logit_bias, tool_choice "required") get a 400
-naming them rather than being ignored.
+Fields the engine cannot honour (n > 1, non-zero presence/frequency penalties,
+logit_bias, a JSON schema outside the engine's subset) get a 400 naming them rather than
+being ignored.
+
+Structured output: response_format json_object (any JSON object) and json_schema
+(strict or not: the reply is always held to the schema) are the engine's grammar-
+constrained decoding; tool_choice "required" or a named function forces a call the same
+way, in the model's own call format. Log probabilities are over the logits after the
+repetition penalty and the grammar's mask, before temperature / top_p.
 
 Scheduling: --parallel requests generate at once; the engine decodes them together in
 batched steps on the model's one pool of --threads threads. Each request gets its
@@ -118,7 +126,7 @@ def _unsupported(body, fields):
     bad = [name for name, is_bad in fields.items() if name in body and body[name] is not None and is_bad(body[name])]
     if bad:
         raise RequestError(400, f"unsupported: {', '.join(bad)} (this server generates one choice of text, "
-                                "without log probabilities, penalties other than repetition_penalty, or logit bias)",
+                                "without penalties other than repetition_penalty, or logit bias)",
                            param=bad[0])
 
 
@@ -201,17 +209,74 @@ def _tool_definitions(body):
     if choice == "none":
         return [], legacy
     if choice == "required":
-        raise RequestError(400, "tool_choice \"required\" is not supported: Qwen's ReAct prompt cannot force a call",
-                           param="tool_choice")
+        if not defs:
+            raise RequestError(400, "tool_choice \"required\" needs tools", param="tool_choice")
+        return defs, legacy
     if isinstance(choice, dict):
         wanted = choice.get("function", choice) if isinstance(choice.get("function", choice), dict) else {}
         name = wanted.get("name")
         named = [d for d in defs if d["name"] == name]
         if not named:
             raise RequestError(400, f"tool_choice names {name!r}, which is not among the tools", param="tool_choice")
-        return named, legacy   # only that tool is offered (the prompt cannot force the call)
+        return named, legacy   # only that tool is offered, and the reply is forced to call it
     raise RequestError(400, "tool_choice must be \"auto\", \"none\" or {\"type\": \"function\", ...}",
                        param="tool_choice")
+
+
+def _response_format(body, gen):
+    """response_format -> gen["json_schema"]: json_object is any JSON object; json_schema
+    holds the reply to its schema whether strict or not."""
+    fmt = body.get("response_format")
+    if fmt is None:
+        return
+    if not isinstance(fmt, dict) or fmt.get("type") not in ("text", "json_object", "json_schema"):
+        raise RequestError(400, "response_format must be {\"type\": \"text\" | \"json_object\" | \"json_schema\"}",
+                           param="response_format")
+    if fmt["type"] == "json_object":
+        gen["json_schema"] = {"type": "object"}
+    elif fmt["type"] == "json_schema":
+        spec = fmt.get("json_schema")
+        if not isinstance(spec, dict) or not isinstance(spec.get("schema", {}), dict):
+            raise RequestError(400, "response_format.json_schema must be {\"name\": ..., \"schema\": {...}}",
+                               param="response_format")
+        gen["json_schema"] = spec.get("schema", {})
+
+
+def _chat_logprobs(body, gen):
+    """logprobs (bool) and top_logprobs (0..20) -> gen["logprobs"] (alternatives per token)."""
+    wanted, top = body.get("logprobs"), body.get("top_logprobs")
+    if wanted is not None and not isinstance(wanted, bool):
+        raise RequestError(400, "logprobs must be a boolean", param="logprobs")
+    if top is not None:
+        if isinstance(top, bool) or not isinstance(top, int) or not 0 <= top <= 20:
+            raise RequestError(400, "top_logprobs must be an integer in [0, 20]", param="top_logprobs")
+        if not wanted:
+            raise RequestError(400, "top_logprobs needs logprobs: true", param="top_logprobs")
+    if wanted:
+        gen["logprobs"] = top or 0
+
+
+def openai_logprobs(entries):
+    """Session.logprobs() entries as OpenAI's chat logprobs content."""
+    def one(token_bytes, logprob):
+        return {"token": token_bytes.decode("utf-8", errors="replace"), "logprob": logprob, "bytes": list(token_bytes)}
+    return [dict(one(e["bytes"], e["logprob"]),
+                 top_logprobs=[one(t["bytes"], t["logprob"]) for t in e["top_logprobs"]]) for e in entries]
+
+
+def legacy_logprobs(entries, offset=0):
+    """Session.logprobs() entries as /v1/completions' logprobs (tokens, token_logprobs,
+    top_logprobs, text_offset); `offset` is the text offset of the first."""
+    tokens, offsets = [], []
+    for e in entries:
+        offsets.append(offset)
+        text = e["bytes"].decode("utf-8", errors="replace")
+        tokens.append(text)
+        offset += len(text)
+    return {"tokens": tokens, "token_logprobs": [e["logprob"] for e in entries],
+            "top_logprobs": [{t["bytes"].decode("utf-8", errors="replace"): t["logprob"] for t in e["top_logprobs"]}
+                             for e in entries],
+            "text_offset": offsets}
 
 
 def _arguments_text(arguments, where):
@@ -230,10 +295,9 @@ def parse_request(body) -> ChatRequest:
     if not isinstance(messages, list) or not messages:
         raise RequestError(400, "messages must be a non-empty list", param="messages")
     _unsupported(body, {
-        "n": lambda v: v != 1, "logprobs": lambda v: v is not False, "top_logprobs": lambda v: v != 0,
+        "n": lambda v: v != 1,
         "presence_penalty": lambda v: v != 0, "frequency_penalty": lambda v: v != 0,
         "logit_bias": lambda v: v != {},
-        "response_format": lambda v: not (isinstance(v, dict) and v.get("type") == "text"),
     })
     tools, legacy = _tool_definitions(body)
     systems, conversation = [], []
@@ -278,6 +342,13 @@ def parse_request(body) -> ChatRequest:
     system = "\n\n".join(systems) if systems else None
     gen: Dict[str, Any] = {}
     _sampling(body, gen)
+    _response_format(body, gen)
+    _chat_logprobs(body, gen)
+    choice = body.get("tool_choice", body.get("function_call"))
+    if tools and (choice == "required" or isinstance(choice, dict)):
+        if "json_schema" in gen:
+            raise RequestError(400, "a forced tool call cannot take a response_format too", param="tool_choice")
+        gen["tool_choice"] = "required" if choice == "required" else tools[0]["name"]
     kwargs = body.get("chat_template_kwargs")
     if kwargs is not None:
         if not isinstance(kwargs, dict):
@@ -301,13 +372,19 @@ def parse_completion_request(body):
     if not isinstance(prompt, str) or not prompt:
         raise RequestError(400, "prompt must be a non-empty string (one prompt per request)", param="prompt")
     _unsupported(body, {
-        "n": lambda v: v != 1, "best_of": lambda v: v != 1, "logprobs": lambda v: v not in (0, False),
+        "n": lambda v: v != 1, "best_of": lambda v: v != 1,
         "echo": lambda v: v is not False, "suffix": lambda v: v != "",
         "presence_penalty": lambda v: v != 0, "frequency_penalty": lambda v: v != 0,
         "logit_bias": lambda v: v != {},
     })
     gen: Dict[str, Any] = {}
     _sampling(body, gen, default_max=16)   # OpenAI's default for completions
+    logprobs = body.get("logprobs")
+    if logprobs is not None:
+        if isinstance(logprobs, bool) or not isinstance(logprobs, int) or not 0 <= logprobs <= 5:
+            raise RequestError(400, "logprobs must be an integer in [0, 5]", param="logprobs")
+        gen["logprobs"] = logprobs
+    _response_format(body, gen)
     stream, include_usage = _stream_flags(body)
     return prompt, gen, stream, include_usage
 
@@ -700,13 +777,21 @@ def create_app(model, model_id="qwen", parallel=4, queue=16, n_ctx=0, api_key=No
         def acquire():
             return model.acquire_session(history, system=req.system, tools=req.tools, n_ctx=n_ctx)
 
+        wants_logprobs = "logprobs" in req.gen
+
         def work(session, on_text):
+            sent = 0   # log probabilities streamed so far
             if req.stream and not react:   # the reply split as it streams: text, thought, calls
                 for part in session.chat_parts([(last["role"], last["content"])], **req.gen):
+                    if wants_logprobs:
+                        entries = session.logprobs(sent)
+                        sent += len(entries)
+                        part = (part, entries)
                     on_text(part)
             else:
                 session.chat([(last["role"], last["content"])], callback=None if req.tools else on_text, **req.gen)
-            return session.last_result, session.messages[-1]
+            rest = session.logprobs(sent) if wants_logprobs else None
+            return session.last_result, session.messages[-1], rest
 
         def call_entry(call):
             return {"id": "call_" + uuid.uuid4().hex[:24], "type": "function",
@@ -726,43 +811,51 @@ def create_app(model, model_id="qwen", parallel=4, queue=16, n_ctx=0, api_key=No
             message["tool_calls"] = [call_entry(call) for call in calls]
             return message, "tool_calls"
 
-        def chunk(delta, finish=None):
+        def chunk(delta, finish=None, logprobs=None):
             return {"id": cid, "object": "chat.completion.chunk", "created": stamp, "model": model_id,
-                    "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
+                    "choices": [{"index": 0, "delta": delta,
+                                 "logprobs": {"content": openai_logprobs(logprobs)} if logprobs else None,
+                                 "finish_reason": finish}]}
 
         def note(r):
             request.state.log_note = (f" chat {r['n_prompt_tokens']}+{r['n_generated_tokens']} tokens "
                                       f"({r['n_cached_tokens']} cached) {r['finish_reason']}")
 
         async def collect(events, first):
-            r, reply = await final_outcome(events, first)
+            r, reply, logprobs = await final_outcome(events, first)
             note(r)
             message, finish = message_of(reply) if req.tools or not react else ({"role": "assistant", "content": r["text"]}, None)
             return JSONResponse({
                 "id": cid, "object": "chat.completion", "created": stamp, "model": model_id,
-                "choices": [{"index": 0, "message": message, "logprobs": None,
+                "choices": [{"index": 0, "message": message,
+                             "logprobs": {"content": openai_logprobs(logprobs)} if logprobs is not None else None,
                              "finish_reason": finish or FINISH.get(r["finish_reason"], "stop")}],
                 "usage": usage(r)})
 
         calls_sent = []
 
         def piece(part):
-            """The chunk of one streamed piece: raw text (Qwen v1), or a part of the split reply."""
+            """The chunk of one streamed piece: raw text (Qwen v1), or a part of the split
+            reply, with the log probabilities of the tokens since the last chunk when asked."""
+            logprobs = None
+            if wants_logprobs and isinstance(part, tuple) and isinstance(part[1], list):
+                part, logprobs = part
             if isinstance(part, str):
-                return chunk({"content": part})
+                return chunk({"content": part}, logprobs=logprobs)
             kind, value = part
             if kind == "reasoning":
-                return chunk({"reasoning_content": value})
+                return chunk({"reasoning_content": value}, logprobs=logprobs)
             if kind == "tool_call":
                 calls_sent.append(value)
                 if req.legacy_functions:
-                    return chunk({"function_call": {"name": value["name"], "arguments": value["arguments"]}})
-                return chunk({"tool_calls": [dict(call_entry(value), index=len(calls_sent) - 1)]})
-            return chunk({"content": value})
+                    return chunk({"function_call": {"name": value["name"], "arguments": value["arguments"]}},
+                                 logprobs=logprobs)
+                return chunk({"tool_calls": [dict(call_entry(value), index=len(calls_sent) - 1)]}, logprobs=logprobs)
+            return chunk({"content": value}, logprobs=logprobs)
 
         async def stream(events, first):
             def closing(outcome):
-                r, reply = outcome
+                r, reply, logprobs = outcome
                 note(r)
                 finish = FINISH.get(r["finish_reason"], "stop")
                 events_out = []
@@ -775,7 +868,7 @@ def create_app(model, model_id="qwen", parallel=4, queue=16, n_ctx=0, api_key=No
                         delta["tool_calls"] = [dict(delta["tool_calls"][0], index=0)]
                     events_out.append(chunk(delta))
                     finish = call_finish or finish
-                events_out.append(chunk({}, finish))
+                events_out.append(chunk({}, finish, logprobs=logprobs))
                 if req.include_usage:
                     events_out.append({"id": cid, "object": "chat.completion.chunk", "created": stamp,
                                        "model": model_id, "choices": [], "usage": usage(r)})
@@ -793,27 +886,29 @@ def create_app(model, model_id="qwen", parallel=4, queue=16, n_ctx=0, api_key=No
 
         def work(session, on_text):
             text = session.generate(prompt, callback=on_text, **gen)
-            return session.last_result, text
+            return session.last_result, text, session.logprobs() if "logprobs" in gen else None
 
-        def choice(text, finish):
+        def choice(text, finish, logprobs=None):
             return {"id": cid, "object": "text_completion", "created": stamp, "model": model_id,
-                    "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish}]}
+                    "choices": [{"index": 0, "text": text, "logprobs": logprobs, "finish_reason": finish}]}
 
         def note(r):
             request.state.log_note = f" generate {r['n_prompt_tokens']}+{r['n_generated_tokens']} tokens"
 
         async def collect(events, first):
-            r, text = await final_outcome(events, first)
+            r, text, logprobs = await final_outcome(events, first)
             note(r)
-            body = choice(text, FINISH.get(r["finish_reason"], "stop"))
+            body = choice(text, FINISH.get(r["finish_reason"], "stop"),
+                          legacy_logprobs(logprobs) if logprobs is not None else None)
             body["usage"] = usage(r)
             return JSONResponse(body)
 
         async def streamed(events, first):
             def closing(outcome):
-                r, _ = outcome
+                r, _, logprobs = outcome
                 note(r)
-                events_out = [choice("", FINISH.get(r["finish_reason"], "stop"))]
+                events_out = [choice("", FINISH.get(r["finish_reason"], "stop"),
+                                     legacy_logprobs(logprobs) if logprobs is not None else None)]
                 if include_usage:
                     events_out.append({"id": cid, "object": "text_completion", "created": stamp,
                                        "model": model_id, "choices": [], "usage": usage(r)})
