@@ -127,8 +127,8 @@ public final class Session: @unchecked Sendable {
     /// Writes the session to `path`: system prompt, tools, history, context and window
     /// sizes, sampler state and the KV cache's rows (`SessionFile` describes the format),
     /// so `Model.loadSession` in any process continues exactly where this one is. The file
-    /// is written beside `path` and renamed over it at the end, so a failed save leaves an
-    /// existing file as it was. Errors: `.io` (the directory cannot be written, a full
+    /// is written beside `path` (readable by its owner only) and renamed over it at the end,
+    /// so a failed save leaves an existing file as it was. Errors: `.io` (the directory cannot be written, a full
     /// disk), `.wrongState` while a pull-form reply is in progress, `.busy`.
     public func save(to path: String) throws {
         try exclusive {
