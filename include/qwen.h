@@ -385,6 +385,42 @@ qwen_status qwen_session_acquire_messages(qwen_model *model, const qwen_chat_mes
                                           size_t n_messages, const qwen_session_params *params,
                                           qwen_session **out);
 
+/* ---------------------------------------------------------- saved sessions
+ * A conversation saved to a file and continued later, in any process, exactly where it
+ * was: the next reply of a loaded session is the one the original would have given
+ * (greedy, and sampled when gen.seed is 0: the sampler's state is saved too), and its
+ * first call reuses the saved KV cache instead of recomputing the conversation.
+ *
+ *     qwen_session_save(s, "chat.qsession");
+ *     ...                                              // later, another process
+ *     qwen_session_load(model, "chat.qsession", NULL, &s);
+ *
+ * The file holds the history, system prompt, tools, n_ctx, max_window_size, the sampler
+ * state and the KV cache's rows in use, behind a format version, the model's fingerprint
+ * (a hash of its configuration, tensor names, types and shapes and a sample of every
+ * tensor's bytes) and a checksum over the whole file. */
+
+/** Save `session` to `path` (replacing a file there; a new file is readable by its owner
+ *  only, 0600). The file is written beside `path` and renamed over it once complete, so a
+ *  failed save leaves an existing file as it was.
+ *  Errors: INVALID_ARGUMENT (NULL, invalid UTF-8 path), IO (the directory cannot be
+ *  written, the disk is full, `path` is a directory), WRONG_STATE (a pull-form reply is
+ *  in progress: end it first), BUSY. */
+qwen_status qwen_session_save(qwen_session *session, const char *path);
+
+/** A new session on `model` continuing the one saved in `path` (qwen_session_save).
+ *  `params` may be NULL: everything comes from the file. Otherwise n_ctx (0 = the
+ *  file's) and max_window_size (0 = the file's) apply; its system_prompt, tools and seed
+ *  are ignored in favour of the file's system prompt, tools and sampler state. The whole
+ *  file is checked before the session is created; on error *out is left untouched.
+ *  Errors: INVALID_ARGUMENT (NULL model, path or out; the file belongs to another model),
+ *  IO (missing, a directory, unreadable), BAD_MODEL (not a session file, truncated or
+ *  corrupt: the message names what and its byte offset), UNSUPPORTED_MODEL (written by a
+ *  newer QwenEmbed: "format N, this reads up to M"), CONTEXT_FULL (n_ctx cannot hold the
+ *  saved KV cache), OUT_OF_MEMORY. */
+qwen_status qwen_session_load(qwen_model *model, const char *path, const qwen_session_params *params,
+                              qwen_session **out);
+
 /** Ask the running call on `session` to stop; any thread. The call returns
  *  QWEN_ERR_CANCELLED within one step of the model's engine (one token, or one prompt
  *  chunk of up to 128 tokens), history unchanged and

@@ -8,7 +8,11 @@
 - fuzz_tokenizer: the tokenizer reference texts, with and without special tokens.
 - fuzz_chatml: the ChatML reference conversations.
 - fuzz_template: the chat templates of Tests/Fixtures/templates; and OUT_DIR/template-base.gguf,
-  a small qwen2 GGUF whose chat template is TEMPLATE_SLOT bytes of "@" the target overwrites."""
+  a small qwen2 GGUF whose chat template is TEMPLATE_SLOT bytes of "@" the target overwrites.
+    fuzz-seeds.py --sessions OUT_DIR BASE_CHECKPOINT
+- fuzz_session_file: sessions saved from the base checkpoint through the binding (libqwen as
+  QWEN_LIBRARY finds it): a new one, and one with tools, a tool call, a tool result and a KV
+  cache (a raw continuation: the base checkpoint's 512-token vocabulary has no ChatML ids)."""
 import json
 import os
 import pathlib
@@ -20,6 +24,27 @@ import gguf
 from small_gguf import write_small_gguf
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def session_seeds(out, base):
+    sys.path.insert(0, str(ROOT / "bindings" / "python"))
+    import qwen_embed
+    target = out / "fuzz_session_file"
+    target.mkdir(parents=True, exist_ok=True)
+    with qwen_embed.Model(str(base), n_threads=1) as model, model.session(n_ctx=256, seed=1) as session:
+        session.save(target / "new")
+        session.tools = [{"type": "function", "function": {"name": "get_weather", "description": "Weather of a city.",
+                                                           "parameters": {"type": "object"}}}]
+        session.add_message("user", "Weather in Paris?")
+        session.add_message("assistant", "Thought: look it up", tool_call={"name": "get_weather", "arguments": {"city": "Paris"}})
+        session.add_message("tool", "{\"temperature\": 21}")
+        session.generate("a", temperature=0, max_tokens=3)   # raw: the 512-token model has no ChatML ids
+        session.save(target / "tools-and-cache")
+
+
+if sys.argv[1] == "--sessions":
+    session_seeds(pathlib.Path(sys.argv[2]), pathlib.Path(sys.argv[3]))
+    sys.exit(0)
 out, base, cache = map(pathlib.Path, sys.argv[1:4])
 TEMPLATE_SLOT = 8192   # fuzz_template.c's slot
 

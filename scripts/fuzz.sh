@@ -26,6 +26,10 @@ head -512 "$CACHE/qwen.tiktoken" > "$FUZZ_DIR/small.tiktoken"
 export QWEN_FUZZ_TIKTOKEN=$FUZZ_DIR/small.tiktoken QWEN_FUZZ_CHECKPOINT=$BASE
 python3 scripts/fuzz-seeds.py "$FUZZ_DIR/seeds" "$BASE" "$CACHE" >&2
 export QWEN_FUZZ_TEMPLATE_GGUF=$FUZZ_DIR/seeds/template-base.gguf
+# Saved sessions for fuzz_session_file, written by this AddressSanitizer build (its runtime
+# preloaded into Python).
+LD_PRELOAD=$(clang -print-file-name=libclang_rt.asan-x86_64.so) ASAN_OPTIONS=detect_leaks=0 \
+  QWEN_LIBRARY=$LIB/libqwen.so python3 scripts/fuzz-seeds.py --sessions "$FUZZ_DIR/seeds" "$BASE" >&2
 
 echo "| target | seconds | executions | exec/s | coverage (edges) | corpus | result |"
 echo "|---|---|---|---|---|---|---|"

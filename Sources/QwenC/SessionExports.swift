@@ -415,6 +415,33 @@ func toolDefinitions(_ tools: UnsafePointer<qwen_tool>?, _ n: Int) throws -> [To
     }
 }
 
+@c @implementation public func qwen_session_save(_ session: OpaquePointer?, _ path: UnsafePointer<CChar>?) -> qwen_status {
+    guarded {
+        let handle = try SessionHandle.from(session)
+        try handle.session.save(to: try utf8Argument(path, "path"))
+        return QWEN_OK
+    }
+}
+
+@c @implementation public func qwen_session_load(_ model: OpaquePointer?, _ path: UnsafePointer<CChar>?,
+                                                 _ params: UnsafePointer<qwen_session_params>?,
+                                                 _ out: UnsafeMutablePointer<OpaquePointer?>?) -> qwen_status {
+    guarded {
+        let out = try required(out, "out")
+        let modelHandle = try ModelHandle.from(model)
+        let file = try utf8Argument(path, "path")
+        // Only the sizes apply: the system prompt, tools and sampler state are the file's.
+        let p = try readParams(params, defaults: defaultSessionParams(), name: "qwen_session_params")
+        var options = SessionOptions()
+        options.contextSize = Int(p.n_ctx)
+        options.threads = try threadsArgument(p.n_threads, "n_threads")
+        options.maxWindowSize = Int(p.max_window_size)
+        let session = try modelHandle.model.loadSession(from: file, options: options)
+        out.pointee = SessionHandle(session: session, modelHandle: modelHandle).pointer
+        return QWEN_OK
+    }
+}
+
 @c @implementation public func qwen_session_cancel(_ session: OpaquePointer?) {
     (try? SessionHandle.from(session))?.session.cancel()
 }

@@ -3,7 +3,8 @@
  * files where the API reads files. Environment (set by make fuzz):
  *   QWEN_FUZZ_TIKTOKEN    a qwen.tiktoken for fuzz_checkpoint's directories (its first 512 ranks)
  *   QWEN_FUZZ_CHECKPOINT  a valid tiny Qwen v1 checkpoint with the whole vocabulary
- *                         (gen-qwen-checkpoints.py fuzz-base)
+ *                         (gen-qwen-checkpoints.py fuzz-base); fuzz_session_file loads
+ *                         its sessions into it
  *   QWEN_FUZZ_TEMPLATE_GGUF  a small qwen2 GGUF with an 8192-byte chat template slot
  *                         (fuzz-seeds.py)
  * A failing API call is fine (that is the point); a crash, a sanitizer report, a leak

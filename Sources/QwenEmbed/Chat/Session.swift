@@ -38,7 +38,8 @@ public final class Session: @unchecked Sendable {
     public private(set) var history: [ChatMessage] = []
     /// Tools offered to the model on every chat call (function calling); empty = none.
     public private(set) var tools: [ToolDefinition] = []
-    private var random: RandomSource
+    /// Draws the seed of each reply that sets none; saved with the session (`SessionFile`).
+    var random: RandomSource
     private let cancelFlag = CancelFlag()
     private let busy = Atomic<Bool>(false)
     /// The pull-form reply in progress (between beginChat and endChat).
@@ -126,6 +127,19 @@ public final class Session: @unchecked Sendable {
             }
             guard !call.name.isEmpty else { throw QwenError.invalidArgument("the tool call has an empty name") }
             history[last].toolCalls.append(call)
+        }
+    }
+
+    /// Writes the session to `path`: system prompt, tools, history, context and window
+    /// sizes, sampler state and the KV cache's rows (`SessionFile` describes the format),
+    /// so `Model.loadSession` in any process continues exactly where this one is. The file
+    /// is written beside `path` (readable by its owner only) and renamed over it at the end,
+    /// so a failed save leaves an existing file as it was. Errors: `.io` (the directory cannot be written, a full
+    /// disk), `.wrongState` while a pull-form reply is in progress, `.busy`.
+    public func save(to path: String) throws {
+        try exclusive {
+            guard pull == nil else { throw QwenError.wrongState("a pull-form reply is in progress; end it before saving") }
+            try SessionFile.write(self, to: path)
         }
     }
 

@@ -30,6 +30,18 @@ public struct ToolDefinition: Sendable, Equatable {
             throw QwenError.invalidArgument("the parameters of \(message)")
         }
     }
+
+    /// A definition as a saved session holds it (`SessionFile`): every field as the
+    /// original had it. Nil unless the name is set and `parametersJSON` is JSON in the form
+    /// `init` writes (re-serializing it gives it back).
+    init?(saved name: String, description: String, parametersJSON: String, hasDescription: Bool, hasParameters: Bool) {
+        guard !name.isEmpty, (try? JSONValue.pythonDumps(parametersJSON, context: "tool \(name)")) == parametersJSON else { return nil }
+        self.name = name
+        self.description = description
+        self.parametersJSON = parametersJSON
+        self.hasDescription = hasDescription
+        self.hasParameters = hasParameters
+    }
 }
 
 /// A call the assistant made: the tool's name and its arguments as the model wrote

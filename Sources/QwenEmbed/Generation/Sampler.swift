@@ -49,6 +49,16 @@ public struct RandomSource: Sendable {
         s = (next(), next(), next(), next())
     }
 
+    /// A source continuing from `state`, the four words of `state` of another (a saved
+    /// session's sampler). Nil for all zeros, which xoshiro never reaches from a seed.
+    init?(state: (UInt64, UInt64, UInt64, UInt64)) {
+        guard state != (0, 0, 0, 0) else { return nil }
+        s = state
+    }
+
+    /// The generator's four words: `init(state:)` continues exactly where this one is.
+    var state: (UInt64, UInt64, UInt64, UInt64) { s }
+
     public mutating func next() -> UInt64 {
         let result = ((s.1 &* 5) << 7 | (s.1 &* 5) >> 57) &* 9
         let t = s.1 << 17

@@ -66,12 +66,28 @@ public final class Model: @unchecked Sendable {
     let grammars = GrammarCache()
     /// Keeps the mapped files alive as long as `weights` point into them.
     private let storage: [AnyObject]
+    /// The file's tensors as loaded (in `storage`), for `fingerprint`.
+    private let sourceTensors: [SourceTensor]
+    private let fingerprintLock = Mutex()
+    private var computedFingerprint: UInt64? = nil   // under fingerprintLock
+
+    /// The model's sampled fingerprint (`Model.fingerprint(config:vocabularySize:tensors:)`),
+    /// computed at the first use and kept: saved sessions carry it.
+    public var fingerprint: UInt64 {
+        fingerprintLock.locked {
+            if let computedFingerprint { return computedFingerprint }
+            let value = Model.fingerprint(config: config, vocabularySize: tokenizer.count, tensors: sourceTensors)
+            computedFingerprint = value
+            return value
+        }
+    }
 
     public static let defaultSystemPrompt = "You are a helpful assistant."
 
     private init(path: String, config: ModelConfig, tokenizer: Tokenizer, info: ModelInfo,
                  weights: TransformerWeights, threads: Int, kernels: KernelTable,
-                 maxWindowSize: Int, chatTemplate: (source: String?, tokens: [String: String]), storage: [AnyObject]) {
+                 maxWindowSize: Int, chatTemplate: (source: String?, tokens: [String: String]), storage: [AnyObject],
+                 sourceTensors: [SourceTensor]) {
         self.path = path
         self.config = config
         self.tokenizer = tokenizer
@@ -87,6 +103,7 @@ public final class Model: @unchecked Sendable {
         self.maxWindowSize = maxWindowSize
         chatTemplateSource = chatTemplate.source
         self.storage = storage
+        self.sourceTensors = sourceTensors
     }
 
     deinit {
@@ -187,7 +204,8 @@ public final class Model: @unchecked Sendable {
         }
         return Model(path: path, config: config, tokenizer: tokenizer, info: info, weights: weights,
                      threads: threads, kernels: kernels(options), maxWindowSize: 6144,
-                     chatTemplate: (gguf.string("tokenizer.chat_template"), templateTokens), storage: [gguf] + repacked)
+                     chatTemplate: (gguf.string("tokenizer.chat_template"), templateTokens), storage: [gguf] + repacked,
+                     sourceTensors: gguf.tensors.map { SourceTensor(name: $0.name, type: $0.type.name, shape: $0.dims, data: $0.data) })
     }
 
     /// llama.cpp's `general.file_type` names; the most common matrix type otherwise.
@@ -279,7 +297,8 @@ public final class Model: @unchecked Sendable {
             parameterCount: parameters, weightType: weightType, fileBytes: checkpoint.fileBytes)
         return Model(path: directory, config: config, tokenizer: tokenizer, info: info, weights: weights,
                      threads: threads, kernels: kernels(options), maxWindowSize: maxWindow,
-                     chatTemplate: chatTemplate, storage: [checkpoint] + (mapper.gptq.map { [$0] } ?? []))
+                     chatTemplate: chatTemplate, storage: [checkpoint] + (mapper.gptq.map { [$0] } ?? []),
+                     sourceTensors: checkpoint.tensors.values.map { SourceTensor(name: $0.name, type: $0.dtype.rawValue, shape: $0.shape, data: $0.data) })
     }
 
     /// A Hugging Face directory's chat template (chat_template.jinja, else tokenizer_config.json's

@@ -120,3 +120,82 @@ public final class KVCache: @unchecked Sendable {
         values.unsafelyUnwrapped + (layer * allocated + position) * kvDim
     }
 }
+
+// MARK: saved sessions
+
+extension KVCache {
+    /// The layout of a saved cache's rows: the kv-type byte `save(to:)` writes first.
+    enum SavedLayout: UInt8 {
+        /// keys and values as f16, [n, kvDim] each per layer.
+        case f16 = 0
+    }
+
+    /// Writes the cache as a saved session holds it (`SessionFile`): u8 layout, u32 layers,
+    /// u32 kvDim, u32 token count n, u32 `promptRowPrefix`, u64 `ntkAlpha` (its bits),
+    /// n x i32 tokens, then per layer the keys [n, kvDim] and values [n, kvDim] of positions
+    /// 0..<n. Rows are written as they are in memory (little-endian hosts).
+    func save(to out: inout SessionFileWriter) throws {
+        try out.u8(SavedLayout.f16.rawValue)
+        try out.count(layerCount, "the layer count")
+        try out.count(kvDim, "the KV width")
+        try out.count(tokens.count, "the cached token count")
+        try out.count(promptRowPrefix, "the prompt-row prefix")
+        try out.u64(ntkAlpha.bitPattern)
+        try tokens.withUnsafeBytes { try out.bytes($0) }
+        let rowBytes = tokens.count * kvDim * MemoryLayout<Float16>.size   // one layer's keys (or values) in use
+        for layer in 0..<layerCount where rowBytes > 0 {
+            try out.bytes(UnsafeRawBufferPointer(start: keyPointer(layer: layer, position: 0), count: rowBytes))
+            try out.bytes(UnsafeRawBufferPointer(start: valuePointer(layer: layer, position: 0), count: rowBytes))
+        }
+    }
+
+    /// A cache of `capacity` positions holding what `save(to:)` wrote, checked against
+    /// `config` (layers, KV width, token ids) before its storage is allocated. Throws
+    /// `.badModel` for what does not fit the model, `.contextFull` when its tokens do not
+    /// fit `capacity`.
+    static func load(from input: inout SessionFileReader, config: ModelConfig, capacity: Int) throws -> KVCache {
+        let cache = try KVCache(config: config, capacity: capacity)
+        var at = input.offset
+        let layout = try input.u8("the KV cache layout")
+        guard SavedLayout(rawValue: layout) == .f16 else { throw input.corrupt("KV cache layout \(layout) is not one this build reads", at: at) }
+        at = input.offset
+        let layers = Int(try input.u32("the KV layer count")), width = Int(try input.u32("the KV width"))
+        guard layers == cache.layerCount, width == cache.kvDim else {
+            throw input.corrupt("a KV cache of \(layers) layers x \(width) does not fit the model's \(cache.layerCount) x \(cache.kvDim)", at: at)
+        }
+        at = input.offset
+        let count = try input.count("the cached token count", eachAtLeast: MemoryLayout<Int32>.size)
+        guard count < capacity else {
+            throw QwenError.contextFull("\(input.context): the session's \(count) cached tokens (byte \(at)) do not fit a context of \(capacity) positions")
+        }
+        at = input.offset
+        let prefix = Int(try input.u32("the prompt-row prefix"))
+        guard prefix <= count else { throw input.corrupt("prompt-row prefix \(prefix) is beyond the \(count) cached tokens", at: at) }
+        at = input.offset
+        let alpha = Double(bitPattern: try input.u64("the NTK alpha"))
+        guard alpha.isFinite, alpha >= 1 else { throw input.corrupt("NTK alpha \(alpha) is not a finite value >= 1", at: at) }
+        at = input.offset
+        let ids = try input.slice(count * MemoryLayout<Int32>.size, "the cached tokens")
+        let tokens = (0..<count).map { Int32(littleEndian: ids.loadUnaligned(fromByteOffset: $0 * 4, as: Int32.self)) }
+        if let bad = tokens.firstIndex(where: { $0 < 0 || Int($0) >= config.vocabSize }) {
+            throw input.corrupt("cached token \(bad) is id \(tokens[bad]), outside the vocabulary of \(config.vocabSize)", at: at + 4 * bad)
+        }
+        let rowBytes = count * width * MemoryLayout<Float16>.size   // one layer's keys (or values) in use
+        guard rowBytes * 2 * layers <= input.remaining else {
+            throw input.corrupt("the KV rows of \(count) tokens need \(rowBytes * 2 * layers) bytes; \(input.remaining) are left", at: input.offset)
+        }
+        if count > 0 {
+            try cache.reserve(count)
+            for layer in 0..<layers {
+                for (rows, what) in [(cache.keyPointer(layer: layer, position: 0), "keys"), (cache.valuePointer(layer: layer, position: 0), "values")] {
+                    let saved = try input.slice(rowBytes, "layer \(layer)'s \(what)")
+                    if let source = saved.baseAddress { UnsafeMutableRawPointer(rows).copyMemory(from: source, byteCount: rowBytes) }
+                }
+            }
+        }
+        cache.tokens = tokens
+        cache.ntkAlpha = alpha
+        cache.promptRowPrefix = prefix
+        return cache
+    }
+}

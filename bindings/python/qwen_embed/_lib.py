@@ -594,6 +594,15 @@ qwen_session_acquire_prompt = _fn("qwen_session_acquire_prompt",
 # void qwen_session_release(qwen_session *session);
 qwen_session_release = _fn("qwen_session_release", [qwen_session_p], None)
 
+# qwen_status qwen_session_save(qwen_session *session, const char *path);
+qwen_session_save = _fn("qwen_session_save", [qwen_session_p, c_char_p], qwen_status)
+
+# qwen_status qwen_session_load(qwen_model *model, const char *path, const qwen_session_params *params,
+#                               qwen_session **out);
+qwen_session_load = _fn("qwen_session_load",
+                        [qwen_model_p, c_char_p, POINTER(qwen_session_params), POINTER(qwen_session_p)],
+                        qwen_status)
+
 # qwen_status qwen_session_get_system_prompt(const qwen_session *session, const char **system_prompt);
 qwen_session_get_system_prompt = _fn("qwen_session_get_system_prompt", [qwen_session_p, POINTER(c_char_p)],
                                      qwen_status)

@@ -545,6 +545,26 @@ class Model:
                   "qwen_session_acquire_prompt")
         return Session._adopt(self, out, [])
 
+    def load_session(self, path: Union[str, "os.PathLike[str]"], n_ctx: int = 0, *,
+                     max_window_size: int = 0) -> "Session":
+        """A new session continuing the one ``Session.save`` wrote to ``path``, exactly where
+        it was (history, system prompt, tools, sampler state, KV cache), in this process or
+        any other. ``n_ctx`` / ``max_window_size``: 0 = the saved session's. The saved tools
+        are offered on its chat calls; its ``tools`` property lists only tools set through
+        it afterwards (the C API hands them back to no one). Raises ``QwenIOError`` (missing,
+        a directory, unreadable), ``BadModelError`` (not a session file, truncated or corrupt;
+        the message names the byte offset), ``UnsupportedModelError`` (from a newer
+        QwenEmbed), ``InvalidArgumentError`` (saved with another model), ``ContextFullError``
+        (``n_ctx`` cannot hold the saved KV cache)."""
+        data = _c_string(os.fspath(path), "path")
+        params, _keep = _session_params(None, n_ctx, 0, 0, max_window_size)
+        out = _lib.qwen_session_p()
+        with self._use() as h:
+            check(_lib.qwen_session_load(h, data, byref(params), byref(out)), "qwen_session_load")
+        session = Session.__new__(Session)
+        session._setup(self, out, [], release_on_exit=False)
+        return session
+
     @staticmethod
     def _conversation(query: str, history: Optional[Sequence[Tuple[str, str]]]) -> List[Tuple[int, str]]:
         conversation: List[Tuple[int, str]] = []
@@ -700,6 +720,16 @@ class Session:
         """Forget the history and the KV cache; keeps the system prompt."""
         with self._locked("qwen_session_reset") as h:
             check(_lib.qwen_session_reset(h), "qwen_session_reset")
+
+    def save(self, path: Union[str, "os.PathLike[str]"]) -> None:
+        """Save the session to ``path`` (replacing a file there) for ``Model.load_session``:
+        history, system prompt, tools, sampler state and KV cache. Written beside ``path`` and
+        renamed over it when complete, so a failed save leaves an existing file as it was.
+        Raises ``QwenIOError`` (the directory cannot be written), ``WrongStateError`` (a
+        streamed reply is in progress)."""
+        data = _c_string(os.fspath(path), "path")
+        with self._locked("qwen_session_save") as h:
+            check(_lib.qwen_session_save(h, data), "qwen_session_save")
 
     @property
     def system_prompt(self) -> Optional[str]:
