@@ -18,7 +18,7 @@ RELEASE_FLAGS := -c release -Xswiftc -static-stdlib \
 CC ?= cc
 CFLAGS ?= -std=c11 -O2 -Wall -Wextra -Werror
 LIBDIR := $(CURDIR)/.build/release
-C_LINK := -I$(CURDIR)/include -L$(LIBDIR) -lqwen -Wl,-rpath,$(LIBDIR) -lpthread
+C_LINK := -I$(CURDIR)/include -L$(LIBDIR) -lqwen -Wl,-rpath,$(LIBDIR) -lpthread -lm
 
 .PHONY: all run build deps model test test-swift test-c test-python test-sanitize fuzz wheel examples install bench check-consumer clean
 PREFIX ?= /usr/local
