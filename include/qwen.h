@@ -489,6 +489,18 @@ typedef struct {
     const char *text;           /* whole reply; owned by the session, valid until its next call */
 } qwen_result;
 
+/* -------------------------------------------------------------- grammars */
+
+/** Check a grammar or a JSON schema as qwen_gen_params would take it (exactly one of
+ *  `grammar` (GBNF text) and `json_schema` non-NULL), without a model: compiled, its start
+ *  state built. On success writes the GBNF text replies would be held to (a schema's
+ *  grammar as the engine compiles it; a grammar as given) with the size-query contract
+ *  of qwen_tokenize, counting bytes (`out` may be NULL with `capacity` 0 to ask the size;
+ *  NUL-terminated when it fits). Errors: INVALID_ARGUMENT naming the line and column (a
+ *  grammar) or the schema path, BUFFER_TOO_SMALL. Thread-safe. */
+qwen_status qwen_grammar_check(const char *grammar, const char *json_schema, char *out, size_t capacity,
+                               size_t *n_out);
+
 /* ------------------------------------------------------- log probabilities */
 
 #define QWEN_MAX_TOP_LOGPROBS 20

@@ -9,6 +9,8 @@
 - fuzz_chatml: the ChatML reference conversations.
 - fuzz_template: the chat templates of Tests/Fixtures/templates; and OUT_DIR/template-base.gguf,
   a small qwen2 GGUF whose chat template is TEMPLATE_SLOT bytes of "@" the target overwrites.
+- fuzz_grammar: every grammar and JSON schema of Tests/Fixtures/grammar-cases.json (llama.cpp's
+  test cases and grammars/ folder) behind its selector byte.
     fuzz-seeds.py --sessions OUT_DIR BASE_CHECKPOINT
 - fuzz_session_file: sessions saved from the base checkpoint through the binding (libqwen as
   QWEN_LIBRARY finds it): a new one, and one with tools, a tool call, a tool result and a KV
@@ -92,3 +94,8 @@ for i, line in enumerate(open(ROOT / "Tests/Fixtures/chatml-cases.jsonl", encodi
 write_small_gguf(out / "template-base.gguf", "qwen2", "f32", chat_template="@" * TEMPLATE_SLOT)
 for path in sorted((ROOT / "Tests/Fixtures/templates").glob("*.jinja")):
     seed("fuzz_template", path.stem, path.read_bytes())
+for i, case in enumerate(json.loads((ROOT / "Tests/Fixtures/grammar-cases.json").read_text(encoding="utf-8"))):
+    if case["kind"] == "grammar":
+        seed("fuzz_grammar", f"grammar-{i}", bytes([0]) + case["grammar"].encode())
+    else:
+        seed("fuzz_grammar", f"schema-{i}", bytes([1]) + case["schema"].encode())

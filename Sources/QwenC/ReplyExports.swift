@@ -145,3 +145,20 @@ func chatMessages(_ messages: UnsafePointer<qwen_chat_message>?, _ n: Int) throw
         return QWEN_OK
     }
 }
+
+@c @implementation public func qwen_grammar_check(_ grammar: UnsafePointer<CChar>?, _ jsonSchema: UnsafePointer<CChar>?,
+                                                  _ out: UnsafeMutablePointer<CChar>?, _ capacity: Int,
+                                                  _ nOut: UnsafeMutablePointer<Int>?) -> qwen_status {
+    guarded {
+        let nOut = try required(nOut, "n_out")
+        nOut.pointee = 0
+        let capacity = try sizeArgument(capacity, "capacity")
+        guard out != nil || capacity == 0 else { throw QwenError.invalidArgument("out is NULL but capacity is \(capacity)") }
+        let text = try Model.checkGrammar(try grammar.map { try utf8Argument($0, "grammar") },
+                                          jsonSchema: try jsonSchema.map { try utf8Argument($0, "json_schema") })
+        let bytes = Array(text.utf8)
+        let status = copyOut(bytes.map { CChar(bitPattern: $0) }, to: out, capacity: capacity, count: nOut, what: "byte")
+        if status == QWEN_OK, let out, bytes.count < capacity { out[bytes.count] = 0 }
+        return status
+    }
+}

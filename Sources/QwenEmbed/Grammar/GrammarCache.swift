@@ -42,6 +42,17 @@ extension Model {
         try JSONSchemaGrammar.gbnf(schema: schema)
     }
 
+    /// Checks a GBNF `grammar` or a `jsonSchema` (exactly one) as generation takes it:
+    /// compiled, its start state built. Returns the GBNF text replies would be held to.
+    public static func checkGrammar(_ grammar: String?, jsonSchema: String?) throws -> String {
+        var parameters = GenerationParameters()
+        parameters.grammar = grammar
+        parameters.jsonSchema = jsonSchema
+        guard let text = try Session.grammarText(parameters) else { throw QwenError.invalidArgument("give a grammar or a JSON schema") }
+        _ = try GrammarAutomaton(GBNFParser.parse(text))
+        return text
+    }
+
     /// The GBNF grammar `response_format: {"type": "json_object"}` holds replies to.
     public static var jsonObjectGrammar: String { JSONSchemaGrammar.jsonObject }
 
