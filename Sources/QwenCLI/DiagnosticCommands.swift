@@ -13,6 +13,7 @@ struct LogitsCommand: ParsableCommand {
     @Option(help: "How many top logits per position.") var top: Int = 10
     @Option(name: .customShort("c"), help: "Context window (0 = the sequence length).") var context: Int = 0
     @Option(help: "Tokens per forward pass (1 = token by token).") var batch: Int = 128
+    @OptionGroup var kv: KVTypeOption
     @Option(help: "Comma-separated vocabulary ids whose logits to print at every position too (\"at\").")
     var at: String = ""
 
@@ -31,7 +32,7 @@ struct LogitsCommand: ParsableCommand {
         if let bad = watched.first(where: { $0 < 0 || Int($0) >= model.config.vocabSize }) {
             throw ValidationError("--at id \(bad) is outside the vocabulary (0..<\(model.config.vocabSize))")
         }
-        let scorer = try SequenceScorer(model: model, contextSize: max(context, tokens.count), batch: batch)
+        let scorer = try SequenceScorer(model: model, contextSize: max(context, tokens.count), batch: batch, kvType: kv.kvType)
         try scorer.run(tokens) { position, logits in
             let vocab = model.config.vocabSize
             var best: [(Int, Float)] = []
@@ -57,6 +58,7 @@ struct PerplexityCommand: ParsableCommand {
     @OptionGroup var options: ModelOptions
     @Option(name: .short, help: "A UTF-8 text file.") var file: String
     @Option(name: .customShort("c"), help: "Window size in tokens.") var context: Int = 512
+    @OptionGroup var kv: KVTypeOption
 
     func run() throws {
         guard context >= 16 else { throw ValidationError("-c must be at least 16") }
@@ -65,7 +67,7 @@ struct PerplexityCommand: ParsableCommand {
         let tokens = try bytes.withUnsafeBytes { try model.tokenizer.encode(utf8: $0, parseSpecial: false) }
         let windows = tokens.count / context
         guard windows >= 1 else { throw QwenError.invalidArgument("\(file) has \(tokens.count) tokens, fewer than one window of \(context)") }
-        let scorer = try SequenceScorer(model: model, contextSize: context)
+        let scorer = try SequenceScorer(model: model, contextSize: context, kvType: kv.kvType)
         // Each window runs from an empty cache; only its second half is scored
         // (positions first..<context-1 predicting their successors), as llama.cpp does.
         let first = context / 2
