@@ -207,6 +207,17 @@ typedef struct {
     const char *content;      /* UTF-8, NUL-terminated; copied by the library */
 } qwen_message;
 
+/** How a session's KV cache stores keys and values (qwen_session_params.kv_type). */
+typedef enum {
+    QWEN_KV_F16 = 0,   /* f16: 4 bytes per token per layer per KV channel (keys + values);
+                          Qwen2.5-0.5B: 12 KiB per token */
+    QWEN_KV_Q8 = 1     /* ggml's Q8_0 (llama.cpp's -ctk q8_0 -ctv q8_0): per 32 values an f16
+                          scale and 32 int8, 53% of f16's memory (Qwen2.5-0.5B: 6.4 KiB per
+                          token); decode as fast; perplexity costs depend on the model's
+                          keys (Qwen2.5-Coder-0.5B: +4.7%, its keys' outlier channels;
+                          BENCHMARKS.md). Needs a head size that is a multiple of 32 */
+} qwen_kv_type;
+
 typedef struct {
     uint32_t struct_size;
     int32_t n_ctx;             /* context window in tokens; 0 = the trained length capped at
@@ -226,15 +237,20 @@ typedef struct {
     const struct qwen_tool *tools;  /* tools offered from the start (as qwen_session_set_tools);
                                        NULL = none; copied */
     size_t n_tools;
+    int32_t kv_type;           /* a qwen_kv_type; default QWEN_KV_F16; another value is
+                                  INVALID_ARGUMENT. Prompt prefixes (qwen_session_acquire,
+                                  sessions in flight) are only shared between sessions of one
+                                  kv_type */
 } qwen_session_params;
 
 void qwen_session_params_init(qwen_session_params *params);
 
 /** Create a session (history, KV cache, sampler) on `model`; the session holds a
- *  reference to the model. A session holds no threads; its KV cache (f16) grows as the
- *  conversation does, up to n_ctx positions.
+ *  reference to the model. A session holds no threads; its KV cache (f16, or q8 by
+ *  kv_type) grows as the conversation does, up to n_ctx positions.
  *  Errors: INVALID_ARGUMENT (NULL, negative fields, invalid UTF-8 system prompt, an
- *  n_ctx above the model's limit: 32768 for Qwen v1 checkpoints with dynamic NTK),
+ *  n_ctx above the model's limit: 32768 for Qwen v1 checkpoints with dynamic NTK, an
+ *  unknown kv_type, QWEN_KV_Q8 on a model whose head size is not a multiple of 32),
  *  OUT_OF_MEMORY. A GPTQ checkpoint's layers are repacked the first time a call runs
  *  them; what that finds wrong in the file (a g_idx out of range, a NaN scale) is that
  *  call's BAD_MODEL. */
@@ -293,6 +309,11 @@ qwen_status qwen_session_set_system_prompt(qwen_session *session, const char *sy
 /** The system prompt; NULL when the session uses the model's own default. *system_prompt
  *  stays valid until the session's next mutating call. */
 qwen_status qwen_session_get_system_prompt(const qwen_session *session, const char **system_prompt);
+/** The session's KV cache memory: bytes one token takes (keys and values of every layer,
+ *  in its kv_type) and bytes allocated now (the cache grows with the conversation).
+ *  Either out-pointer may be NULL. Errors: INVALID_ARGUMENT (NULL session). */
+qwen_status qwen_session_get_kv_bytes(const qwen_session *session, size_t *bytes_per_token,
+                                      size_t *bytes_allocated);
 /** Number of messages in the history (system prompt not counted); 0 for NULL. */
 size_t qwen_session_n_messages(const qwen_session *session);
 /** Message i of the history. *content stays valid until the session's next
@@ -410,8 +431,9 @@ qwen_status qwen_session_save(qwen_session *session, const char *path);
 
 /** A new session on `model` continuing the one saved in `path` (qwen_session_save).
  *  `params` may be NULL: everything comes from the file. Otherwise n_ctx (0 = the
- *  file's) and max_window_size (0 = the file's) apply; its system_prompt, tools and seed
- *  are ignored in favour of the file's system prompt, tools and sampler state. The whole
+ *  file's) and max_window_size (0 = the file's) apply; its system_prompt, tools, seed and
+ *  kv_type are ignored in favour of the file's system prompt, tools, sampler state and KV
+ *  cache type. The whole
  *  file is checked before the session is created; on error *out is left untouched.
  *  Errors: INVALID_ARGUMENT (NULL model, path or out; the file belongs to another model),
  *  IO (missing, a directory, unreadable), BAD_MODEL (not a session file, truncated or

@@ -13,7 +13,7 @@ enum GenericKernels {
         isa: .generic, rowKernels: GGMLType.allCases.map(rows), dequantizeKernels: GGMLType.allCases.map(dequantize),
         interleavedRowKernels: GGMLType.allCases.map(interleavedRows),
         interleavedDequantizeKernels: GGMLType.allCases.map(interleavedDequantize),
-        quantizeQ8: quantizeQ8, attend: attendHead, swiGLU: swiGLU, gemm: nil)
+        quantizeQ8: quantizeQ8, attend: attendHead, attendQ8: attendHeadQ8, swiGLU: swiGLU, gemm: nil)
 
     /// The decode kernel for `type`: one vector at a time (the generic path is the
     /// portable reference, not tuned for batches).
@@ -204,19 +204,50 @@ enum GenericKernels {
         writeLaneRecords(q8, d8, cols: cols, lanes)
     }
 
-    static func attendHead(_ q: UnsafePointer<Float>, _ keys: UnsafePointer<Float16>, _ values: UnsafePointer<Float16>,
-                           _ kvStride: Int, _ length: Int, _ headDim: Int,
+    /// The scalar reference of the f16 attention kernel (`AttendKernel`).
+    static func attendHead(_ q: UnsafePointer<Float>, _ keys: UnsafeRawPointer, _ values: UnsafeRawPointer,
+                           _ rowBytes: Int, _ length: Int, _ headDim: Int,
                            _ scores: UnsafeMutablePointer<Float>, _ out: UnsafeMutablePointer<Float>) {
         for t in 0..<length {
+            let key = keys + t &* rowBytes
             var sum: Float = 0
-            for i in 0..<headDim { sum += q[i] * Float(keys[t &* kvStride &+ i]) }
+            for i in 0..<headDim { sum += q[i] * loadHalf(key, 2 &* i) }
             scores[t] = sum
         }
         softmax(scores, n: length)
         out.initialize(repeating: 0, count: headDim)
         for t in 0..<length {
-            let weight = scores[t]
-            for i in 0..<headDim { out[i] += weight * Float(values[t &* kvStride &+ i]) }
+            let weight = scores[t], value = values + t &* rowBytes
+            for i in 0..<headDim { out[i] += weight * loadHalf(value, 2 &* i) }
+        }
+    }
+
+    /// The scalar reference of the Q8_0 attention kernel: per position and block of 32,
+    /// score += d_k * Σ q[i] k[i]; out += weight * d_v * v[i].
+    static func attendHeadQ8(_ q: UnsafePointer<Float>, _ keys: UnsafeRawPointer, _ values: UnsafeRawPointer,
+                             _ rowBytes: Int, _ length: Int, _ headDim: Int,
+                             _ scores: UnsafeMutablePointer<Float>, _ out: UnsafeMutablePointer<Float>) {
+        let blocks = headDim / 32, blockBytes = Q8_0Format.blockBytes
+        for t in 0..<length {
+            let key = keys + t &* rowBytes
+            var sum: Float = 0
+            for b in 0..<blocks {
+                let block = key + b &* blockBytes
+                var dot: Float = 0
+                for i in 0..<32 { dot += q[b &* 32 &+ i] * Float(block.load(fromByteOffset: 2 &+ i, as: Int8.self)) }
+                sum += loadHalf(block, 0) * dot
+            }
+            scores[t] = sum
+        }
+        softmax(scores, n: length)
+        out.initialize(repeating: 0, count: headDim)
+        for t in 0..<length {
+            let value = values + t &* rowBytes
+            for b in 0..<blocks {
+                let block = value + b &* blockBytes
+                let weight = scores[t] * loadHalf(block, 0)
+                for i in 0..<32 { out[b &* 32 &+ i] += weight * Float(block.load(fromByteOffset: 2 &+ i, as: Int8.self)) }
+            }
         }
     }
 

@@ -12,7 +12,7 @@ import KernelsAVX512
 // knows which instruction set runs. For each (format, layout, instruction set) it names
 // the decode kernel (rows of a matrix times a batch of int8 or f32 vectors), the row
 // dequantizer (embeddings, prefill tiles) and, per instruction set, the activation
-// quantizer and the attention and SwiGLU kernels. Nothing reads a process-wide table: the engine chooses
+// quantizer and the attention (f16 and Q8_0 KV caches) and SwiGLU kernels. Nothing reads a process-wide table: the engine chooses
 // one when a model loads (`KernelTable.selected`) and hands it to every call (matvec,
 // matmul, the forward pass), so models loaded with different tables coexist.
 
@@ -28,13 +28,14 @@ public typealias DequantizeKernel = (UnsafeRawPointer, Int, UnsafeMutablePointer
 public typealias QuantizeQ8Kernel = (UnsafePointer<Float>, Int, UnsafeMutablePointer<Int8>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>,
                                      UnsafeMutableRawPointer) -> Void
 /// Causal attention of one query head over `length` cached positions: (q, keys, values,
-/// kvStride, length, headDim, scores, out) with
+/// rowBytes, length, headDim, scores, out) with
 ///   q:      [headDim] f32 (already rotated and scaled)
-///   keys:   [length, kvStride] f16, this head's slice starts at keys[0]
-///   values: [length, kvStride] f16, likewise
+///   keys:   [length] rows `rowBytes` apart (KVRows.swift); this head's headDim values
+///           start at keys: f16 for `attend`, Q8_0 blocks for `attendQ8`
+///   values: [length] rows, likewise
 ///   scores: [length] f32 scratch
 ///   out:    [headDim] f32
-public typealias AttendKernel = (UnsafePointer<Float>, UnsafePointer<Float16>, UnsafePointer<Float16>, Int, Int, Int,
+public typealias AttendKernel = (UnsafePointer<Float>, UnsafeRawPointer, UnsafeRawPointer, Int, Int, Int,
                                  UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) -> Void
 /// y[t * yStride + r] = Σ_k x[t * cols + k] * w[r * cols + k] for an f32 weight tile
 /// w [rows, cols] and tokens x [n, cols]: (w, rows, x, n, cols, y, yStride).
@@ -87,7 +88,10 @@ public struct KernelTable: @unchecked Sendable {
     let interleavedRowKernels: [RowsKernel?]               // [GGMLType.allCases.count], interleaved layout (nil: floats)
     let interleavedDequantizeKernels: [DequantizeKernel?]  // [GGMLType.allCases.count], likewise
     public let quantizeQ8: QuantizeQ8Kernel
+    /// Attention over an f16 KV cache.
     public let attend: AttendKernel
+    /// Attention over a Q8_0 KV cache (headDim a multiple of 32).
+    public let attendQ8: AttendKernel
     public let swiGLU: SwiGLUKernel
     /// Prefill's product of a dequantized tile with the token batch; nil: OpenBLAS sgemm.
     public let gemm: GEMMKernel?
@@ -196,8 +200,10 @@ protocol X86KernelSet {
     static func dequantizeQ6_K(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
     static func quantizeQ8(_ x: UnsafePointer<Float>, _ cols: Int, _ q8: UnsafeMutablePointer<Int8>, _ d8: UnsafeMutablePointer<Float>,
                            _ s8: UnsafeMutablePointer<Float>, _ lanes: UnsafeMutableRawPointer)
-    static func attendHead(_ q: UnsafePointer<Float>, _ keys: UnsafePointer<Float16>, _ values: UnsafePointer<Float16>, _ kvStride: Int,
+    static func attendHead(_ q: UnsafePointer<Float>, _ keys: UnsafeRawPointer, _ values: UnsafeRawPointer, _ rowBytes: Int,
                            _ length: Int, _ headDim: Int, _ scores: UnsafeMutablePointer<Float>, _ out: UnsafeMutablePointer<Float>)
+    static func attendHeadQ8(_ q: UnsafePointer<Float>, _ keys: UnsafeRawPointer, _ values: UnsafeRawPointer, _ rowBytes: Int,
+                             _ length: Int, _ headDim: Int, _ scores: UnsafeMutablePointer<Float>, _ out: UnsafeMutablePointer<Float>)
     static func swiGLU(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, _ n: Int)
 }
 
@@ -267,7 +273,7 @@ private func x86Table<K: X86KernelSet>(_ isa: InstructionSet, _: K.Type, gemm: G
     return KernelTable(isa: isa, rowKernels: GGMLType.allCases.map(rows), dequantizeKernels: GGMLType.allCases.map(dequantize),
                        interleavedRowKernels: GGMLType.allCases.map(interleavedRows),
                        interleavedDequantizeKernels: GGMLType.allCases.map(interleavedDequantize),
-                       quantizeQ8: K.quantizeQ8, attend: K.attendHead, swiGLU: K.swiGLU,
+                       quantizeQ8: K.quantizeQ8, attend: K.attendHead, attendQ8: K.attendHeadQ8, swiGLU: K.swiGLU,
                        gemm: gemm)
 }
 #endif

@@ -979,23 +979,9 @@ enum BF16: FloatRow {
     return _mm256_fmadd_ps(j, k, k)
 }
 
-/// Softmax of scores[length], then out[headDim] = Σ_t scores[t] * values[t] (f16 rows
-/// `kvStride` apart), after scores[t] = q · keys[t].
-@inline(__always) func attend(_ q: UnsafePointer<Float>, _ keys: UnsafePointer<Float16>, _ values: UnsafePointer<Float16>,
-                              _ kvStride: Int, _ length: Int, _ headDim: Int,
-                              _ scores: UnsafeMutablePointer<Float>, _ out: UnsafeMutablePointer<Float>) {
-    let vectorDim = headDim & ~7
-    var maximum = -Float.infinity
-    for t in 0..<length {
-        let key = UnsafeRawPointer(keys + t &* kvStride)
-        var acc = _mm256_setzero_ps()
-        var i = 0
-        while i < vectorDim { acc = _mm256_fmadd_ps(loadFloat8(q, i), F16.load8(key, i), acc); i &+= 8 }
-        var score = hsum(acc)
-        while i < headDim { score += q[i] * F16.load1(key, i); i &+= 1 }
-        scores[t] = score
-        maximum = max(maximum, score)
-    }
+/// scores[t] = e^(scores[t] - maximum) for t in 0..<length (the softmax's numerators);
+/// returns 1 / their sum.
+@inline(__always) func exponentiate(_ scores: UnsafeMutablePointer<Float>, _ length: Int, maximum: Float) -> Float {
     let shift = _mm256_set1_ps(maximum)
     var sums = _mm256_setzero_ps()
     var t = 0
@@ -1012,12 +998,32 @@ enum BF16: FloatRow {
         total += e
         t &+= 1
     }
-    let inverse = 1 / total
+    return 1 / total
+}
+
+/// Softmax of scores[length], then out[headDim] = Σ_t scores[t] * values[t] (f16 rows
+/// `rowBytes` apart), after scores[t] = q · keys[t].
+@inline(__always) func attend(_ q: UnsafePointer<Float>, _ keys: UnsafeRawPointer, _ values: UnsafeRawPointer,
+                              _ rowBytes: Int, _ length: Int, _ headDim: Int,
+                              _ scores: UnsafeMutablePointer<Float>, _ out: UnsafeMutablePointer<Float>) {
+    let vectorDim = headDim & ~7
+    var maximum = -Float.infinity
+    for t in 0..<length {
+        let key = keys + t &* rowBytes
+        var acc = _mm256_setzero_ps()
+        var i = 0
+        while i < vectorDim { acc = _mm256_fmadd_ps(loadFloat8(q, i), F16.load8(key, i), acc); i &+= 8 }
+        var score = hsum(acc)
+        while i < headDim { score += q[i] * F16.load1(key, i); i &+= 1 }
+        scores[t] = score
+        maximum = max(maximum, score)
+    }
+    let inverse = exponentiate(scores, length, maximum: maximum)
     var i = 0
     while i < headDim { out[i] = 0; i &+= 1 }
     for t in 0..<length {
         let weight = scores[t] * inverse
-        let value = UnsafeRawPointer(values + t &* kvStride)
+        let value = values + t &* rowBytes
         let w8 = _mm256_set1_ps(weight)
         var i = 0
         while i < vectorDim { storeFloat8(out, i, _mm256_fmadd_ps(w8, F16.load8(value, i), loadFloat8(out, i))); i &+= 8 }
@@ -1169,11 +1175,11 @@ public enum X86Kernels {
     @inline(never) public static func dequantizeF16(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>) { dequantizeFloat(F16.self, row, cols, out) }
     @inline(never) public static func dequantizeBF16(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>) { dequantizeFloat(BF16.self, row, cols, out) }
 
-    /// Causal attention of one query head (see Kernels' `attendHead`).
-    @inline(never) public static func attendHead(_ q: UnsafePointer<Float>, _ keys: UnsafePointer<Float16>, _ values: UnsafePointer<Float16>,
-                                                 _ kvStride: Int, _ length: Int, _ headDim: Int,
+    /// Causal attention of one query head over an f16 KV cache (see Kernels' `AttendKernel`).
+    @inline(never) public static func attendHead(_ q: UnsafePointer<Float>, _ keys: UnsafeRawPointer, _ values: UnsafeRawPointer,
+                                                 _ rowBytes: Int, _ length: Int, _ headDim: Int,
                                                  _ scores: UnsafeMutablePointer<Float>, _ out: UnsafeMutablePointer<Float>) {
-        attend(q, keys, values, kvStride, length, headDim, scores, out)
+        attend(q, keys, values, rowBytes, length, headDim, scores, out)
     }
 
     /// gate[i] = silu(gate[i]) * up[i] for i in 0..<n.

@@ -142,7 +142,8 @@ func readParams<T>(_ pointer: UnsafePointer<T>?, defaults: T, name: String) thro
 
 func defaultSessionParams() -> qwen_session_params {
     qwen_session_params(struct_size: UInt32(MemoryLayout<qwen_session_params>.size), n_ctx: 0, n_threads: 0,
-                        seed: 0, system_prompt: nil, max_window_size: 0, tools: nil, n_tools: 0)
+                        seed: 0, system_prompt: nil, max_window_size: 0, tools: nil, n_tools: 0,
+                        kv_type: Int32(QWEN_KV_F16.rawValue))
 }
 
 func defaultGenParams() -> qwen_gen_params {
@@ -232,6 +233,11 @@ func sessionSettings(_ params: UnsafePointer<qwen_session_params>?) throws -> (o
     options.seed = p.seed
     options.maxWindowSize = Int(p.max_window_size)
     if p.system_prompt != nil { options.systemPrompt = try utf8Argument(p.system_prompt, "system_prompt") }
+    switch p.kv_type {
+    case Int32(QWEN_KV_F16.rawValue): options.kvType = .f16
+    case Int32(QWEN_KV_Q8.rawValue): options.kvType = .q8
+    default: throw QwenError.invalidArgument("kv_type \(p.kv_type) is not a qwen_kv_type (QWEN_KV_F16 = 0, QWEN_KV_Q8 = 1)")
+    }
     return (options, try toolDefinitions(p.tools, p.n_tools))
 }
 
@@ -328,6 +334,16 @@ func sessionSettings(_ params: UnsafePointer<qwen_session_params>?) throws -> (o
         let handle = try SessionHandle.from(session)
         let prompt = try required(prompt, "system_prompt")
         prompt.pointee = handle.systemPrompt()
+        return QWEN_OK
+    }
+}
+
+@c @implementation public func qwen_session_get_kv_bytes(_ session: OpaquePointer?, _ perToken: UnsafeMutablePointer<Int>?,
+                                                         _ allocated: UnsafeMutablePointer<Int>?) -> qwen_status {
+    guarded {
+        let bytes = try SessionHandle.from(session).session.kvCacheBytes
+        perToken?.pointee = bytes.perToken
+        allocated?.pointee = bytes.allocated
         return QWEN_OK
     }
 }

@@ -68,27 +68,34 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .short, help: "Generated tokens.") var n: Int = 128
     @Option(name: .short, help: "Repetitions (the best is reported).") var r: Int = 3
     @Option(name: .customShort("c"), help: "Context window (0 = p + n).") var context: Int = 0
+    @Option(name: .short, help: "Decode after this many cached tokens (llama-bench's -d; 0 = from an empty cache).")
+    var depth: Int = 0
+    @OptionGroup var kv: KVTypeOption
     @Flag(help: "Print one JSON object.") var json = false
 
     func run() throws {
-        guard p >= 1, n >= 2, r >= 1 else { throw ValidationError("-p and -r must be at least 1, -n at least 2") }
+        guard p >= 1, n >= 2, r >= 1, depth >= 0 else { throw ValidationError("-p and -r must be at least 1, -n at least 2, -d not negative") }
         let loadStart = monotonicMilliseconds()
         let model = try options.load()
         _ = try model.weights.layers.all()   // GPTQ blocks are repacked on first use: count it as loading
         let loadMs = monotonicMilliseconds() - loadStart
         var sessionOptions = SessionOptions()
-        sessionOptions.contextSize = max(context, p + n + 1)
+        sessionOptions.contextSize = max(context, p + n + 1, depth + n + 1)
+        sessionOptions.kvType = kv.kvType
         let prompt = benchPrompt(p)
-        var prefill = 0.0, decode = 0.0
+        var prefill = 0.0, decode = 0.0, kvBytesPerToken = 0
         for _ in 0..<r {
             // Prefill from an empty cache (a fresh session); then, from an empty cache again
             // (as llama-bench's tg test does, so the figures compare), n greedy tokens: the
-            // first runs the prompt's first token, each later one the token before it.
+            // first runs the prompt's first token, each later one the token before it. With
+            // a depth (llama-bench -d), a prompt of that many tokens first, not counted.
             let prefilled = try Session(model: model, options: sessionOptions)
                 .generate(promptTokens: prompt, parameters: benchParameters(tokens: 0))
             prefill = max(prefill, Double(p) / (prefilled.prefillMilliseconds / 1000))
-            let decoded = try Session(model: model, options: sessionOptions)
-                .generate(promptTokens: [prompt[0]], parameters: benchParameters(tokens: n))
+            let session = try Session(model: model, options: sessionOptions)
+            kvBytesPerToken = session.kvCacheBytes.perToken
+            let decoded = try session.generate(promptTokens: depth > 0 ? benchPrompt(depth) : [prompt[0]],
+                                               parameters: benchParameters(tokens: n))
             decode = max(decode, Double(decoded.generatedTokens - 1) / (decoded.decodeMilliseconds / 1000))
         }
         let peakMB = peakResidentMegabytes()
@@ -97,14 +104,15 @@ struct BenchCommand: ParsableCommand {
         if json {
             print("{\"prefill_tok_s\": \(String(format6: Float(prefill))), \"decode_tok_s\": \(String(format6: Float(decode))), "
                 + "\"load_ms\": \(String(format6: Float(loadMs))), \"peak_rss_mb\": \(String(format6: Float(peakMB))), "
-                + "\"threads\": \(threads), \"n_prompt\": \(p), \"n_gen\": \(n), \"reps\": \(r), "
+                + "\"threads\": \(threads), \"n_prompt\": \(p), \"n_gen\": \(n), \"n_depth\": \(depth), \"reps\": \(r), "
+                + "\"kv_type\": \(jsonString(kv.kvType.rawValue)), \"kv_bytes_per_token\": \(kvBytesPerToken), "
                 + "\"model\": \(jsonString(model.info.name)), \"weight_type\": \(jsonString(model.info.weightType)), "
                 + "\"isa\": \(jsonString(model.kernels.isa.rawValue)), \"decode_bytes_per_token\": \(bytesPerToken)}")
         } else {
             print("model: \(model.info.name) (\(model.info.weightType)), threads: \(threads), kernels: \(model.kernels.isa.rawValue)")
             print("load: \(Int(loadMs)) ms, peak RSS: \(Int(peakMB)) MB")
             print("prefill: \(String(format6: Float(prefill))) tok/s (\(p) tokens)")
-            print("decode:  \(String(format6: Float(decode))) tok/s (\(n) tokens)")
+            print("decode:  \(String(format6: Float(decode))) tok/s (\(n) tokens after \(depth), KV cache \(kv.kvType.rawValue): \(kvBytesPerToken) bytes per token)")
         }
     }
 }
@@ -120,6 +128,7 @@ struct BatchedBenchCommand: ParsableCommand {
     @Option(help: "Prompt tokens per sequence.") var npp: Int = 128
     @Option(help: "Generated tokens per sequence.") var ntg: Int = 128
     @Option(help: "Comma-separated numbers of parallel sequences.") var npl: String = "1,2,4,8"
+    @OptionGroup var kv: KVTypeOption
     @Flag(help: "One JSON object per line instead of the table.") var json = false
 
     func run() throws {
@@ -132,6 +141,7 @@ struct BatchedBenchCommand: ParsableCommand {
         _ = try model.weights.layers.all()
         var sessionOptions = SessionOptions()
         sessionOptions.contextSize = npp + ntg + 1
+        sessionOptions.kvType = kv.kvType
         if !json {
             print("model: \(model.info.name) (\(model.info.weightType)), threads: \(model.engine.threads), kernels: \(model.kernels.isa.rawValue)")
             print("|    PP |     TG |    B |   N_KV |   T_PP s | S_PP t/s |   T_TG s | S_TG t/s |      T s |    S t/s | per stream t/s |")

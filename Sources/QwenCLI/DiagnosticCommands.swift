@@ -13,6 +13,7 @@ struct LogitsCommand: ParsableCommand {
     @Option(help: "How many top logits per position.") var top: Int = 10
     @Option(name: .customShort("c"), help: "Context window (0 = the sequence length).") var context: Int = 0
     @Option(help: "Tokens per forward pass (1 = token by token).") var batch: Int = 128
+    @OptionGroup var kv: KVTypeOption
     @Option(help: "Comma-separated vocabulary ids whose logits to print at every position too (\"at\").")
     var at: String = ""
     @Option(name: .customLong("as-generated"), help: ArgumentHelp(
@@ -59,13 +60,16 @@ struct LogitsCommand: ParsableCommand {
         }
         if asGenerated > 0 {
             guard asGenerated < tokens.count else { throw ValidationError("--as-generated must be below the number of ids") }
-            let session = try Session(model: model, options: { var o = SessionOptions(); o.contextSize = max(context, tokens.count + 1); return o }())
+            var options = SessionOptions()
+            options.contextSize = max(context, tokens.count + 1)
+            options.kvType = kv.kvType
+            let session = try Session(model: model, options: options)
             let prompt = Array(tokens[..<asGenerated])
             try session.replayLogits(prompt: prompt, continuation: Array(tokens[asGenerated...])) { step, logits in
                 printRow(prompt.count - 1 + step, logits)
             }
         } else {
-            let scorer = try SequenceScorer(model: model, contextSize: max(context, tokens.count), batch: batch)
+            let scorer = try SequenceScorer(model: model, contextSize: max(context, tokens.count), batch: batch, kvType: kv.kvType)
             try scorer.run(tokens, printRow)
         }
     }
@@ -78,6 +82,7 @@ struct PerplexityCommand: ParsableCommand {
     @OptionGroup var options: ModelOptions
     @Option(name: .short, help: "A UTF-8 text file.") var file: String
     @Option(name: .customShort("c"), help: "Window size in tokens.") var context: Int = 512
+    @OptionGroup var kv: KVTypeOption
 
     func run() throws {
         guard context >= 16 else { throw ValidationError("-c must be at least 16") }
@@ -86,7 +91,7 @@ struct PerplexityCommand: ParsableCommand {
         let tokens = try bytes.withUnsafeBytes { try model.tokenizer.encode(utf8: $0, parseSpecial: false) }
         let windows = tokens.count / context
         guard windows >= 1 else { throw QwenError.invalidArgument("\(file) has \(tokens.count) tokens, fewer than one window of \(context)") }
-        let scorer = try SequenceScorer(model: model, contextSize: context)
+        let scorer = try SequenceScorer(model: model, contextSize: context, kvType: kv.kvType)
         // Each window runs from an empty cache; only its second half is scored
         // (positions first..<context-1 predicting their successors), as llama.cpp does.
         let first = context / 2

@@ -14,6 +14,7 @@ struct SamplingOptions: ParsableArguments {
     var repeatPenalty: Float = 1.1
     @Option(help: "Sampler seed (0 = from the clock).") var seed: UInt64 = 0
     @Option(name: .customShort("c"), help: "Context window in tokens (0 = model default).") var context: Int = 0
+    @OptionGroup var kv: KVTypeOption
 
     var generation: GenerationParameters {
         var p = GenerationParameters()
@@ -30,6 +31,7 @@ struct SamplingOptions: ParsableArguments {
         o.contextSize = context
         o.threads = threads
         o.seed = seed
+        o.kvType = kv.kvType
         if let system { o.systemPrompt = system }
         return o
     }

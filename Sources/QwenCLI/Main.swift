@@ -76,6 +76,14 @@ struct ModelOptions: ParsableArguments {
 /// JSON text of a string, escaped per RFC 8259 (as Python's json.dumps writes it).
 func jsonString(_ s: String) -> String { JSONValue.quoted(s) }
 
+extension KVCacheType: ExpressibleByArgument {}
+
+/// The KV cache type of the commands that make a session or a scorer.
+struct KVTypeOption: ParsableArguments {
+    @Option(name: .customLong("kv-type"), help: "KV cache type: f16 or q8 (Q8_0, 53% of f16's memory).")
+    var kvType: KVCacheType = .f16
+}
+
 struct InfoCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "info", abstract: "Print the model's info as JSON.")
     @OptionGroup var options: ModelOptions
@@ -92,6 +100,9 @@ struct InfoCommand: ParsableCommand {
             ("file_bytes", "\(info.fileBytes)"), ("chat_template", jsonString(info.chatTemplate)),
             ("isa", jsonString(model.kernels.isa.rawValue)),
             ("isa_available", "[" + KernelTable.available.map { jsonString($0.rawValue) }.joined(separator: ", ") + "]"),
+            ("kv_bytes_per_token", "{" + KVCacheType.allCases.map {
+                "\(jsonString($0.rawValue)): \($0.bytesPerToken(model.config).map(String.init) ?? "null")"
+            }.joined(separator: ", ") + "}"),
         ]
         print("{" + fields.map { "\(jsonString($0.0)): \($0.1)" }.joined(separator: ", ") + "}")
     }

@@ -309,7 +309,7 @@ final class KernelsTests: XCTestCase {
     /// Attention and SwiGLU of every instruction set against plain scalar formulas.
     func testAttentionAndSwiGLUEqualScalar() {
         var random = SystemRandomNumberGenerator()
-        let headDim = 72, length = 37, kvStride = 2 * headDim
+        let headDim = 72, length = 37, kvStride = 2 * headDim   // values between rows (2 bytes each)
         let q = (0..<headDim).map { _ in Float.random(in: -1...1, using: &random) }
         let keys = (0..<(length * kvStride)).map { _ in Float16(Float.random(in: -2...2, using: &random)) }
         let values = (0..<(length * kvStride)).map { _ in Float16(Float.random(in: -2...2, using: &random)) }
@@ -322,7 +322,7 @@ final class KernelsTests: XCTestCase {
         let up = (0..<37).map { _ in Float.random(in: -2...2, using: &random) }
         for table in Self.tables {
             var scores = [Float](repeating: 0, count: length), out = [Float](repeating: .nan, count: headDim)
-            table.attend(q, keys, values, kvStride, length, headDim, &scores, &out)
+            table.attend(q, keys, values, 2 * kvStride, length, headDim, &scores, &out)
             for i in 0..<headDim { XCTAssertEqual(Double(out[i]), want[i], accuracy: 1e-5, "\(table.isa) attention \(i)") }
             var g = gate
             table.swiGLU(&g, up, g.count)
@@ -450,9 +450,9 @@ final class KernelsTests: XCTestCase {
         let keys: [Float16] = [1, 0, 0, 1], values: [Float16] = [3, 4, 5, 6]
         for table in Self.tables {
             var scores = [Float](repeating: 0, count: 2), out = [Float](repeating: 0, count: 2)
-            table.attend([1, 1], keys, values, 2, 1, 2, &scores, &out)
+            table.attend([1, 1], keys, values, 4, 1, 2, &scores, &out)
             XCTAssertEqual(out, [3, 4], "\(table.isa)")
-            table.attend([0, 0], keys, values, 2, 2, 2, &scores, &out)
+            table.attend([0, 0], keys, values, 4, 2, 2, &scores, &out)
             XCTAssertEqual(out[0], 4, accuracy: 1e-6, "\(table.isa)")   // equal weights: the mean
             XCTAssertEqual(out[1], 5, accuracy: 1e-6, "\(table.isa)")
         }

@@ -1,9 +1,10 @@
 /* The C ABI against the real model: version, info, tokenize/detokenize with the
- * size-query contract, and bad inputs of every kind (never a crash). */
+ * size-query contract, KV cache types, and bad inputs of every kind (never a crash). */
 #define _POSIX_C_SOURCE 200809L
 #include <qwen.h>
 #include "check.h"
 
+#include <stddef.h>
 #include <stdint.h>
 #include <unistd.h>
 
@@ -165,6 +166,41 @@ static void test_model(const char *path) {
     int32_t negative[] = {-1};
     CHECK_STATUS(qwen_detokenize(m, negative, 1, false, buf, sizeof buf, &bytes), QWEN_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(qwen_detokenize(m, NULL, 3, false, buf, sizeof buf, &bytes), QWEN_ERR_INVALID_ARGUMENT);
+
+    /* KV cache types: q8 generates and takes 34/64 of f16's bytes per token (24 layers,
+       2 KV heads of 64); an unknown kv_type is INVALID_ARGUMENT; a caller built before
+       kv_type existed (a shorter struct_size) gets f16 */
+    qwen_session_params sp;
+    qwen_session_params_init(&sp);
+    CHECK(sp.kv_type == QWEN_KV_F16, "kv_type default %d", sp.kv_type);
+    sp.kv_type = QWEN_KV_Q8;
+    qwen_session *s = NULL;
+    CHECK_STATUS(qwen_session_create(m, &sp, &s), QWEN_OK);
+    qwen_gen_params gp;
+    qwen_gen_params_init(&gp);
+    gp.max_tokens = 4;
+    gp.temperature = 0;
+    qwen_result result;
+    CHECK_STATUS(qwen_generate(s, "def fibonacci(n):", &gp, NULL, NULL, &result), QWEN_OK);
+    CHECK(result.n_generated_tokens == 4, "q8 generated %d", (int)result.n_generated_tokens);
+    size_t per_token = 0, allocated = 0;
+    CHECK_STATUS(qwen_session_get_kv_bytes(s, &per_token, &allocated), QWEN_OK);
+    CHECK(per_token == 24 * 2 * 136 && allocated >= 8 * per_token, "q8 kv bytes %zu, %zu", per_token, allocated);
+    CHECK_STATUS(qwen_session_get_kv_bytes(NULL, &per_token, NULL), QWEN_ERR_INVALID_ARGUMENT);
+    qwen_session_free(s);
+    sp.struct_size = (uint32_t)offsetof(qwen_session_params, kv_type);
+    CHECK_STATUS(qwen_session_create(m, &sp, &s), QWEN_OK);
+    CHECK_STATUS(qwen_session_get_kv_bytes(s, &per_token, NULL), QWEN_OK);
+    CHECK(per_token == 24 * 2 * 256, "old struct_size: f16 kv bytes %zu", per_token);
+    qwen_session_free(s);
+    sp.struct_size = sizeof sp;
+    int32_t bad_types[] = {2, -1, 100};
+    for (int i = 0; i < 3; i++) {
+        sp.kv_type = bad_types[i];
+        s = (qwen_session *)&sp;
+        CHECK_STATUS(qwen_session_create(m, &sp, &s), QWEN_ERR_INVALID_ARGUMENT);
+        CHECK(s == NULL && strstr(qwen_last_error(), "kv_type") != NULL, "names kv_type: %s", qwen_last_error());
+    }
 
     qwen_model_free(m);
 }

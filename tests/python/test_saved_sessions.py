@@ -193,3 +193,14 @@ def test_a_refused_save_leaves_the_existing_file(model, saved, tmp_path):
         session.save(file)
         assert file.read_bytes() != original
         assert model.load_session(file).messages == session.messages
+
+
+def test_a_q8_cache_is_saved_and_restored_as_q8(model, tmp_path):
+    session = model.session(kv_type="q8", n_ctx=512)
+    session.chat("Name three colors.", max_tokens=12, temperature=0)
+    path = tmp_path / "q8.session"
+    session.save(str(path))
+    expected = session.chat("And three animals?", max_tokens=12, temperature=0)
+    loaded = model.load_session(str(path))
+    assert loaded.kv_bytes["per_token"] == session.kv_bytes["per_token"] < model.session().kv_bytes["per_token"]
+    assert loaded.chat("And three animals?", max_tokens=12, temperature=0) == expected

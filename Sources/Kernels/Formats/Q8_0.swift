@@ -14,6 +14,21 @@ enum Q8_0Format: Block32Format {
         return (loadHalf(q, 0), 0)
     }
 
+    /// ggml's quantize_row_q8_0_ref for the 32 values at x: d = max|x| / 127 stored as
+    /// f16, q = round-half-away-from-zero(x * (1 / d)) in f32 (0 where d is 0). A NaN or
+    /// infinite x (a broken model's activations) gives q = 0 instead of trapping.
+    static func quantize(_ x: UnsafePointer<Float>, into block: UnsafeMutableRawPointer) {
+        var maximum: Float = 0
+        for j in 0..<32 { maximum = max(maximum, abs(x[j])) }
+        let d = maximum / 127
+        let inverse: Float = d != 0 ? 1 / d : 0
+        block.storeBytes(of: Float16(d).bitPattern, toByteOffset: 0, as: UInt16.self)
+        for j in 0..<32 {
+            let q = (x[j] * inverse).rounded(.toNearestOrAwayFromZero)
+            block.storeBytes(of: q.isFinite ? Int8(max(-127, min(127, q))) : 0, toByteOffset: 2 &+ j, as: Int8.self)
+        }
+    }
+
     static var fields: Int { 1 }
     static var codeBits: Int { 8 }
 

@@ -16,6 +16,10 @@ public struct SessionOptions: Sendable {
     public var systemPrompt: String? = nil
     /// Token budget for system prompt + history (Qwen's max_window_size); 0 = the model's.
     public var maxWindowSize: Int = 0
+    /// How the KV cache stores keys and values: f16, or q8 (Q8_0, 53% of f16's memory;
+    /// needs a head size that is a multiple of 32). Prompt prefixes are only shared
+    /// between sessions of one type.
+    public var kvType: KVCacheType = .f16
     public init() {}
 
     /// Default window when the caller does not choose one: the KV cache of a 32k-context
@@ -59,7 +63,7 @@ public final class Session: @unchecked Sendable {
             throw QwenError.invalidArgument("n_ctx \(contextSize) is above this model's limit of \(limit) positions")
         }
         maxWindowSize = options.maxWindowSize > 0 ? options.maxWindowSize : model.maxWindowSize
-        cache = try KVCache(config: model.config, capacity: contextSize)
+        cache = try KVCache(config: model.config, capacity: contextSize, type: options.kvType)
         systemPrompt = options.systemPrompt
         random = RandomSource(seed: options.seed != 0 ? options.seed : UInt64(monotonicMilliseconds() * 1000))
     }
@@ -79,6 +83,13 @@ public final class Session: @unchecked Sendable {
     /// Prompt tokens whose keys/values the session's cache holds (the prefix a next call
     /// on the same conversation reuses).
     public var cachedTokens: [Int32] { cache.tokens }
+
+    /// How the session's KV cache stores keys and values.
+    public var kvType: KVCacheType { cache.type }
+
+    /// Bytes of KV cache one token takes (keys and values of every layer) and bytes the
+    /// cache holds now (it grows with the conversation).
+    public var kvCacheBytes: (perToken: Int, allocated: Int) { (cache.bytesPerToken, cache.bytes) }
 
     /// Ask the running call to stop; safe from any thread. The call ends within one step
     /// of the engine (one token, or one prompt chunk).

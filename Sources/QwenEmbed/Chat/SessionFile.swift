@@ -197,8 +197,9 @@ extension Model {
     /// The session saved in `path` (`Session.save(to:)`), continuing exactly where it was:
     /// its history, system prompt, tools, sampler state and KV cache (the next chat call on
     /// the restored history reuses the restored keys and values). `options.contextSize`
-    /// and `maxWindowSize`: 0 = the saved session's; its `systemPrompt` and `seed` are
-    /// ignored (the file's system prompt, and its sampler continues). Everything in the
+    /// and `maxWindowSize`: 0 = the saved session's; its `systemPrompt`, `seed` and `kvType`
+    /// are ignored (the file's system prompt and KV cache type, and its sampler continues).
+    /// Everything in the
     /// file is checked before the session is created; errors as `SessionFile` lists them.
     public func loadSession(from path: String, options: SessionOptions = SessionOptions()) throws -> Session {
         try SessionFile.read(path, model: self, options: options)

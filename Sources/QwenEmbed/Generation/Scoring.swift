@@ -8,12 +8,14 @@ public final class SequenceScorer {
     public let batch: Int
     private let logits: FloatBuffer  // [batch, vocab]
 
-    public init(model: Model, contextSize: Int, batch: Int = 128) throws {
+    /// A scorer of sequences up to `contextSize` tokens, `batch` per forward pass, on a KV
+    /// cache of `kvType`.
+    public init(model: Model, contextSize: Int, batch: Int = 128, kvType: KVCacheType = .f16) throws {
         guard contextSize >= 1 else { throw QwenError.invalidArgument("context size must be at least 1") }
         guard batch >= 1, batch <= 4096 else { throw QwenError.invalidArgument("batch must be in 1...4096 (got \(batch))") }
         self.model = model
         self.batch = batch
-        cache = try KVCache(config: model.config, capacity: contextSize)
+        cache = try KVCache(config: model.config, capacity: contextSize, type: kvType)
         logits = FloatBuffer(batch * model.config.vocabSize)
     }
 

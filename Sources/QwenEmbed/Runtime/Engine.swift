@@ -254,8 +254,8 @@ public final class Engine: @unchecked Sendable {
     }
 
     /// Before `job`'s first prompt chunk: copies into its cache the longest prefix of its
-    /// prompt that a sequence in flight or a cached one computed as prompt rows, beyond what
-    /// its own cache reused (which must be prompt rows too). Returns false when a sequence
+    /// prompt that a sequence in flight or a cached one (a cache of its type) computed as
+    /// prompt rows, beyond what its own cache reused (which must be prompt rows too). Returns false when a sequence
     /// ahead of it, still prefilling, will compute a prefix worth waiting a step for.
     /// Under the lock (the caches of sequences in flight are the step thread's).
     private func shareLongestPrefix(with job: Job) -> Bool {
@@ -271,12 +271,14 @@ public final class Engine: @unchecked Sendable {
             return n
         }
         var best = own, source: KVCache? = nil
-        for other in jobs where other !== job && !other.done && other.cache.ntkAlpha == job.cache.ntkAlpha {
+        for other in jobs where other !== job && !other.done && other.cache.type == job.cache.type
+            && other.cache.ntkAlpha == job.cache.ntkAlpha {
             let shared = common(other.cache.tokens[..<other.cache.promptRowPrefix])
             if shared > best { (best, source) = (shared, other.cache) }
         }
         let ahead = jobs.prefix { $0 !== job }
-            .filter { !$0.done && $0.isPrefilling && $0.chunkSize > 1 && $0.cache.ntkAlpha == job.cache.ntkAlpha }
+            .filter { !$0.done && $0.isPrefilling && $0.chunkSize > 1 && $0.cache.type == job.cache.type
+                      && $0.cache.ntkAlpha == job.cache.ntkAlpha }
             .map { common($0.prompt[...]) }.max() ?? 0
         if ahead >= best + Engine.prefixWorthWaiting { return false }
         job.prefixChecked = true

@@ -43,6 +43,17 @@ struct Chunk {
     let kind: RowKind
 }
 
+/// A row's cached keys and values in one layer, for the attention kernels.
+struct CachedRows {
+    let keys: UnsafeRawPointer     // [positions, rowBytes] from position 0
+    let values: UnsafeRawPointer   // [positions, rowBytes]
+    let rowBytes: Int
+    /// Bytes of one head's slice of a row (head h starts h * headBytes into it).
+    let headBytes: Int
+    /// Q8_0 rows (`KernelTable.attendQ8`), else f16.
+    let q8: Bool
+}
+
 /// The forward pass of one Qwen transformer over the rows of a step, parameterised by
 /// `ModelConfig`: one implementation serves Qwen (v1), Qwen2 and Qwen3. A step holds chunks of
 /// several sequences, each with its own KV cache, positions and NTK alpha. Decode rows go
@@ -189,11 +200,10 @@ final class ForwardPass {
             }
         }
 
-        // Per layer, each row's keys/values and attended length, read by the pool's workers
-        // (plain buffers: Swift arrays of class references would contend on reference counts).
-        let rowKeys = UnsafeMutablePointer<UnsafeMutablePointer<Float16>>.allocate(capacity: rowCount)    // [R]
-        let rowValues = UnsafeMutablePointer<UnsafeMutablePointer<Float16>>.allocate(capacity: rowCount)  // [R]
-        defer { rowKeys.deallocate(); rowValues.deallocate() }
+        // Per layer, each row's cached keys/values, read by the pool's workers (a plain
+        // buffer: Swift arrays of class references would contend on reference counts).
+        let rowCaches = UnsafeMutablePointer<CachedRows>.allocate(capacity: rowCount)   // [R]
+        defer { rowCaches.deallocate() }
 
         for layerIndex in 0..<weights.layers.count {
             let layer = try weights.layers.layer(layerIndex)   // GPTQ: repacked on its first use
@@ -212,24 +222,29 @@ final class ForwardPass {
                 ropeNeoX(k.pointer + row * kvDim, heads: c.kvHeadCount, headDim: headDim, ropeDim: c.ropeDim, cosines: cos, sines: sin)
                 let queryScale = attentionScale * logNScale(position: position)
                 for i in 0..<qDim { q.pointer[row * qDim + i] *= queryScale }
-                let kDst = cache.keyPointer(layer: layerIndex, position: position)
-                let vDst = cache.valuePointer(layer: layerIndex, position: position)
-                for i in 0..<kvDim {
-                    kDst[i] = Float16(k.pointer[row * kvDim + i])
-                    vDst[i] = Float16(v.pointer[row * kvDim + i])
-                }
-                rowKeys[row] = cache.keyPointer(layer: layerIndex, position: 0)
-                rowValues[row] = cache.valuePointer(layer: layerIndex, position: 0)
+                cache.store(layer: layerIndex, position: position, keys: k.pointer + row * kvDim, values: v.pointer + row * kvDim)
+                rowCaches[row] = CachedRows(keys: cache.keyPointer(layer: layerIndex, position: 0),
+                                            values: cache.valuePointer(layer: layerIndex, position: 0),
+                                            rowBytes: cache.rowBytes, headBytes: cache.type.bytes(values: headDim),
+                                            q8: cache.type == .q8)
             }
 
-            // Causal attention: one pool item per (row, head), scratch per pool thread.
+            // Causal attention: one pool item per (row, head), scratch per pool thread; the
+            // kernel of the row's cache type.
             let qp = q.pointer, out = attention.pointer, scoreBase = scores.pointer, stride = scoreCapacity
-            let attend = kernels.attend, heads = c.headCount
+            let attendF16 = kernels.attend, attendQ8 = kernels.attendQ8, heads = c.headCount
             rowPosition.withUnsafeBufferPointer { positions in
                 pool.parallelFor(rowCount * heads) { item, thread in
                     let row = item / heads, h = item % heads, kvHead = h / groupSize
-                    attend(qp + row * qDim + h * headDim, rowKeys[row] + kvHead * headDim, rowValues[row] + kvHead * headDim,
-                           kvDim, positions[row] + 1, headDim, scoreBase + thread * stride, out + row * qDim + h * headDim)
+                    let rows = rowCaches[row], offset = kvHead * rows.headBytes
+                    let query = qp + row * qDim + h * headDim, result = out + row * qDim + h * headDim
+                    if rows.q8 {
+                        attendQ8(query, rows.keys + offset, rows.values + offset, rows.rowBytes, positions[row] + 1, headDim,
+                                 scoreBase + thread * stride, result)
+                    } else {
+                        attendF16(query, rows.keys + offset, rows.values + offset, rows.rowBytes, positions[row] + 1, headDim,
+                                  scoreBase + thread * stride, result)
+                    }
                 }
             }
             linear([layer.attentionOutput], attention.pointer, [projected.pointer])

@@ -11,8 +11,8 @@ public final class PromptCache: @unchecked Sendable {
     private var idle: [KVCache] = []   // least recently used first
     private var limit: Int
 
-    /// Caches kept (each holds a conversation's keys and values: about layers x kv width
-    /// x 4 bytes per token, 12 KiB for Qwen2.5-0.5B).
+    /// Caches kept (each holds a conversation's keys and values: `KVCache.bytesPerToken`,
+    /// 12 KiB per token for Qwen2.5-0.5B in f16, 6.4 KiB in q8).
     public var capacity: Int {
         get { lock.locked { limit } }
         set {
@@ -33,15 +33,15 @@ public final class PromptCache: @unchecked Sendable {
     /// Caches kept now.
     public var count: Int { lock.locked { idle.count } }
 
-    /// The cache of `capacity` positions that shares the longest prefix with `prompt`,
+    /// The cache of `capacity` positions and `type` that shares the longest prefix with `prompt`,
     /// taken out, if that prefix is over half of the prompt (as llama-server's slot
     /// similarity) and over half of what the cache holds (a short shared start, such as
     /// the system prompt of a new chat, does not take over a long cached conversation);
     /// nil otherwise.
-    func take(bestFor prompt: [Int32], capacity: Int) -> KVCache? {
+    func take(bestFor prompt: [Int32], capacity: Int, type: KVCacheType) -> KVCache? {
         lock.locked {
             var best: (index: Int, common: Int)? = nil
-            for (index, cache) in idle.enumerated() where cache.capacity == capacity {
+            for (index, cache) in idle.enumerated() where cache.capacity == capacity && cache.type == type {
                 let cached = cache.tokens
                 var common = 0
                 while common < min(cached.count, prompt.count) && cached[common] == prompt[common] { common += 1 }
@@ -54,12 +54,12 @@ public final class PromptCache: @unchecked Sendable {
     }
 
     /// Copies into `target` the longest prefix of `prompt` (at most `limit` tokens) that a
-    /// cached cache with `target`'s NTK alpha holds as prompt rows, beyond what `target`
+    /// cached cache with `target`'s type and NTK alpha holds as prompt rows, beyond what `target`
     /// holds; returns its length, or nil when no cache holds more than `target`.
     func copyLongestPrefix(of prompt: [Int32], limit: Int, into target: KVCache) throws -> Int? {
         try lock.locked {
             var best: (cache: KVCache, common: Int)? = nil
-            for cache in idle where cache.ntkAlpha == target.ntkAlpha {
+            for cache in idle where cache.type == target.type && cache.ntkAlpha == target.ntkAlpha {
                 let bound = min(cache.promptRowPrefix, limit)
                 var common = 0
                 while common < bound && cache.tokens[common] == prompt[common] { common += 1 }
@@ -118,7 +118,7 @@ extension Model {
         try session.restore(systemPrompt: system, tools: tools, history: history)
         // The prompt of this conversation's next turn, up to where the next message goes.
         let prompt = (try? session.render(system: system, conversation: history + [ChatMessage(role: .user, content: "")]).ids) ?? []
-        if let cache = promptCache.take(bestFor: prompt, capacity: session.contextSize) {
+        if let cache = promptCache.take(bestFor: prompt, capacity: session.contextSize, type: session.kvType) {
             Log.write(.debug, "prompt cache: a cache of \(cache.tokens.count) tokens for a conversation of \(history.count) messages")
             session.adopt(cache)
         } else {
@@ -132,7 +132,7 @@ extension Model {
     /// history empty.
     public func acquireSession(promptTokens: [Int32], options: SessionOptions = SessionOptions()) throws -> Session {
         let session = try Session(model: self, options: options)
-        if let cache = promptCache.take(bestFor: promptTokens, capacity: session.contextSize) { session.adopt(cache) }
+        if let cache = promptCache.take(bestFor: promptTokens, capacity: session.contextSize, type: session.kvType) { session.adopt(cache) }
         return session
     }
 

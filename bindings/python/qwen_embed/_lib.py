@@ -263,6 +263,7 @@ class qwen_part(Structure):
 #     int32_t max_window_size;   /* token budget for system + history */
 #     const struct qwen_tool *tools;  /* NULL = none; copied */
 #     size_t n_tools;
+#     int32_t kv_type;           /* a qwen_kv_type; default QWEN_KV_F16 */
 # } qwen_session_params;
 class qwen_session_params(Structure):
     _fields_ = [
@@ -274,7 +275,13 @@ class qwen_session_params(Structure):
         ("max_window_size", c_int32),
         ("tools", POINTER(qwen_tool)),
         ("n_tools", c_size_t),
+        ("kv_type", c_int32),
     ]
+
+
+# typedef enum { QWEN_KV_F16 = 0, QWEN_KV_Q8 = 1 } qwen_kv_type;
+QWEN_KV_F16 = 0
+QWEN_KV_Q8 = 1
 
 
 # -------------------------------------------------------------- generation
@@ -613,6 +620,11 @@ qwen_session_reset = _fn("qwen_session_reset", [qwen_session_p], qwen_status)
 # qwen_status qwen_session_set_system_prompt(qwen_session *session, const char *system_prompt);
 qwen_session_set_system_prompt = _fn("qwen_session_set_system_prompt", [qwen_session_p, c_char_p],
                                      qwen_status)
+
+# qwen_status qwen_session_get_kv_bytes(const qwen_session *session, size_t *bytes_per_token,
+#                                       size_t *bytes_allocated);
+qwen_session_get_kv_bytes = _fn("qwen_session_get_kv_bytes", [qwen_session_p, POINTER(c_size_t), POINTER(c_size_t)],
+                                qwen_status)
 
 # size_t qwen_session_n_messages(const qwen_session *session);
 qwen_session_n_messages = _fn("qwen_session_n_messages", [qwen_session_p], c_size_t)
