@@ -213,9 +213,10 @@ typedef enum {
                           Qwen2.5-0.5B: 12 KiB per token */
     QWEN_KV_Q8 = 1     /* ggml's Q8_0 (llama.cpp's -ctk q8_0 -ctv q8_0): per 32 values an f16
                           scale and 32 int8, 53% of f16's memory (Qwen2.5-0.5B: 6.4 KiB per
-                          token); decode as fast; perplexity costs depend on the model's
-                          keys (Qwen2.5-Coder-0.5B: +4.7%, its keys' outlier channels;
-                          BENCHMARKS.md). Needs a head size that is a multiple of 32 */
+                          token); decode as fast; key channels with a large bias are
+                          stored scaled down (queries scaled up: the same scores), so
+                          Qwen2.5-Coder-0.5B's perplexity moves +0.05% (BENCHMARKS.md).
+                          Needs a head size that is a multiple of 32 */
 } qwen_kv_type;
 
 typedef struct {

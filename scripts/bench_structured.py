@@ -109,7 +109,10 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--max-tokens", type=int, default=256)
     parser.add_argument("--llama-bin", default=None, help="llama.cpp's bin directory (default: build-llama-cpp.sh's)")
+    parser.add_argument("--every", type=int, default=1, help="take every k-th prompt (a shorter run)")
     args = parser.parse_args()
+    global PROMPTS
+    PROMPTS = PROMPTS[::args.every]
     model_path = args.model or subprocess.run(["bash", str(ROOT / "scripts" / "fetch-model.sh")], check=True,
                                               capture_output=True, text=True).stdout.strip().splitlines()[-1]
     bin_dir = args.llama_bin or subprocess.run(["bash", str(ROOT / "scripts" / "build-llama-cpp.sh")], check=True,

@@ -3,12 +3,12 @@ the f16 cache of the same model:
 
 - memory: bytes per token are exactly 34/64 of f16's (Q8_0 blocks: an f16 scale and 32
   int8 per 32 values), and a session's allocated cache is about half;
-- perplexity (prompt rows: chunked prefill through the q8 attention kernels) close to
-  f16's on 2.5k tokens of GPL-3 text, and not identical to it (the keys and values really
-  went through Q8_0). Measured: 6.4974 vs 6.2047, +4.7%, NOT the 1% the issue asks for:
-  Qwen2.5's keys carry outlier channels (attn_k.bias up to 145 in layers 0-1) that Q8_0's
-  one scale per 32 values cannot hold; values alone in Q8_0 cost +0.04%, keys alone +5.0%
-  (BENCHMARKS.md). The bound below (6%) catches a broken cache, not that shortfall;
+- perplexity (prompt rows: chunked prefill through the q8 attention kernels) within 1% of
+  f16's on the whole GPL-3 text, and not identical to it (the keys and values really went
+  through Q8_0). Qwen2.5's keys carry outlier channels (attn_k.bias up to 145 in layers
+  0-1) that Q8_0's one scale per 32 values cannot hold (+4.7% stored as they are): the
+  engine stores each key channel divided by max(1, |bias| / 2) and multiplies the queries
+  back (ForwardPass.q8KeyScale); measured 5.3084 vs 5.3055, +0.05%;
 - greedy replies (decode rows): the q8 session chats and its replies begin with the f16
   session's tokens (measured: identical over the checked length on these prompts);
 - the prompt cache never hands an f16 cache to a q8 session; bad kv_type values raise.
@@ -63,9 +63,7 @@ def test_greedy_replies_start_as_f16(model):
 
 
 def test_perplexity_close_to_f16(qwen_cli, model_path, tmp_path):
-    text = pathlib.Path("/usr/share/common-licenses/GPL-3").read_text()[:12000]
-    path = tmp_path / "gpl3-head.txt"
-    path.write_text(text)
+    path = pathlib.Path("/usr/share/common-licenses/GPL-3")
     ppl = {}
     for kv_type in ("f16", "q8"):
         out = subprocess.run([qwen_cli, "perplexity", "-m", model_path, "-f", str(path), "-c", "512", "-t", "2",
@@ -73,7 +71,7 @@ def test_perplexity_close_to_f16(qwen_cli, model_path, tmp_path):
         ppl[kv_type] = float(re.search(r"ppl = ([0-9.]+)\s*$", out).group(1))
     assert 1 < ppl["f16"] < 20, ppl
     assert ppl["q8"] != ppl["f16"], ppl   # the q8 cache was really used
-    assert abs(ppl["q8"] - ppl["f16"]) / ppl["f16"] < 0.06, ppl
+    assert abs(ppl["q8"] - ppl["f16"]) / ppl["f16"] < 0.01, ppl
 
 
 def test_prompt_cache_keeps_types_apart(model):
