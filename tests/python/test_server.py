@@ -303,11 +303,11 @@ def test_request_parsing_refuses_every_malformed_body_with_a_400():
         with pytest.raises(qwen_embed.server.RequestError) as refused:
             parse(body)
         assert refused.value.status == 400 and refused.value.message
-    # What the engine receives: every sampling field, tools by name.
+    # What the engine receives: every sampling field, tools by name, a named tool forced.
     req = parse({"messages": [{"role": "system", "content": "S"}, {"role": "user", "content": "hi"}],
                  "max_tokens": 5, "temperature": 0.5, "top_p": 0.9, "top_k": 40, "repetition_penalty": 1.05,
                  "seed": 7, "stop": ["\n\n", ""], "tools": [WEATHER], "tool_choice": {"type": "function",
                  "function": {"name": "get_weather"}}})
     assert req.gen == {"max_tokens": 5, "temperature": 0.5, "top_p": 0.9, "top_k": 40, "repetition_penalty": 1.05,
-                       "seed": 7, "stop": ["\n\n"]}
+                       "seed": 7, "stop": ["\n\n"], "tool_choice": "get_weather"}
     assert req.system == "S" and [t["name"] for t in req.tools] == ["get_weather"]
