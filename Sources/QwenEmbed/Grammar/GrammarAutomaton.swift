@@ -114,11 +114,6 @@ final class GrammarAutomaton: @unchecked Sendable {
 
     // MARK: what callers ask
 
-    /// The state after `byte` from `state`, or `dead`.
-    func next(_ state: Int32, _ byte: UInt8) throws -> Int32 {
-        try lock.locked { try transition(state, byte) }
-    }
-
     /// The state after the bytes of `token` from `state`, or `dead`.
     func next(_ state: Int32, bytes: UnsafeBufferPointer<UInt8>) throws -> Int32 {
         try lock.locked {

@@ -77,11 +77,6 @@ struct JSONSchemaGrammar {
         return unique
     }
 
-    private mutating func reserve(_ name: String) -> String {
-        let unique = add(name, "")
-        return unique
-    }
-
     private mutating func define(_ reserved: String, _ body: String) {
         if let i = rules.firstIndex(where: { $0.name == reserved }) { rules[i].body = body }
     }
@@ -249,7 +244,7 @@ struct JSONSchemaGrammar {
             }
         }
         let name = String(ref.split(separator: "/").last ?? "ref")
-        let rule = reserve(name)
+        let rule = add(name, "")   // defined below, once its body is built
         references[ref] = rule
         let body = try visit(target, name: name + "-body", path: ref)
         define(rule, body)
