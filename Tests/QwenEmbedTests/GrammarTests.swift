@@ -105,6 +105,27 @@ final class GrammarTests: XCTestCase {
         }
     }
 
+    /// Found by fuzz_grammar: nullable repetitions with huge counts, nested, reach ~10^8
+    /// stacks without reading a byte (and lower to ~10^4 rules, which the left-recursion
+    /// check once walked quadratically: 5 s to refuse). Now refused by the per-call
+    /// expansion budget, the check linear in the rules.
+    func testNullableRepetitionsNestedDeepAreRefusedNotRun() throws {
+        let fuzzed = "root ::= \t|||\t(\"5x0\"?){9791,}\n\t(||\t(\"5x0\"?){9791,}\n\t(\"5x0\"?){9791,}\n\"5x0\"?){9791,}\n"
+        XCTAssertThrowsError(try GrammarAutomaton(GBNFParser.parse(fuzzed))) { error in
+            guard case QwenError.invalidArgument(let message) = error else { return XCTFail("\(error)") }
+            XCTAssertTrue(message.contains("parser stacks in one step"), message)
+        }
+        // One level of the same is fine: ~10^4 stacks in the start state.
+        let automaton = try GrammarAutomaton(GBNFParser.parse("root ::= (\"5x0\"?){9791,} \"!\""))
+        XCTAssertTrue(try GrammarTests.matches(automaton, "5x05x0!"))
+        XCTAssertFalse(try GrammarTests.matches(automaton, "5x05x!"))
+        // A chain of 5,000 nullable rules back to root is left recursion; ending in a
+        // byte, it is not.
+        let chain = (1..<5000).map { "a\($0) ::= a\($0 + 1)" }.joined(separator: "\n")
+        XCTAssertThrowsError(try GrammarAutomaton(GBNFParser.parse("root ::= a1 \"x\" | \"y\"\n\(chain)\na5000 ::= root |")))
+        XCTAssertNoThrow(try GrammarAutomaton(GBNFParser.parse("root ::= a1 \"x\" | \"y\"\n\(chain)\na5000 ::= \"b\" |")))
+    }
+
     func testSchemasOutsideTheSubsetAreRefusedNamingThePath() {
         let bad: [(String, String)] = [
             (#"{"type": "string", "pattern": "^a"}"#, "at #: the keyword 'pattern'"),

@@ -38,6 +38,11 @@ final class GrammarAutomaton: @unchecked Sendable {
     static let maxNodes = 4_000_000
     /// Token masks kept at most (each costs vocab / 8 bytes); all are dropped when full.
     static let maxMasks = 2_048
+    /// Stack nodes one call (compiling, a token's bytes, a mask) may visit, or take from
+    /// kept expansions, while expanding stacks: nested repetitions of things that match nothing (`(("a"?){9000,}){9000,}`)
+    /// reach millions of stacks without reading a byte, and a caller must not be able to
+    /// stall a request with one (~0.3 s of work in a release build).
+    static let expansionBudgetPerCall = 250_000
 
     private let lock = Mutex()
     // Built on demand, under the lock.
@@ -54,6 +59,8 @@ final class GrammarAutomaton: @unchecked Sendable {
     private var transitions: [Int32] = []
     /// Allowed-token bitsets by state.
     private var masks: [Int32: [UInt64]] = [:]
+    /// Stack nodes the current call may still visit (`expansionBudgetPerCall` at its start).
+    private var expansionBudget = 0
     private static let emptyStack: Int32 = -1
 
     struct ByteSet: Hashable {
@@ -107,9 +114,8 @@ final class GrammarAutomaton: @unchecked Sendable {
         alternatives = starts
         byteSets = lowering.sets
         // The start state: every alternative of root on an empty stack.
-        var members: [Int32] = []
-        for a in starts[grammar.root] { members += try expand(node(a, GrammarAutomaton.emptyStack)) }
-        start = try state(members)
+        expansionBudget = GrammarAutomaton.expansionBudgetPerCall
+        start = try state(expand(starts[grammar.root].map { node($0, GrammarAutomaton.emptyStack) }))
     }
 
     // MARK: what callers ask
@@ -117,6 +123,7 @@ final class GrammarAutomaton: @unchecked Sendable {
     /// The state after the bytes of `token` from `state`, or `dead`.
     func next(_ state: Int32, bytes: UnsafeBufferPointer<UInt8>) throws -> Int32 {
         try lock.locked {
+            expansionBudget = GrammarAutomaton.expansionBudgetPerCall
             var s = state
             for b in bytes {
                 s = try transition(s, b)
@@ -140,6 +147,7 @@ final class GrammarAutomaton: @unchecked Sendable {
     func allowedTokens(_ state: Int32, trie: TokenTrie) throws -> [UInt64] {
         try lock.locked {
             if let mask = masks[state] { return mask }
+            expansionBudget = GrammarAutomaton.expansionBudgetPerCall
             let mask = try walk(trie, from: state)
             if masks.count >= GrammarAutomaton.maxMasks { masks.removeAll() }
             masks[state] = mask
@@ -189,14 +197,14 @@ final class GrammarAutomaton: @unchecked Sendable {
         let slot = Int(state) << 8 | Int(byte)
         let known = transitions[slot]
         if known != GrammarAutomaton.unknown { return known }
-        var members: [Int32] = []
+        var advanced: [Int32] = []   // the stacks that read `byte`, each moved past it
         for n in stateMembers[Int(state)] where n != GrammarAutomaton.acceptMarker {
             let position = Int(nodePosition[Int(n)])
             if byteSets[Int(elements[position])].contains(byte) {
-                members += try expand(node(Int32(position + 1), nodeParent[Int(n)]))
+                advanced.append(node(Int32(position + 1), nodeParent[Int(n)]))
             }
         }
-        let result = members.isEmpty ? GrammarAutomaton.dead : try self.state(members)
+        let result = advanced.isEmpty ? GrammarAutomaton.dead : try self.state(expand(advanced))
         transitions[slot] = result
         return result
     }
@@ -231,18 +239,25 @@ final class GrammarAutomaton: @unchecked Sendable {
     /// parent's when its alternative ended; each alternative of a referenced rule, over
     /// the rest of its own alternative (a reference that ends an alternative is a tail
     /// call: the stack does not grow, so `x ::= "a" x | ""` runs in constant space).
-    /// Computed once per node by a walk that visits each node once, so rules that repeat
-    /// without reading a byte (`( [x]* )*`) end where they come back to a node.
-    private func expand(_ node: Int32) throws -> [Int32] {
-        if node == GrammarAutomaton.emptyStack { return [GrammarAutomaton.acceptMarker] }
-        if let known = expansions[Int(node)] { return known }
+    /// The stack tops of all `nodes` come from one walk that visits each node once, so
+    /// rules that repeat without reading a byte (`( [x]* )*`) end where they come back to
+    /// a node, and stacks that share a tail (the copies of a nullable repetition) walk it
+    /// once. A lone node's tops are kept for the next state that holds it.
+    private func expand(_ nodes: [Int32]) throws -> [Int32] {
+        let lone = nodes.count == 1 && nodes[0] != GrammarAutomaton.emptyStack ? Int(nodes[0]) : nil
+        if let lone, let known = expansions[lone] { return known }
         var tops = Set<Int32>()
         var visited = Set<Int32>()
-        var pending: [Int32] = [node]
+        var pending = nodes
         while let n = pending.popLast() {
             if n == GrammarAutomaton.emptyStack { tops.insert(GrammarAutomaton.acceptMarker); continue }
             guard visited.insert(n).inserted else { continue }
-            if let known = expansions[Int(n)] { tops.formUnion(known); continue }
+            let known = expansions[Int(n)]
+            expansionBudget -= 1 + (known?.count ?? 0)
+            guard expansionBudget >= 0 else {
+                throw QwenError.invalidArgument("the grammar reaches more than \(GrammarAutomaton.expansionBudgetPerCall) parser stacks in one step (repetitions of something that can match nothing, nested or with large counts?)")
+            }
+            if let known { tops.formUnion(known); continue }
             let position = Int(nodePosition[Int(n)]), parent = nodeParent[Int(n)]
             let element = elements[position]
             if element >= 0 {
@@ -259,7 +274,7 @@ final class GrammarAutomaton: @unchecked Sendable {
             }
         }
         let result = Array(tops)
-        expansions[Int(node)] = result
+        if let lone { expansions[lone] = result }
         return result
     }
 
@@ -268,19 +283,10 @@ final class GrammarAutomaton: @unchecked Sendable {
     /// Refuses left recursion: a rule that can reach itself before reading a byte with
     /// something left to read after it (the stack would grow without end). Coming back
     /// to a rule in tail position (`( [x]* )*`) is fine: the stack stays as it is.
+    /// Linear in the grammar's size (a worklist for nullability, Tarjan's strongly
+    /// connected components for "can reach itself"), as repetitions lower to many rules.
     private static func checkLeftRecursion(_ rules: [[[Int32]]], names: [String]) throws {
-        // Nullable rules, to a fixed point.
-        var nullable = [Bool](repeating: false, count: rules.count)
-        var changed = true
-        while changed {
-            changed = false
-            for (r, alternatives) in rules.enumerated() where !nullable[r] {
-                if alternatives.contains(where: { $0.allSatisfy { $0 <= -2 && nullable[Int(-2 - $0)] } }) {
-                    nullable[r] = true
-                    changed = true
-                }
-            }
-        }
+        let nullable = nullableRules(rules)
         // Rules each rule may begin with, and whether in tail position (nothing after it).
         var edges: [[(rule: Int, tail: Bool)]] = Array(repeating: [], count: rules.count)
         for (r, alternatives) in rules.enumerated() {
@@ -292,21 +298,84 @@ final class GrammarAutomaton: @unchecked Sendable {
                 }
             }
         }
-        func reaches(_ from: Int, _ target: Int) -> Bool {
-            var seen = Set<Int>(), pending = [from]
-            while let r = pending.popLast() {
-                if r == target { return true }
-                guard seen.insert(r).inserted else { continue }
-                pending += edges[r].map(\.rule)
-            }
-            return false
-        }
+        // A non-tail edge r -> s is left recursion exactly when s reaches r: when both lie
+        // in one strongly connected component.
+        let component = stronglyConnectedComponents(edges.map { $0.map(\.rule) })
         for (r, out) in edges.enumerated() {
-            for edge in out where !edge.tail && reaches(edge.rule, r) {
+            for edge in out where !edge.tail && component[edge.rule] == component[r] {
                 let name = r < names.count ? names[r] : "a character class"
                 throw QwenError.invalidArgument("grammar: the rule '\(name)' is left-recursive (it can reach itself before reading a character)")
             }
         }
+    }
+
+    /// [rules]: whether each rule can match nothing. An alternative is nullable when every
+    /// element is a reference to a nullable rule; each rule becoming nullable is
+    /// propagated once to the alternatives that reference it.
+    private static func nullableRules(_ rules: [[[Int32]]]) -> [Bool] {
+        var nullable = [Bool](repeating: false, count: rules.count)
+        var alternativeRule: [Int] = []        // [alternatives] the rule it belongs to
+        var unresolved: [Int] = []             // [alternatives] references not yet known nullable
+        var referencedBy: [[Int]] = Array(repeating: [], count: rules.count)  // [rules] alternatives, once per reference
+        var pending: [Int] = []
+        for (r, alternatives) in rules.enumerated() {
+            for sequence in alternatives where sequence.allSatisfy({ $0 <= -2 }) {
+                let a = alternativeRule.count
+                alternativeRule.append(r)
+                unresolved.append(sequence.count)
+                for e in sequence { referencedBy[Int(-2 - e)].append(a) }
+                if sequence.isEmpty && !nullable[r] { nullable[r] = true; pending.append(r) }
+            }
+        }
+        while let r = pending.popLast() {
+            for a in referencedBy[r] {
+                unresolved[a] -= 1
+                let owner = alternativeRule[a]
+                if unresolved[a] == 0 && !nullable[owner] { nullable[owner] = true; pending.append(owner) }
+            }
+        }
+        return nullable
+    }
+
+    /// [nodes]: the strongly connected component of each node of `successors` (Tarjan's
+    /// algorithm, iterative so deep chains cannot overflow the stack).
+    private static func stronglyConnectedComponents(_ successors: [[Int]]) -> [Int] {
+        let count = successors.count
+        var index = [Int](repeating: -1, count: count), low = [Int](repeating: 0, count: count)
+        var component = [Int](repeating: -1, count: count)
+        var onStack = [Bool](repeating: false, count: count)
+        var stack: [Int] = [], nextIndex = 0, nextComponent = 0
+        var frames: [(node: Int, edge: Int)] = []   // the depth-first walk: node, next edge to take
+        for root in 0..<count where index[root] < 0 {
+            frames.append((root, 0))
+            index[root] = nextIndex; low[root] = nextIndex; nextIndex += 1
+            stack.append(root); onStack[root] = true
+            while let (v, e) = frames.last {
+                if e < successors[v].count {
+                    frames[frames.count - 1].edge += 1
+                    let w = successors[v][e]
+                    if index[w] < 0 {
+                        index[w] = nextIndex; low[w] = nextIndex; nextIndex += 1
+                        stack.append(w); onStack[w] = true
+                        frames.append((w, 0))
+                    } else if onStack[w] {
+                        low[v] = min(low[v], index[w])
+                    }
+                    continue
+                }
+                frames.removeLast()
+                if let parent = frames.last?.node { low[parent] = min(low[parent], low[v]) }
+                if low[v] == index[v] {
+                    while let w = stack.popLast() {
+                        onStack[w] = false
+                        component[w] = nextComponent
+                        if w == v { break }
+                    }
+                    nextComponent += 1
+                }
+            }
+        }
+        return component
     }
 }
 
