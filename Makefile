@@ -116,7 +116,7 @@ test-sanitize: model
 # (.build-fuzz), FUZZ_SECONDS each (default 60); prints RELIABILITY.md's table.
 FUZZ_SECONDS ?= 60
 fuzz: model
-	FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_TARGETS="$(FUZZ_TARGETS)" FUZZ_RUNS=$(FUZZ_RUNS) bash scripts/fuzz.sh
 
 test-python:
 	QWEN_LIBRARY=$(LIBDIR)/libqwen.so QWEN_CLI=$(LIBDIR)/qwen \
