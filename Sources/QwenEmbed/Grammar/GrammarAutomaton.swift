@@ -52,6 +52,12 @@ final class GrammarAutomaton: @unchecked Sendable {
     private var nodeIndex: [UInt64: Int32] = [:]
     /// [nodes]: the stack tops a node expands to (nil until computed).
     private var expansions: [[Int32]?] = []
+    /// [nodes]: the `expand` walk that last visited the node / took it as a stack top
+    /// (marks instead of hash sets: a walk may visit hundreds of thousands of nodes).
+    private var visitedIn: [UInt32] = []
+    private var topIn: [UInt32] = []
+    /// The current `expand` walk's number (0: none yet).
+    private var walkNumber: UInt32 = 0
     /// [states]: members, sorted.
     private var stateMembers: [[Int32]] = []
     private var stateIndex: [[Int32]: Int32] = [:]
@@ -231,6 +237,8 @@ final class GrammarAutomaton: @unchecked Sendable {
         nodePosition.append(position)
         nodeParent.append(parent)
         expansions.append(nil)
+        visitedIn.append(0)
+        topIn.append(0)
         nodeIndex[key] = n
         return n
     }
@@ -246,22 +254,32 @@ final class GrammarAutomaton: @unchecked Sendable {
     private func expand(_ nodes: [Int32]) throws -> [Int32] {
         let lone = nodes.count == 1 && nodes[0] != GrammarAutomaton.emptyStack ? Int(nodes[0]) : nil
         if let lone, let known = expansions[lone] { return known }
-        var tops = Set<Int32>()
-        var visited = Set<Int32>()
+        if walkNumber == UInt32.max {
+            walkNumber = 0
+            for i in visitedIn.indices { visitedIn[i] = 0; topIn[i] = 0 }
+        }
+        walkNumber += 1
+        let walk = walkNumber
+        var tops: [Int32] = []
+        var accepts = false
+        func addTop(_ n: Int32) {
+            if n == GrammarAutomaton.acceptMarker { accepts = true } else if topIn[Int(n)] != walk { topIn[Int(n)] = walk; tops.append(n) }
+        }
         var pending = nodes
         while let n = pending.popLast() {
-            if n == GrammarAutomaton.emptyStack { tops.insert(GrammarAutomaton.acceptMarker); continue }
-            guard visited.insert(n).inserted else { continue }
+            if n == GrammarAutomaton.emptyStack { accepts = true; continue }
+            guard visitedIn[Int(n)] != walk else { continue }
+            visitedIn[Int(n)] = walk
             let known = expansions[Int(n)]
             expansionBudget -= 1 + (known?.count ?? 0)
             guard expansionBudget >= 0 else {
                 throw QwenError.invalidArgument("the grammar reaches more than \(GrammarAutomaton.expansionBudgetPerCall) parser stacks in one step (repetitions of something that can match nothing, nested or with large counts?)")
             }
-            if let known { tops.formUnion(known); continue }
+            if let known { known.forEach(addTop); continue }
             let position = Int(nodePosition[Int(n)]), parent = nodeParent[Int(n)]
             let element = elements[position]
             if element >= 0 {
-                tops.insert(n)
+                addTop(n)
             } else if element == GrammarAutomaton.endOfAlternative {
                 pending.append(parent)
             } else {
@@ -273,7 +291,7 @@ final class GrammarAutomaton: @unchecked Sendable {
                 throw QwenError.invalidArgument("the grammar needs too many parser stacks (nested too deeply, or too ambiguous)")
             }
         }
-        let result = Array(tops)
+        let result = accepts ? [GrammarAutomaton.acceptMarker] + tops : tops
         if let lone { expansions[lone] = result }
         return result
     }
