@@ -32,10 +32,9 @@ final class GrammarTests: XCTestCase {
     }
 
     /// Cases outside what the engine takes, refused with a clear error rather than run
-    /// differently: regular-expression `pattern`s, and GBNF token references (`<think>`,
-    /// `<[1000]>`: a grammar over bytes has no token ids).
-    static let refused: Set<String> = ["simple pattern", "pattern with escapes", "simple grammar with tokens",
-                                       "complex grammar with tokens"]
+    /// differently: GBNF token references (`<think>`, `<[1000]>`: a grammar over bytes
+    /// has no token ids).
+    static let refused: Set<String> = ["simple grammar with tokens", "complex grammar with tokens"]
 
     func testLlamaCppCasesAcceptAndRefuseTheSameStrings() throws {
         let cases = try GrammarTests.cases()
@@ -126,9 +125,52 @@ final class GrammarTests: XCTestCase {
         XCTAssertNoThrow(try GrammarAutomaton(GBNFParser.parse("root ::= a1 \"x\" | \"y\"\n\(chain)\na5000 ::= \"b\" |")))
     }
 
+    /// JSON Schema `pattern`s against Python's `re` (Tests/Fixtures/regex-cases.json, from
+    /// scripts/gen-regex-fixtures.py): the grammar accepts the JSON text of exactly the
+    /// strings the regular expression finds a match in, escapes written as json.dumps
+    /// writes them.
+    func testPatternsMatchWhatPythonsRegexMatches() throws {
+        let url = TestPaths.fixtures.appendingPathComponent("regex-cases.json")
+        let cases = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [[String: Any]] ?? []
+        XCTAssertGreaterThanOrEqual(cases.count, 30)
+        for c in cases {
+            let pattern = try XCTUnwrap(c["pattern"] as? String)
+            let schema = String(decoding: try JSONSerialization.data(withJSONObject: ["type": "string", "pattern": pattern]), as: UTF8.self)
+            let automaton = try GrammarAutomaton(GBNFParser.parse(JSONSchemaGrammar.gbnf(schema: schema)))
+            for text in c["accept"] as? [String] ?? [] {
+                XCTAssertTrue(try GrammarTests.matches(automaton, text), "\(pattern) should accept \(text)")
+            }
+            for text in c["reject"] as? [String] ?? [] {
+                XCTAssertFalse(try GrammarTests.matches(automaton, text), "\(pattern) should refuse \(text)")
+            }
+        }
+    }
+
+    func testPatternsOutsideTheSubsetAreRefusedNamingTheConstruct() throws {
+        let refused: [(String, String)] = [
+            ("^(?=a)a$", "lookaround"), ("^(a)\\1$", "backreferences"), ("\\bword", "word boundaries"),
+            ("^a^b$", "anchor '^'"), ("a$b", "anchor '$'"), ("^(a$)", "anchor '$'"), ("\\p{L}", "Unicode properties"),
+            ("(a", "unbalanced '('"), ("a)", "unbalanced ')'"), ("[a-", "unterminated character class"),
+            ("*a", "follows nothing"), ("a**", "follows a quantifier"), ("[z-a]", "out of order"), ("a{3,1}", "below the minimum"),
+            ("a{10001}", "repetition above"), ("[]", "matches nothing"), ("\\q", "unknown escape"),
+        ]
+        for (pattern, expected) in refused {
+            let schema = String(decoding: try JSONSerialization.data(withJSONObject: ["type": "string", "pattern": pattern]), as: UTF8.self)
+            XCTAssertThrowsError(try JSONSchemaGrammar.gbnf(schema: schema), pattern) { error in
+                guard case QwenError.invalidArgument(let message) = error else { return XCTFail("\(error)") }
+                XCTAssertTrue(message.contains(expected) && message.contains("at #"), "\(pattern): \(message)")
+            }
+        }
+        // Named groups are plain groups; `[^]` is any character.
+        let schema = #"{"type": "string", "pattern": "^(?<year>\\d{4})-[^]$"}"#
+        let automaton = try GrammarAutomaton(GBNFParser.parse(JSONSchemaGrammar.gbnf(schema: schema)))
+        XCTAssertTrue(try GrammarTests.matches(automaton, #""2024-\"""#))
+        XCTAssertFalse(try GrammarTests.matches(automaton, #""202-x""#))
+    }
+
     func testSchemasOutsideTheSubsetAreRefusedNamingThePath() {
         let bad: [(String, String)] = [
-            (#"{"type": "string", "pattern": "^a"}"#, "at #: the keyword 'pattern'"),
+            (#"{"properties": {"a": {"pattern": "^a", "maxLength": 3}}}"#, "at #/properties/a: 'pattern' together with"),
             (#"{"properties": {"a": {"not": {}}}}"#, "at #/properties/a: the keyword 'not'"),
             (##"{"$ref": "#/$defs/missing"}"##, "points at nothing"),
             (#"{"type": "strin"}"#, "unknown type 'strin'"),

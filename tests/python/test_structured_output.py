@@ -4,7 +4,8 @@ qwen-embed-server and through the Python binding:
 
 - ``client.beta.chat.completions.parse`` with nested Pydantic models returns a valid
   object for every prompt (24 prompts, four models: nested objects, lists of objects,
-  optional fields, enums), non-streamed and streamed;
+  optional fields, enums), non-streamed and streamed, and string fields hold their
+  regular-expression patterns;
 - response_format json_object returns a JSON object; tool_choice "required" and a named
   tool force a call even when the user does not ask for one;
 - log probabilities equal log-softmax of `qwen logits` within 1e-4 (the sampled token's
@@ -24,7 +25,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bindings" / "python"))
 
 import openai  # noqa: E402
-from pydantic import BaseModel  # noqa: E402
+from pydantic import BaseModel, Field  # noqa: E402
 
 import qwen_embed  # noqa: E402
 from conftest import ServerProcess  # noqa: E402
@@ -77,6 +78,15 @@ class Step(BaseModel):
 class MathReasoning(BaseModel):
     steps: List[Step]
     final_answer: str
+
+
+class Contact(BaseModel):
+    """String fields held to regular expressions (JSON Schema `pattern`)."""
+    name: str
+    phone: str = Field(pattern=r"^\(\d{3}\) \d{3}-\d{4}$")
+    zip_code: str = Field(pattern=r"^\d{5}$")
+    sku: str = Field(pattern=r"^[A-Z]{3}-\d{2,4}$")
+    note: str = Field(pattern=r"^(?:urgent|later)")   # anchored at the start only: any text may follow
 
 
 PROMPTS = [
@@ -148,6 +158,20 @@ def test_parse_streamed_and_sampled(client):
         final = stream.get_final_completion()
     assert len(deltas) > 5
     assert isinstance(final.choices[0].message.parsed, Order)
+
+
+def test_patterns_hold_in_parsed_objects(client):
+    # Pydantic validates each pattern when `parse` builds the object.
+    prompts = ["Contact: Jane Roe, phone 555 123 4567, zip 90210, ordered part ABC-123. Call her back soon.",
+               "Make up a customer contact record for a hardware store.",
+               "Record: Tom, (212) 555-0188, 10001, item XYZ-9, no rush."]
+    for i, prompt in enumerate(prompts):
+        completion = client.beta.chat.completions.parse(
+            model="qwen", messages=[{"role": "user", "content": prompt}], response_format=Contact,
+            temperature=0 if i < 2 else 0.9, seed=i, max_tokens=300)
+        choice = completion.choices[0]
+        assert choice.finish_reason == "stop", (prompt, choice.message.content)
+        assert isinstance(choice.message.parsed, Contact), (prompt, choice.message.content)
 
 
 def test_json_object_mode(client):
@@ -239,5 +263,5 @@ def test_the_grammar_mask_shows_in_the_logprobs(model_path):
     with pytest.raises(qwen_embed.InvalidArgumentError, match="line 1, column 10"):
         session.chat("hi", grammar='root ::= "yes')
     with pytest.raises(qwen_embed.InvalidArgumentError, match="properties/a"):
-        session.chat("hi", json_schema={"type": "object", "properties": {"a": {"type": "string", "pattern": "x"}}})
+        session.chat("hi", json_schema={"type": "object", "properties": {"a": {"type": "string", "pattern": "(?=x)"}}})
     model.close()

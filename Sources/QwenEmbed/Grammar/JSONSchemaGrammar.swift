@@ -4,10 +4,11 @@
 /// outputs accept: `type` (one or a list), `properties` / `required` /
 /// `additionalProperties`, `items` / `prefixItems` / `minItems` / `maxItems`, `enum`,
 /// `const`, `anyOf` / `oneOf`, `$ref` into `$defs` / `definitions` (recursion allowed),
-/// strings with `minLength` / `maxLength` and the formats date, time, date-time and uuid,
+/// strings with `minLength` / `maxLength`, the formats date, time, date-time and uuid, or
+/// a `pattern` (ECMAScript regular expressions: `RegexGrammar`),
 /// integers with `minimum` / `maximum` / `exclusiveMinimum` / `exclusiveMaximum` (as
 /// llama.cpp: digit-by-digit ranges; on numbers these bounds are not enforced). Annotations (`title`, `description`,
-/// `default`, `examples`, `$schema`, `strict`) are ignored; `pattern`, `not`, `allOf` of
+/// `default`, `examples`, `$schema`, `strict`) are ignored; `not`, `allOf` of
 /// several schemas and conditionals are refused naming where, rather than ignored: the
 /// reply would not be held to them.
 struct JSONSchemaGrammar {
@@ -145,7 +146,8 @@ struct JSONSchemaGrammar {
                                                "contentMediaType"]
     private static let understood: Set<String> = ["type", "properties", "required", "additionalProperties", "items",
                                                   "prefixItems", "minItems", "maxItems", "enum", "const", "anyOf", "oneOf",
-                                                  "allOf", "$ref", "minLength", "maxLength", "format", "nullable"]
+                                                  "allOf", "$ref", "minLength", "maxLength", "format", "nullable",
+                                                  "pattern"]
 
     /// The rule (or expression) for `schema`, named after `name`.
     mutating func visit(_ schema: JinjaValue, name: String, path: String) throws -> String {
@@ -203,6 +205,7 @@ struct JSONSchemaGrammar {
         case nil:
             if member("properties") != nil || member("additionalProperties") != nil { types = ["object"] }
             else if member("items") != nil || member("prefixItems") != nil { types = ["array"] }
+            else if member("pattern") != nil || member("format") != nil { types = ["string"] }   // as llama.cpp
         default: throw QwenError.invalidArgument("json_schema: at \(path)/type: expected a name or a list of names")
         }
         if case .bool(true)? = member("nullable"), !types.isEmpty, !types.contains("null") { types.append("null") }
@@ -394,8 +397,20 @@ struct JSONSchemaGrammar {
     }
 
     private mutating func string(_ s: JinjaDict, name: String, path: String) throws -> String {
-        if s["pattern"] != nil {
-            throw QwenError.invalidArgument("json_schema: at \(path): the keyword 'pattern' is not supported")
+        if let pattern = s["pattern"] {
+            guard case .string(let text) = pattern else {
+                throw QwenError.invalidArgument("json_schema: at \(path)/pattern: expected a string")
+            }
+            guard s["minLength"] == nil, s["maxLength"] == nil, s["format"] == nil else {
+                throw QwenError.invalidArgument("json_schema: at \(path): 'pattern' together with minLength, maxLength or format is not supported")
+            }
+            let body: String
+            do {
+                body = try RegexGrammar.expression(pattern: text.text, anyCharacter: primitive("char"))
+            } catch let error as QwenError {
+                throw QwenError.invalidArgument("json_schema: at \(path): \(error.message)")
+            }
+            return add(name, "\"\\\"\" (\(body)) \"\\\"\" \(primitive("space"))")
         }
         if case .string(let format)? = s["format"] {
             switch format.text {
