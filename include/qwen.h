@@ -370,6 +370,14 @@ typedef struct qwen_tool {
  *  none. Kept across qwen_session_reset, like the system prompt. Errors:
  *  INVALID_ARGUMENT (empty name, parameters that are not JSON, invalid UTF-8). */
 qwen_status qwen_session_set_tools(qwen_session *session, const qwen_tool *tools, size_t n_tools);
+/** Number of tools the session offers (set with qwen_session_set_tools, or saved with a
+ *  session it was loaded from); 0 for NULL. */
+size_t qwen_session_n_tools(const qwen_session *session);
+/** Tool i of those the session offers: parameters as the session holds them (rewritten as
+ *  json.dumps writes them); description / parameters NULL where the tool was set without.
+ *  The strings stay valid until the session's next mutating call. Errors: INVALID_ARGUMENT
+ *  (NULL session or tool, i out of range). */
+qwen_status qwen_session_get_tool(const qwen_session *session, size_t i, qwen_tool *tool);
 /** Append one message to the history without generating: restoring a conversation, or
  *  an assistant turn that called a tool (tool_name and tool_arguments, copied; both NULL
  *  for a plain message). content NULL = "". System messages: set the system prompt. */

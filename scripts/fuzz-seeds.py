@@ -10,7 +10,8 @@
 - fuzz_template: the chat templates of Tests/Fixtures/templates; and OUT_DIR/template-base.gguf,
   a small qwen2 GGUF whose chat template is TEMPLATE_SLOT bytes of "@" the target overwrites.
 - fuzz_grammar: every grammar and JSON schema of Tests/Fixtures/grammar-cases.json (llama.cpp's
-  test cases and grammars/ folder) behind its selector byte.
+  test cases and grammars/ folder) behind its selector byte, and a string schema for each
+  pattern of Tests/Fixtures/regex-cases.json.
     fuzz-seeds.py --sessions OUT_DIR BASE_CHECKPOINT
 - fuzz_session_file: sessions saved from the base checkpoint through the binding (libqwen as
   QWEN_LIBRARY finds it): a new one, and one with tools, a tool call, a tool result and a KV
@@ -99,3 +100,5 @@ for i, case in enumerate(json.loads((ROOT / "Tests/Fixtures/grammar-cases.json")
         seed("fuzz_grammar", f"grammar-{i}", bytes([0]) + case["grammar"].encode())
     else:
         seed("fuzz_grammar", f"schema-{i}", bytes([1]) + case["schema"].encode())
+for i, case in enumerate(json.loads((ROOT / "Tests/Fixtures/regex-cases.json").read_text(encoding="utf-8"))):
+    seed("fuzz_grammar", f"pattern-{i}", bytes([1]) + json.dumps({"type": "string", "pattern": case["pattern"]}).encode())

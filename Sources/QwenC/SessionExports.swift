@@ -20,6 +20,11 @@ final class SessionHandle {
     private var systemPromptText: UnsafeMutablePointer<CChar>? = nil
     /// The last pulled tool call's name and arguments (qwen_chat_next_part).
     private var partCall: (name: UnsafeMutablePointer<CChar>, arguments: UnsafeMutablePointer<CChar>)? = nil
+    /// [tools]: the offered tools as C strings (description / parameters nil where the
+    /// caller gave none), for the tools in `toolStringsFor`; rebuilt when they change.
+    private var toolStrings: [(name: UnsafeMutablePointer<CChar>?, description: UnsafeMutablePointer<CChar>?,
+                               parameters: UnsafeMutablePointer<CChar>?)] = []
+    private var toolStringsFor: [ToolDefinition] = []
 
     init(session: Session, modelHandle: ModelHandle) {
         self.session = session
@@ -30,7 +35,29 @@ final class SessionHandle {
         free(resultText)
         free(pieceText)
         free(systemPromptText)
-        keepPartCall(nil)
+        _ = keepPartCall(nil)
+        freeToolStrings()
+    }
+
+    /// Tool i the session offers, its strings owned by the handle; nil when out of range.
+    func tool(_ i: Int) -> qwen_tool? {
+        let tools = session.tools
+        guard i >= 0, i < tools.count else { return nil }
+        if toolStringsFor != tools || toolStrings.count != tools.count {
+            freeToolStrings()
+            toolStrings = tools.map { ($0.name.withCString { strdup($0) },
+                                       $0.hasDescription ? $0.description.withCString { strdup($0) } : nil,
+                                       $0.hasParameters ? $0.parametersJSON.withCString { strdup($0) } : nil) }
+            toolStringsFor = tools
+        }
+        let t = toolStrings[i]
+        return qwen_tool(name: UnsafePointer(t.name), description: UnsafePointer(t.description), parameters: UnsafePointer(t.parameters))
+    }
+
+    private func freeToolStrings() {
+        for t in toolStrings { free(t.name); free(t.description); free(t.parameters) }
+        toolStrings = []
+        toolStringsFor = []
     }
 
     /// The system prompt as a C string owned by the handle (until the next call); nil for
@@ -405,6 +432,23 @@ func toolDefinitions(_ tools: UnsafePointer<qwen_tool>?, _ n: Int) throws -> [To
     guarded {
         let handle = try SessionHandle.from(session)
         try handle.session.setTools(try toolDefinitions(tools, n))
+        return QWEN_OK
+    }
+}
+
+@c @implementation public func qwen_session_n_tools(_ session: OpaquePointer?) -> Int {
+    (try? SessionHandle.from(session).session.tools.count) ?? 0
+}
+
+@c @implementation public func qwen_session_get_tool(_ session: OpaquePointer?, _ i: Int,
+                                                     _ tool: UnsafeMutablePointer<qwen_tool>?) -> qwen_status {
+    guarded {
+        let handle = try SessionHandle.from(session)
+        let out = try required(tool, "tool")
+        guard let found = handle.tool(i) else {
+            throw QwenError.invalidArgument("tool index \(i) is out of range (the session offers \(handle.session.tools.count))")
+        }
+        out.pointee = found
         return QWEN_OK
     }
 }

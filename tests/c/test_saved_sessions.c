@@ -84,6 +84,33 @@ int main(void) {
     free(expected);
     free(got);
 
+    /* Tools are saved and read back as they were set (description / parameters NULL where none). */
+    {
+        char tools_path[300];
+        snprintf(tools_path, sizeof tools_path, "%s/tools.qsession", dir);
+        qwen_session *with_tools = NULL, *back = NULL;
+        CHECK_STATUS(qwen_session_create(model, NULL, &with_tools), QWEN_OK);
+        qwen_tool tools[] = {{"get_weather", "Current weather of a city.", "{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"}}}"},
+                             {"now", NULL, NULL}};
+        CHECK_STATUS(qwen_session_set_tools(with_tools, tools, 2), QWEN_OK);
+        CHECK_STATUS(qwen_session_save(with_tools, tools_path), QWEN_OK);
+        CHECK_STATUS(qwen_session_load(model, tools_path, NULL, &back), QWEN_OK);
+        CHECK(qwen_session_n_tools(back) == 2 && qwen_session_n_tools(NULL) == 0, "n_tools %zu", qwen_session_n_tools(back));
+        qwen_tool t0, t1;
+        CHECK_STATUS(qwen_session_get_tool(back, 0, &t0), QWEN_OK);
+        CHECK_STATUS(qwen_session_get_tool(back, 1, &t1), QWEN_OK);
+        CHECK(strcmp(t0.name, "get_weather") == 0 && t0.description && strcmp(t0.description, "Current weather of a city.") == 0
+              && t0.parameters && strcmp(t0.parameters, "{\"type\": \"object\", \"properties\": {\"city\": {\"type\": \"string\"}}}") == 0,
+              "tool 0: %s / %s / %s", t0.name, t0.description ? t0.description : "(null)", t0.parameters ? t0.parameters : "(null)");
+        CHECK(strcmp(t1.name, "now") == 0 && t1.description == NULL && t1.parameters == NULL, "tool 1: %s", t1.name);
+        CHECK_STATUS(qwen_session_get_tool(back, 2, &t0), QWEN_ERR_INVALID_ARGUMENT);
+        CHECK(strstr(qwen_last_error(), "out of range") != NULL, "%s", qwen_last_error());
+        CHECK_STATUS(qwen_session_get_tool(back, 0, NULL), QWEN_ERR_INVALID_ARGUMENT);
+        CHECK_STATUS(qwen_session_get_tool(NULL, 0, &t0), QWEN_ERR_INVALID_ARGUMENT);
+        qwen_session_free(back);
+        qwen_session_free(with_tools);
+    }
+
     /* params: n_ctx applies, the system prompt and tools in them are ignored. */
     qwen_session_params other;
     qwen_session_params_init(&other);

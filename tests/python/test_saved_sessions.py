@@ -204,3 +204,15 @@ def test_a_q8_cache_is_saved_and_restored_as_q8(model, tmp_path):
     loaded = model.load_session(str(path))
     assert loaded.kv_bytes["per_token"] == session.kv_bytes["per_token"] < model.session().kv_bytes["per_token"]
     assert loaded.chat("And three animals?", max_tokens=12, temperature=0) == expected
+
+
+def test_a_loaded_session_lists_its_saved_tools(model, tmp_path):
+    weather = {"type": "function", "function": {
+        "name": "get_weather", "description": "Current weather of a city.",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
+    bare = {"type": "function", "function": {"name": "now"}}
+    session = model.session()
+    session.tools = [weather, bare]
+    path = tmp_path / "tools.session"
+    session.save(str(path))
+    assert model.load_session(str(path)).tools == [weather, bare]

@@ -14,7 +14,7 @@ public struct ToolDefinition: Sendable, Equatable {
     public var parametersJSON: String
     /// Whether the caller gave a description / parameters: a chat template sees the tool as
     /// the caller's OpenAI-style object, without the fields it lacked.
-    let hasDescription: Bool, hasParameters: Bool
+    public let hasDescription: Bool, hasParameters: Bool
 
     /// `parameters` is JSON text (NULL/nil = `{}`); it is re-serialized as Qwen's
     /// server writes it, so any spacing the caller used gives the same prompt.

@@ -639,6 +639,12 @@ qwen_session_get_message = _fn("qwen_session_get_message",
 qwen_session_set_tools = _fn("qwen_session_set_tools", [qwen_session_p, POINTER(qwen_tool), c_size_t],
                              qwen_status)
 
+# size_t qwen_session_n_tools(const qwen_session *session);
+qwen_session_n_tools = _fn("qwen_session_n_tools", [qwen_session_p], c_size_t)
+
+# qwen_status qwen_session_get_tool(const qwen_session *session, size_t i, qwen_tool *tool);
+qwen_session_get_tool = _fn("qwen_session_get_tool", [qwen_session_p, c_size_t, POINTER(qwen_tool)], qwen_status)
+
 # qwen_status qwen_session_add_message(qwen_session *session, qwen_role role, const char *content,
 #                                      const char *tool_name, const char *tool_arguments);
 qwen_session_add_message = _fn("qwen_session_add_message",

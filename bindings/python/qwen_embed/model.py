@@ -232,12 +232,29 @@ class _Tools:
     __slots__ = ("array", "count", "_keep")
 
     def __init__(self, tools: Sequence[Any]) -> None:
-        fields = [tuple(_c_string(x, "tool field") for x in _tool_fields(t, i)) for i, t in enumerate(tools)]
+        fields = [tuple(None if x is None else _c_string(x, "tool field") for x in _tool_fields(t, i))
+                  for i, t in enumerate(tools)]
         self.count = len(fields)
         self.array = (_lib.qwen_tool * max(1, self.count))()
         for i, (name, description, parameters) in enumerate(fields):
             self.array[i].name, self.array[i].description, self.array[i].parameters = name, description, parameters
         self._keep = fields
+
+
+def _saved_tools(handle: Any) -> List[Dict[str, Any]]:
+    """The tools a session offers, read back from the library as OpenAI ``tools`` entries
+    (a loaded session's saved tools)."""
+    tools = []
+    for i in range(_lib.qwen_session_n_tools(handle)):
+        tool = _lib.qwen_tool()
+        check(_lib.qwen_session_get_tool(handle, i, byref(tool)), "qwen_session_get_tool")
+        function: Dict[str, Any] = {"name": tool.name.decode()}
+        if tool.description is not None:
+            function["description"] = tool.description.decode()
+        if tool.parameters is not None:
+            function["parameters"] = json.loads(tool.parameters.decode())
+        tools.append({"type": "function", "function": function})
+    return tools
 
 
 KV_TYPES = {"f16": _lib.QWEN_KV_F16, "q8": _lib.QWEN_KV_Q8}
@@ -263,9 +280,10 @@ def _session_params(system: Optional[str], n_ctx: int, seed: int, n_threads: int
     return params, (system_bytes, tools)
 
 
-def _tool_fields(tool: Any, index: int) -> Tuple[str, str, str]:
+def _tool_fields(tool: Any, index: int) -> Tuple[str, Optional[str], Optional[str]]:
     """(name, description, parameters JSON) of an OpenAI ``tools`` entry
-    ({"type": "function", "function": {...}}) or a legacy ``functions`` entry."""
+    ({"type": "function", "function": {...}}) or a legacy ``functions`` entry; None for a
+    field the entry lacks (a chat template then sees the tool without it)."""
     if not isinstance(tool, dict):
         raise TypeError(f"tools[{index}] must be a dict, not {type(tool).__name__}")
     if "function" in tool and isinstance(tool["function"], dict):
@@ -275,11 +293,11 @@ def _tool_fields(tool: Any, index: int) -> Tuple[str, str, str]:
     name = tool.get("name")
     if not isinstance(name, str) or not name:
         raise ValueError(f"tools[{index}].name must be a non-empty string")
-    description = tool.get("description") or ""
-    if not isinstance(description, str):
+    description = tool.get("description")
+    if description is not None and not isinstance(description, str):
         raise TypeError(f"tools[{index}].description must be a string")
-    parameters = tool.get("parameters", {})
-    if not isinstance(parameters, str):
+    parameters = tool.get("parameters")
+    if parameters is not None and not isinstance(parameters, str):
         parameters = json.dumps(parameters, ensure_ascii=False)
     return name, description, parameters
 
@@ -559,8 +577,8 @@ class Model:
         """A new session continuing the one ``Session.save`` wrote to ``path``, exactly where
         it was (history, system prompt, tools, sampler state, KV cache), in this process or
         any other. ``n_ctx`` / ``max_window_size``: 0 = the saved session's. The saved tools
-        are offered on its chat calls; its ``tools`` property lists only tools set through
-        it afterwards (the C API hands them back to no one). Raises ``QwenIOError`` (missing,
+        are offered on its chat calls; its ``tools`` property lists them as OpenAI ``tools``
+        entries. Raises ``QwenIOError`` (missing,
         a directory, unreadable), ``BadModelError`` (not a session file, truncated or corrupt;
         the message names the byte offset), ``UnsupportedModelError`` (from a newer
         QwenEmbed), ``InvalidArgumentError`` (saved with another model), ``ContextFullError``
@@ -571,7 +589,7 @@ class Model:
         with self._use() as h:
             check(_lib.qwen_session_load(h, data, byref(params), byref(out)), "qwen_session_load")
         session = Session.__new__(Session)
-        session._setup(self, out, [], release_on_exit=False)
+        session._setup(self, out, _saved_tools(out), release_on_exit=False)
         return session
 
     @staticmethod
