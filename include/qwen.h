@@ -477,13 +477,17 @@ typedef struct {
     const char *grammar;        /* GBNF text (llama.cpp's grammar format) the reply must
                                    match; NULL = none (default). Tokens the grammar refuses
                                    are masked before sampling; the end of the turn is
-                                   allowed only where the grammar may end. A bad grammar
-                                   is INVALID_ARGUMENT naming the line and column */
+                                   allowed only where the grammar may end. A thinking
+                                   model (qwen_chat) may reason first: its <think> block
+                                   comes before the constrained answer, unless
+                                   enable_thinking is 0. A bad grammar is INVALID_ARGUMENT
+                                   naming the line and column */
     const char *json_schema;    /* JSON Schema text the reply must be an instance of (OpenAI
                                    structured outputs' subset: objects, arrays, enum, const,
-                                   anyOf, $ref/$defs, string/number/integer/boolean/null;
-                                   compiled to a grammar); NULL = none (default). Not with
-                                   `grammar`. Unsupported keywords (pattern, not, ...) are
+                                   anyOf, $ref/$defs, string/number/integer/boolean/null,
+                                   string patterns; compiled to a grammar); NULL = none
+                                   (default). Not with `grammar`. Unsupported keywords
+                                   (not, lookaround in a pattern, ...) are
                                    INVALID_ARGUMENT naming the schema path */
     int32_t logprobs;           /* -1 = off (default); 0..QWEN_MAX_TOP_LOGPROBS = record each
                                    generated token's log probability and this many most

@@ -168,6 +168,20 @@ final class GrammarTests: XCTestCase {
         XCTAssertFalse(try GrammarTests.matches(automaton, #""202-x""#))
     }
 
+    /// A thinking model's reply: the reasoning block (optional, or already opened by the
+    /// prompt) before the answer the grammar holds.
+    func testReasoningBlockBeforeTheConstrainedAnswer() throws {
+        let grammar = try GBNFParser.parse(#"root ::= "{" item "}"\#nitem ::= "a" | "b""#)
+        let optional = try GrammarAutomaton(ReasoningGrammar.wrapped(grammar, mode: .optional))
+        XCTAssertTrue(try GrammarTests.matches(optional, "{a}"))
+        XCTAssertTrue(try GrammarTests.matches(optional, "<think>\nx < y, so a.\n</think>\n\n{a}"))
+        XCTAssertFalse(try GrammarTests.matches(optional, "<think>no end {a}"))
+        XCTAssertFalse(try GrammarTests.matches(optional, "<think>a</think>\n\n{c}"))
+        let opened = try GrammarAutomaton(ReasoningGrammar.wrapped(grammar, mode: .opened))
+        XCTAssertTrue(try GrammarTests.matches(opened, "so b</think>\n\n{b}"))
+        XCTAssertFalse(try GrammarTests.matches(opened, "{b}"))
+    }
+
     func testSchemasOutsideTheSubsetAreRefusedNamingThePath() {
         let bad: [(String, String)] = [
             (#"{"properties": {"a": {"pattern": "^a", "maxLength": 3}}}"#, "at #/properties/a: 'pattern' together with"),

@@ -174,3 +174,23 @@ def test_enable_thinking_reaches_qwen3s_template(qwen_family_checkpoint):
                 counts[thinking] = session.last_result["n_prompt_tokens"]
         empty_thought = len(model.tokenize("<think>\n\n</think>\n\n", special=True))
         assert counts[None] == counts[True] and counts[False] == counts[True] + empty_thought
+
+
+def test_a_constrained_reply_may_think_first_unless_thinking_is_off(qwen_family_checkpoint):
+    """Under a grammar, Qwen3 may still open its <think> block before the answer (the
+    block comes before what the grammar holds); with enable_thinking=False it may not.
+    The grammar's first step allows only a few tokens, so the 20 alternatives the
+    logprobs list are all of them."""
+    with qwen_embed.Model(str(qwen_family_checkpoint("qwen3-bf16")), n_threads=2) as model:
+        think = model.tokenize("<think>", special=True)
+        assert len(think) == 1
+        first = {}
+        for thinking in (None, False):
+            with model.session(seed=1) as session:
+                reply = session.chat("Hello", grammar='root ::= "{}"', max_tokens=24, temperature=0,
+                                     logprobs=20, enable_thinking=thinking)
+                first[thinking] = {t["bytes"] for t in session.logprobs()[0]["top_logprobs"]}
+                if thinking is False:
+                    assert reply == "{}" and session.last_result["finish_reason"] == "stop"
+                    assert session.messages[-1]["content"] == "{}"
+        assert b"<think>" in first[None] and all(b.startswith(b"{") for b in first[False]), first

@@ -355,7 +355,18 @@ public final class Session: @unchecked Sendable {
             }
             grammar = ToolCallGrammar.gbnf(tools: forced, format: prompt.replyFormat)
         }
-        return try start(prompt.ids, parameters, grammar: grammar, newHistory: (system, conversation, prompt.replyFormat))
+        // A thinking model reasons before the constrained answer: in the block the prompt
+        // opened, or in one it may open itself unless thinking was turned off.
+        var reasoning: ReasoningGrammar.Mode? = nil
+        if case .native(_, let startsInReasoning) = prompt.replyFormat {
+            if startsInReasoning {
+                reasoning = .opened
+            } else if parameters.enableThinking != false, model.tokenizer.specialTokenID(NativeReplyParser.thinkOpen) != nil {
+                reasoning = .optional
+            }
+        }
+        return try start(prompt.ids, parameters, grammar: grammar, reasoning: reasoning,
+                         newHistory: (system, conversation, prompt.replyFormat))
     }
 
     /// The GBNF text of the reply's `grammar` or `jsonSchema`, nil when it has neither.
@@ -369,14 +380,15 @@ public final class Session: @unchecked Sendable {
     }
 
     /// Submits the reply to `prompt` to the engine, reusing the cached prefix; the reply
-    /// is held to the GBNF `grammar` when one is given.
+    /// is held to the GBNF `grammar` when one is given (behind a reasoning block when
+    /// `reasoning` is set).
     private func start(_ prompt: [Int32], _ parameters: GenerationParameters, grammar: String? = nil,
-                       newHistory: Reply.NewHistory?) throws -> Reply {
+                       reasoning: ReasoningGrammar.Mode? = nil, newHistory: Reply.NewHistory?) throws -> Reply {
         guard parameters.maxTokens >= 0 else { throw QwenError.invalidArgument("max_tokens is negative") }
         if let n = parameters.logprobs, !(0...TokenLogprob.maxTop).contains(n) {
             throw QwenError.invalidArgument("logprobs must be 0...\(TokenLogprob.maxTop) alternatives (got \(n))")
         }
-        let automaton = try grammar.map { try model.grammars.automaton($0) }
+        let automaton = try grammar.map { try model.grammars.automaton($0, reasoning: reasoning) }
         let trie = automaton.map { _ in model.grammars.tokenTrie(model.tokenizer, vocabSize: model.config.vocabSize) }
         let sampling = try parameters.sampling.validated()
         let seed = parameters.seed ?? random.next()

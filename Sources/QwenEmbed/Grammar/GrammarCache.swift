@@ -5,21 +5,29 @@
 final class GrammarCache: @unchecked Sendable {
     static let capacity = 16
     private let lock = Mutex()
-    private var entries: [(text: String, automaton: GrammarAutomaton)] = []   // most recent last
+    private var entries: [(key: Key, automaton: GrammarAutomaton)] = []   // most recent last
     private var trie: TokenTrie? = nil
 
-    /// The automaton of the GBNF `text`, compiled on first use (INVALID_ARGUMENT naming the
-    /// position when the text is not a grammar).
-    func automaton(_ text: String) throws -> GrammarAutomaton {
+    private struct Key: Equatable {
+        var text: String
+        var reasoning: ReasoningGrammar.Mode?
+    }
+
+    /// The automaton of the GBNF `text` (behind a reasoning block when `reasoning` is
+    /// set), compiled on first use (INVALID_ARGUMENT naming the position when the text is
+    /// not a grammar).
+    func automaton(_ text: String, reasoning: ReasoningGrammar.Mode? = nil) throws -> GrammarAutomaton {
+        let key = Key(text: text, reasoning: reasoning)
         if let hit: GrammarAutomaton = lock.locked({
-            guard let i = entries.firstIndex(where: { $0.text == text }) else { return nil }
+            guard let i = entries.firstIndex(where: { $0.key == key }) else { return nil }
             let entry = entries.remove(at: i)
             entries.append(entry)
             return entry.automaton
         }) { return hit }
-        let automaton = try GrammarAutomaton(GBNFParser.parse(text))
+        let grammar = try GBNFParser.parse(text)
+        let automaton = try GrammarAutomaton(reasoning.map { try ReasoningGrammar.wrapped(grammar, mode: $0) } ?? grammar)
         lock.locked {
-            entries.append((text, automaton))
+            entries.append((key, automaton))
             if entries.count > GrammarCache.capacity { entries.removeFirst() }
         }
         return automaton

@@ -3,8 +3,8 @@
 /// its tool's parameter schema (`JSONSchemaGrammar`; a schema outside its subset falls
 /// back to any JSON object):
 /// - Qwen2/2.5/3 (`ReplyFormat.native`): `<tool_call>\n{"name": NAME, "arguments": ARGS}\n</tool_call>`
-///   as their chat templates write it, after an optional `<think>...</think>` block (or
-///   the rest of one the prompt opened);
+///   as their chat templates write it (a thinking model's reasoning block before it is
+///   added as for any grammar: `ReasoningGrammar`);
 /// - Qwen (v1) (`ReplyFormat.react`): `Thought: ...\nAction: NAME\nAction Input: ARGS\nObservation:`,
 ///   the ReAct text Qwen's `openai_api.py` prompt asks for ("Observation:" is its stop string).
 enum ToolCallGrammar {
@@ -34,10 +34,8 @@ enum ToolCallGrammar {
         let call = "call ::= " + calls.joined(separator: " | ")
         let root: String
         switch format {
-        case .native(_, let startsInReasoning):
-            let block = #""<tool_call>\n" call "\n</tool_call>""#
-            let thought = #"thought ::= ([^<] | "<" [^/])* "</think>" [ \n]{0,4}"#
-            root = (startsInReasoning ? "root ::= thought \(block)" : "root ::= (\"<think>\" thought)? \(block)") + "\n" + thought
+        case .native:
+            root = #"root ::= "<tool_call>\n" call "\n</tool_call>""#
         case .react:
             root = #"root ::= "Thought: " [^\n]* "\nAction: " call"#
         }
