@@ -11,7 +11,8 @@ the f16 cache of the same model:
   back (ForwardPass.q8KeyScale); measured 5.3084 vs 5.3055, +0.05%;
 - greedy replies (decode rows): the q8 session chats and its replies begin with the f16
   session's tokens (measured: identical over the checked length on these prompts);
-- the prompt cache never hands an f16 cache to a q8 session; bad kv_type values raise.
+- the prompt cache never hands an f16 cache to a q8 session; bad kv_type values raise;
+- qwen-embed-server --kv-type q8 serves from q8 caches (greedy replies as a q8 session's).
 """
 import pathlib
 import re
@@ -90,3 +91,23 @@ def test_prompt_cache_keeps_types_apart(model):
 def test_bad_kv_type(model):
     with pytest.raises(ValueError, match="kv_type"):
         model.session(kv_type="q4")
+
+
+def test_the_server_serves_from_q8_caches(model, model_path):
+    """qwen-embed-server --kv-type q8: its replies are the q8 session's (greedy); a type
+    it does not know is refused at start."""
+    import openai
+    from conftest import ServerProcess
+    server = ServerProcess(model_path, "--kv-type", "q8", "--parallel", "1")
+    try:
+        client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0, timeout=300)
+        r = client.chat.completions.create(model="qwen", messages=[{"role": "user", "content": PROMPTS[1]}],
+                                           temperature=0, max_tokens=16)
+    finally:
+        server.close()
+    with model.session(kv_type="q8") as session:
+        assert r.choices[0].message.content == session.chat(PROMPTS[1], max_tokens=16, temperature=0)
+    refused = subprocess.run([sys.executable, str(ROOT / "examples" / "python" / "openai_server.py"), "-m", model_path,
+                              "--kv-type", "q4"], capture_output=True, text=True, timeout=120,
+                             env={"PYTHONPATH": str(ROOT / "bindings" / "python"), "PATH": "/usr/bin:/bin"})
+    assert refused.returncode != 0 and "--kv-type" in refused.stderr

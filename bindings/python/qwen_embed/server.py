@@ -577,8 +577,9 @@ class LogAndGuard:
                      (time.monotonic() - start) * 1000, (scope.get("state") or {}).get("log_note", ""))
 
 
-def create_app(model, model_id="qwen", parallel=4, queue=16, n_ctx=0, api_key=None):
-    """The FastAPI application serving ``model`` (sessions from its prompt cache)."""
+def create_app(model, model_id="qwen", parallel=4, queue=16, n_ctx=0, api_key=None, kv_type="f16"):
+    """The FastAPI application serving ``model`` (sessions from its prompt cache, their KV
+    caches of ``kv_type``: "f16" or "q8")."""
     import anyio
     from fastapi import FastAPI, Request
     from fastapi.middleware.cors import CORSMiddleware
@@ -775,7 +776,7 @@ def create_app(model, model_id="qwen", parallel=4, queue=16, n_ctx=0, api_key=No
         history = req.conversation[:-1]
 
         def acquire():
-            return model.acquire_session(history, system=req.system, tools=req.tools, n_ctx=n_ctx)
+            return model.acquire_session(history, system=req.system, tools=req.tools, n_ctx=n_ctx, kv_type=kv_type)
 
         wants_logprobs = "logprobs" in req.gen
 
@@ -915,7 +916,7 @@ def create_app(model, model_id="qwen", parallel=4, queue=16, n_ctx=0, api_key=No
                 return events_out
             return streaming(sse_events(events, first, lambda text: choice(text, None), closing))
 
-        return await run(request, lambda: model.acquire_prompt_session(prompt, n_ctx=n_ctx), work,
+        return await run(request, lambda: model.acquire_prompt_session(prompt, n_ctx=n_ctx, kv_type=kv_type), work,
                          streamed if stream else collect)
 
     return app
@@ -935,6 +936,8 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=0,
                    help="threads of the model's compute pool, shared by all requests (0 = all cores)")
     p.add_argument("-c", "--ctx", type=int, default=0, help="context window per session (0 = model default)")
+    p.add_argument("--kv-type", choices=["f16", "q8"], default="f16",
+                   help="KV cache type of every session: q8 takes about half the memory (see BENCHMARKS.md)")
     p.add_argument("--model-id", default=None, help="the id /v1/models reports (default: the file name)")
     p.add_argument("--api-key", default=os.environ.get("QWEN_API_KEY"),
                    help="require 'Authorization: Bearer KEY' on /v1/* (default: $QWEN_API_KEY; none = open)")
@@ -962,7 +965,7 @@ def main(argv=None):
     model_id = args.model_id or pathlib.Path(args.model.rstrip("/")).name
     if model_id.endswith(".gguf"):
         model_id = model_id[:-5]
-    app = create_app(model, model_id, args.parallel, args.queue, args.ctx, args.api_key)
+    app = create_app(model, model_id, args.parallel, args.queue, args.ctx, args.api_key, args.kv_type)
     try:
         family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
