@@ -432,8 +432,12 @@ struct JSONSchemaGrammar {
     }
 }
 
-private extension String {
+extension String {
+    /// The text with zeros in front up to `width` characters (hex digits of an escape).
     func leftPadded(to width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
+}
+
+private extension String {
 
     /// A JSON pointer segment with "~1" read as "/" and "~0" as "~".
     var jsonPointerUnescaped: String {

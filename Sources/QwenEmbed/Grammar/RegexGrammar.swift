@@ -166,7 +166,7 @@ enum RegexGrammar {
         case 0x0A: return #"\\n"#
         case 0x0D: return #"\\r"#
         case 0x09: return #"\\t"#
-        default: return #"\\u00"# + String(c, radix: 16).leftPadded(2)
+        default: return #"\\u00"# + String(c, radix: 16).leftPadded(to: 2)
         }
     }
 
@@ -181,8 +181,8 @@ enum RegexGrammar {
         if c > 0x20 && c < 0x7F && !"\\]-[^\"".unicodeScalars.contains(where: { $0.value == c }) {
             return String(Character(Unicode.Scalar(UInt8(c))))
         }
-        return c <= 0xFF ? "\\x" + String(c, radix: 16).leftPadded(2)
-            : c <= 0xFFFF ? "\\u" + String(c, radix: 16).leftPadded(4) : "\\U" + String(c, radix: 16).leftPadded(8)
+        return c <= 0xFF ? "\\x" + String(c, radix: 16).leftPadded(to: 2)
+            : c <= 0xFFFF ? "\\u" + String(c, radix: 16).leftPadded(to: 4) : "\\U" + String(c, radix: 16).leftPadded(to: 8)
     }
 
     // MARK: reading the pattern
@@ -416,8 +416,4 @@ enum RegexGrammar {
 private extension RegexGrammar.CodePoints {
     /// The one code point of a set of one.
     var single: UInt32? { ranges.count == 1 && ranges[0].lowerBound == ranges[0].upperBound ? ranges[0].lowerBound : nil }
-}
-
-private extension String {
-    func leftPadded(_ width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
 }
