@@ -28,7 +28,7 @@ final class GrammarAutomaton: @unchecked Sendable {
 
     static let endOfAlternative: Int32 = -1
     /// In a state's members: the input may end here.
-    static let acceptMarker: Int32 = -1
+    static let acceptMarker = StackNodes.acceptMarker
     /// A transition to no state: the byte is refused.
     static let dead: Int32 = -1
     private static let unknown: Int32 = -2
@@ -46,18 +46,7 @@ final class GrammarAutomaton: @unchecked Sendable {
 
     private let lock = Mutex()
     // Built on demand, under the lock.
-    /// [nodes]: each stack node's element position and parent node (`emptyStack` at the bottom).
-    private var nodePosition: [Int32] = []
-    private var nodeParent: [Int32] = []
-    private var nodeIndex: [UInt64: Int32] = [:]
-    /// [nodes]: the stack tops a node expands to (nil until computed).
-    private var expansions: [[Int32]?] = []
-    /// [nodes]: the `expand` walk that last visited the node / took it as a stack top
-    /// (marks instead of hash sets: a walk may visit hundreds of thousands of nodes).
-    private var visitedIn: [UInt32] = []
-    private var topIn: [UInt32] = []
-    /// The current `expand` walk's number (0: none yet).
-    private var walkNumber: UInt32 = 0
+    private var stacks = StackNodes()
     /// [states]: members, sorted.
     private var stateMembers: [[Int32]] = []
     private var stateIndex: [[Int32]: Int32] = [:]
@@ -65,9 +54,6 @@ final class GrammarAutomaton: @unchecked Sendable {
     private var transitions: [Int32] = []
     /// Allowed-token bitsets by state.
     private var masks: [Int32: [UInt64]] = [:]
-    /// Stack nodes the current call may still visit (`expansionBudgetPerCall` at its start).
-    private var expansionBudget = 0
-    private static let emptyStack: Int32 = -1
 
     struct ByteSet: Hashable {
         var words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
@@ -120,8 +106,9 @@ final class GrammarAutomaton: @unchecked Sendable {
         alternatives = starts
         byteSets = lowering.sets
         // The start state: every alternative of root on an empty stack.
-        expansionBudget = GrammarAutomaton.expansionBudgetPerCall
-        start = try state(expand(starts[grammar.root].map { node($0, GrammarAutomaton.emptyStack) }))
+        stacks.resetBudget()
+        start = try state(stacks.expand(starts[grammar.root].map { stacks.node($0, StackNodes.empty) },
+                                        elements: elements, alternatives: alternatives))
     }
 
     // MARK: what callers ask
@@ -129,7 +116,7 @@ final class GrammarAutomaton: @unchecked Sendable {
     /// The state after the bytes of `token` from `state`, or `dead`.
     func next(_ state: Int32, bytes: UnsafeBufferPointer<UInt8>) throws -> Int32 {
         try lock.locked {
-            expansionBudget = GrammarAutomaton.expansionBudgetPerCall
+            stacks.resetBudget()
             var s = state
             for b in bytes {
                 s = try transition(s, b)
@@ -153,7 +140,7 @@ final class GrammarAutomaton: @unchecked Sendable {
     func allowedTokens(_ state: Int32, trie: TokenTrie) throws -> [UInt64] {
         try lock.locked {
             if let mask = masks[state] { return mask }
-            expansionBudget = GrammarAutomaton.expansionBudgetPerCall
+            stacks.resetBudget()
             let mask = try walk(trie, from: state)
             if masks.count >= GrammarAutomaton.maxMasks { masks.removeAll() }
             masks[state] = mask
@@ -205,12 +192,13 @@ final class GrammarAutomaton: @unchecked Sendable {
         if known != GrammarAutomaton.unknown { return known }
         var advanced: [Int32] = []   // the stacks that read `byte`, each moved past it
         for n in stateMembers[Int(state)] where n != GrammarAutomaton.acceptMarker {
-            let position = Int(nodePosition[Int(n)])
+            let position = Int(stacks.position[Int(n)])
             if byteSets[Int(elements[position])].contains(byte) {
-                advanced.append(node(Int32(position + 1), nodeParent[Int(n)]))
+                advanced.append(stacks.node(Int32(position + 1), stacks.parent[Int(n)]))
             }
         }
-        let result = advanced.isEmpty ? GrammarAutomaton.dead : try self.state(expand(advanced))
+        let result = advanced.isEmpty ? GrammarAutomaton.dead
+            : try self.state(stacks.expand(advanced, elements: elements, alternatives: alternatives))
         transitions[slot] = result
         return result
     }
@@ -227,73 +215,6 @@ final class GrammarAutomaton: @unchecked Sendable {
         stateIndex[members] = s
         transitions += repeatElement(GrammarAutomaton.unknown, count: 256)
         return s
-    }
-
-    /// The interned stack node `position` over `parent`.
-    private func node(_ position: Int32, _ parent: Int32) -> Int32 {
-        let key = UInt64(UInt32(bitPattern: position)) << 32 | UInt64(UInt32(bitPattern: parent))
-        if let n = nodeIndex[key] { return n }
-        let n = Int32(nodePosition.count)
-        nodePosition.append(position)
-        nodeParent.append(parent)
-        expansions.append(nil)
-        visitedIn.append(0)
-        topIn.append(0)
-        nodeIndex[key] = n
-        return n
-    }
-
-    /// The stack tops `node` stands for: itself when its element is a byte set; its
-    /// parent's when its alternative ended; each alternative of a referenced rule, over
-    /// the rest of its own alternative (a reference that ends an alternative is a tail
-    /// call: the stack does not grow, so `x ::= "a" x | ""` runs in constant space).
-    /// The stack tops of all `nodes` come from one walk that visits each node once, so
-    /// rules that repeat without reading a byte (`( [x]* )*`) end where they come back to
-    /// a node, and stacks that share a tail (the copies of a nullable repetition) walk it
-    /// once. A lone node's tops are kept for the next state that holds it.
-    private func expand(_ nodes: [Int32]) throws -> [Int32] {
-        let lone = nodes.count == 1 && nodes[0] != GrammarAutomaton.emptyStack ? Int(nodes[0]) : nil
-        if let lone, let known = expansions[lone] { return known }
-        if walkNumber == UInt32.max {
-            walkNumber = 0
-            for i in visitedIn.indices { visitedIn[i] = 0; topIn[i] = 0 }
-        }
-        walkNumber += 1
-        let walk = walkNumber
-        var tops: [Int32] = []
-        var accepts = false
-        func addTop(_ n: Int32) {
-            if n == GrammarAutomaton.acceptMarker { accepts = true } else if topIn[Int(n)] != walk { topIn[Int(n)] = walk; tops.append(n) }
-        }
-        var pending = nodes
-        while let n = pending.popLast() {
-            if n == GrammarAutomaton.emptyStack { accepts = true; continue }
-            guard visitedIn[Int(n)] != walk else { continue }
-            visitedIn[Int(n)] = walk
-            let known = expansions[Int(n)]
-            expansionBudget -= 1 + (known?.count ?? 0)
-            guard expansionBudget >= 0 else {
-                throw QwenError.invalidArgument("the grammar reaches more than \(GrammarAutomaton.expansionBudgetPerCall) parser stacks in one step (repetitions of something that can match nothing, nested or with large counts?)")
-            }
-            if let known { known.forEach(addTop); continue }
-            let position = Int(nodePosition[Int(n)]), parent = nodeParent[Int(n)]
-            let element = elements[position]
-            if element >= 0 {
-                addTop(n)
-            } else if element == GrammarAutomaton.endOfAlternative {
-                pending.append(parent)
-            } else {
-                let rule = Int(-2 - element)
-                let rest = elements[position + 1] == GrammarAutomaton.endOfAlternative ? parent : self.node(Int32(position + 1), parent)
-                for a in alternatives[rule] { pending.append(self.node(a, rest)) }
-            }
-            guard nodePosition.count < GrammarAutomaton.maxNodes else {
-                throw QwenError.invalidArgument("the grammar needs too many parser stacks (nested too deeply, or too ambiguous)")
-            }
-        }
-        let result = accepts ? [GrammarAutomaton.acceptMarker] + tops : tops
-        if let lone { expansions[lone] = result }
-        return result
     }
 
     // MARK: compiling
