@@ -1,6 +1,6 @@
 """Shared fixtures: the release CLI, libqwen.so, the real model (fetched and cached by
-scripts/fetch-model.sh), the tiny generated Qwen v1 checkpoints and the tiny Qwen2 / Qwen3
-ones; rss_kb()."""
+scripts/fetch-model.sh), its GPL-3 perplexity, the tiny generated Qwen v1 checkpoints and
+the tiny Qwen2 / Qwen3 ones; rss_kb()."""
 import os
 import pathlib
 import subprocess
@@ -28,6 +28,25 @@ def qwen_cli() -> str:
     path = os.environ.get("QWEN_CLI", str(ROOT / ".build" / "release" / "qwen"))
     assert os.access(path, os.X_OK), f"{path} is missing; run make build"
     return path
+
+
+@pytest.fixture(scope="session")
+def gpl3_perplexity(qwen_cli, model_path):
+    """perplexity(kv_type) -> `qwen perplexity` of the default model on the GPL-3 text
+    (512-token chunks, 2 threads) with that KV cache type, run once per test run: the
+    llama.cpp comparison (test_engine) and the q8 cache's bound (test_kv_q8) share the f16
+    figure."""
+    import re
+    figures = {}
+
+    def perplexity(kv_type: str = "f16") -> float:
+        if kv_type not in figures:
+            out = subprocess.run([qwen_cli, "perplexity", "-m", model_path, "-f", "/usr/share/common-licenses/GPL-3",
+                                  "-c", "512", "-t", "2", "--kv-type", kv_type],
+                                 check=True, capture_output=True, text=True, timeout=900).stdout
+            figures[kv_type] = float(re.search(r"ppl = ([0-9.]+)\s*$", out).group(1))
+        return figures[kv_type]
+    return perplexity
 
 
 def rss_kb() -> int:

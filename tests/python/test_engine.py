@@ -12,7 +12,6 @@ from conftest import FIXTURES, ROOT
 # llama.cpp's perplexity tool on Debian's GPL-3 text, 512-token windows (see
 # Tests/Fixtures/README.md).
 LLAMA_CPP_PPL_GPL3 = 5.3184
-GPL3 = "/usr/share/common-licenses/GPL-3"
 
 
 def run(cli, *args, timeout=900):
@@ -21,9 +20,8 @@ def run(cli, *args, timeout=900):
     return result.stdout
 
 
-def test_perplexity_matches_llama_cpp(qwen_cli, model_path):
-    out = run(qwen_cli, "perplexity", "-m", model_path, "-f", GPL3, "-c", "512", "-t", "2")
-    ppl = float(re.search(r"ppl = ([0-9.]+)", out.strip().splitlines()[-1]).group(1))
+def test_perplexity_matches_llama_cpp(gpl3_perplexity):
+    ppl = gpl3_perplexity("f16")
     assert abs(ppl - LLAMA_CPP_PPL_GPL3) / LLAMA_CPP_PPL_GPL3 < 0.01, f"ppl {ppl} vs llama.cpp {LLAMA_CPP_PPL_GPL3}"
 
 

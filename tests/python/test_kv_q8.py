@@ -15,7 +15,6 @@ the f16 cache of the same model:
 - qwen-embed-server --kv-type q8 serves from q8 caches (greedy replies as a q8 session's).
 """
 import pathlib
-import re
 import subprocess
 import sys
 
@@ -63,13 +62,8 @@ def test_greedy_replies_start_as_f16(model):
     assert compared >= 2 * AGREE_TOKENS
 
 
-def test_perplexity_close_to_f16(qwen_cli, model_path, tmp_path):
-    path = pathlib.Path("/usr/share/common-licenses/GPL-3")
-    ppl = {}
-    for kv_type in ("f16", "q8"):
-        out = subprocess.run([qwen_cli, "perplexity", "-m", model_path, "-f", str(path), "-c", "512", "-t", "2",
-                              "--kv-type", kv_type], check=True, capture_output=True, text=True).stdout
-        ppl[kv_type] = float(re.search(r"ppl = ([0-9.]+)\s*$", out).group(1))
+def test_perplexity_close_to_f16(gpl3_perplexity):
+    ppl = {kv_type: gpl3_perplexity(kv_type) for kv_type in ("f16", "q8")}
     assert 1 < ppl["f16"] < 20, ppl
     assert ppl["q8"] != ppl["f16"], ppl   # the q8 cache was really used
     assert abs(ppl["q8"] - ppl["f16"]) / ppl["f16"] < 0.01, ppl
