@@ -17,9 +17,13 @@ CACHE=${QWEN_CACHE:-$HOME/.cache/qwen-embed}
 mkdir -p "$FUZZ_DIR"
 
 # Coverage only where data is read (Package.swift's fuzzCoverage); the harnesses, linked
-# with -fsanitize=fuzzer, provide the callbacks it calls.
+# with -fsanitize=fuzzer, provide the callbacks it calls. SwiftPM does not rebuild objects
+# when only the flags change, so a build made with other flags is removed first.
+FLAGS="coverage: QwenEmbed QwenC; -sanitize=address"
+if [[ -d .build-fuzz && "$(cat .build-fuzz/qwen-fuzz-flags 2>/dev/null)" != "$FLAGS" ]]; then rm -rf .build-fuzz/*-unknown-linux-gnu; fi
 QWEN_FUZZ_COVERAGE=1 swift build -c release --product qwen --scratch-path .build-fuzz -Xswiftc -sanitize=address \
   -Xlinker --version-script="$(pwd)/scripts/libqwen.map" >&2
+echo "$FLAGS" > .build-fuzz/qwen-fuzz-flags
 LIB=$(pwd)/.build-fuzz/release
 
 # A valid base checkpoint (bf16, 512-token vocabulary) and the seeds.
