@@ -203,9 +203,9 @@ final class GrammarAutomaton: @unchecked Sendable {
         return result
     }
 
-    /// The interned state of these stack tops.
+    /// The interned state of these stack tops (`StackNodes.expand`'s: each once).
     private func state(_ tops: [Int32]) throws -> Int32 {
-        let members = Array(Set(tops)).sorted()
+        let members = tops.sorted()
         if let s = stateIndex[members] { return s }
         guard stateMembers.count < GrammarAutomaton.maxStates else {
             throw QwenError.invalidArgument("the grammar needs more than \(GrammarAutomaton.maxStates) parser states (nested too deeply, or too ambiguous)")

@@ -111,7 +111,7 @@ enum RegexGrammar {
                 }
                 if !literal.isEmpty { out.append("\"\(literal)\""); literal = "" }
                 let text = gbnf(item)
-                out.append(isAlternation(item) ? "(\(text))" : text)
+                out.append(needsParentheses(item) ? "(\(text))" : text)
             }
             if !literal.isEmpty { out.append("\"\(literal)\"") }
             return out.joined(separator: " ")
@@ -131,7 +131,9 @@ enum RegexGrammar {
         }
     }
 
-    private static func isAlternation(_ node: Node) -> Bool {
+    /// Whether `node` is written as alternatives (a `|` list, or a character that has
+    /// escaped forms), which a sequence must put in parentheses.
+    private static func needsParentheses(_ node: Node) -> Bool {
         if case .alternation = node { return true }
         if case .character(let set) = node { return !set.intersection(CodePoints.unescaped.inverted).isEmpty }
         return false
