@@ -88,6 +88,11 @@ public struct WeightMatrix: @unchecked Sendable {
     /// weights, regrouped at load so each 32-column block has one scale). matvec and
     /// matmul gather their input through it; nil is the identity.
     public internal(set) var inputOrder: UnsafePointer<Int32>?
+    /// Whether prefill (`matmul`) multiplies this quantized matrix in f32 rather than with
+    /// the decode kernels' int8 activations. GPTQ matrices: Qwen's GPTQ checkpoints are
+    /// held to transformers' f32 logits, and int8 activations move those of the generated
+    /// test checkpoints (whose activations have outliers) by up to 0.3 (QwenV1ReferenceTests).
+    public internal(set) var floatPrefill = false
 
     /// Throws when `cols` is not a whole number of blocks, or `layout` is interleaved for a
     /// float format.
@@ -116,7 +121,9 @@ public struct WeightMatrix: @unchecked Sendable {
         guard first >= 0, count > 0, first + count <= rows else {
             throw KernelError.invalidShape("rows \(first)..<\(first + count) of a \(rows)-row matrix")
         }
-        return try WeightMatrix(type: type, rows: count, cols: cols, data: row(first), layout: layout, inputOrder: inputOrder)
+        var part = try WeightMatrix(type: type, rows: count, cols: cols, data: row(first), layout: layout, inputOrder: inputOrder)
+        part.floatPrefill = floatPrefill
+        return part
     }
 }
 

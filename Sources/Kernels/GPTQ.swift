@@ -189,8 +189,9 @@ extension RepackedMatrix {
                 groupAt &+= g &* type.blockBytes
             }
         }
-        let matrix = try WeightMatrix(type: type, rows: out, cols: n, data: storage, layout: .interleaved,
+        var matrix = try WeightMatrix(type: type, rows: out, cols: n, data: storage, layout: .interleaved,
                                       inputOrder: orderStorage.map { UnsafePointer($0) })
+        matrix.floatPrefill = true
         return RepackedMatrix(matrix: matrix, storage: storage, order: orderStorage)
     }
 }

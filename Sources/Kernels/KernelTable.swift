@@ -96,10 +96,11 @@ public struct KernelTable: @unchecked Sendable {
     /// Prefill's product of a dequantized tile with the token batch; nil: OpenBLAS sgemm.
     public let gemm: GEMMKernel?
 
-    /// Whether a token's prefill result depends on nothing but its own row: true for the
-    /// table's own GEMM (every token through the same code, wherever it sits in the batch),
-    /// false for OpenBLAS, whose sgemm computes some rows differently depending on the
-    /// batch's size and their place in it. Where true, the engine runs the prompt chunks
+    /// Whether a token's prefill result depends on nothing but its own row, for every
+    /// weight format: true for the table's own GEMM (every token through the same code,
+    /// wherever it sits in the batch), false for OpenBLAS, whose sgemm (float weights)
+    /// computes some rows differently depending on the batch's size and their place in it.
+    /// (GGUF-quantized weights always are: `matmul` runs them through the decode kernels.) Where true, the engine runs the prompt chunks
     /// of several sequences in one product and copies a prompt prefix one sequence computed
     /// into another; results stay the same as for each sequence alone.
     public var prefillRowsAreIndependent: Bool { gemm != nil }

@@ -181,8 +181,8 @@ final class GPTQTests: XCTestCase {
                         for o in 0..<w.rows {
                             let exact = (0..<cols).reduce(0.0) { $0 + Double(layers[k].value(o, $1)) * Double(input[$1]) }
                             let magnitude = (0..<cols).reduce(0.0) { $0 + abs(Double(layers[k].value(o, $1)) * Double(input[$1])) }
-                            // matmul: f32 products of exact weights; matvec: int8 activations,
-                            // each off by at most max|x| / 254 (|x| <= 1 here).
+                            // matmul: f32 products of exact weights (`floatPrefill`); matvec:
+                            // int8 activations, each off by at most max|x| / 254 (|x| <= 1 here).
                             let weightSum = (0..<cols).reduce(0.0) { $0 + abs(Double(layers[k].value(o, $1))) }
                             let tolerance = (tokens == 1 ? weightSum / 254 : 0) + magnitude * 1e-5 + 1e-6
                             XCTAssertEqual(Double(ys[k][t * w.rows + o]), exact, accuracy: tolerance, "\(table.isa) matrix \(k) token \(t) row \(o)")

@@ -266,23 +266,38 @@ final class KernelsTests: XCTestCase {
             }
             try storage.withUnsafeBytes { raw in
                 let original = try WeightMatrix(type: type, rows: rows, cols: cols, data: raw.baseAddress!)
-                let n = 5
+                // More tokens than one int8 tile of matmul holds (34 at 512 columns): a full
+                // tile and a partial one.
+                let n = 37
                 let x = (0..<(n * cols)).map { _ in Float.random(in: -1...1, using: &random) }  // [n, cols]
+                var dequantized = [Float](repeating: 0, count: rows * cols)                     // [rows, cols]
+                dequantized.withUnsafeMutableBufferPointer { d in
+                    for r in 0..<rows { Reference.dequantizeRow(original, row: r, into: d.baseAddress! + r * cols) }
+                }
                 let repacked = RepackedMatrix.interleaving(original)
                 let layouts = [original] + (repacked.map { [$0.matrix] } ?? [])
+                var expected = [Float](repeating: 0, count: n * rows)                            // [n, rows] on the kernels' activations
+                var exact = [Float](repeating: 0, count: n * rows)                               // [n, rows] on x
+                for t in 0..<n {
+                    let seen = Reference.activationsAsSeenByKernels(Array(x[(t * cols)..<((t + 1) * cols)]), type: type)
+                    seen.withUnsafeBufferPointer { s in
+                        expected.withUnsafeMutableBufferPointer { Reference.matvec(original, s.baseAddress!, $0.baseAddress! + t * rows) }
+                    }
+                    x.withUnsafeBufferPointer { xp in
+                        exact.withUnsafeMutableBufferPointer { Reference.matvec(original, xp.baseAddress! + t * cols, $0.baseAddress! + t * rows) }
+                    }
+                }
+                // f32 accumulation in another order: relative to sum |w x| of the row and token.
+                let tolerances = (0..<(n * rows)).map { i in                                    // [n, rows]
+                    let (t, r) = i.quotientAndRemainder(dividingBy: rows)
+                    return (0..<cols).reduce(Float(0)) { $0 + abs(dequantized[r * cols + $1] * x[t * cols + $1]) } * 1e-5 + 1e-6
+                }
                 for (m, table) in layouts.flatMap({ m in Self.tables.map { (m, $0) } }) {
-                    var expected = [Float](repeating: 0, count: n * rows)                        // [n, rows] on the kernels' activations
-                    var exact = [Float](repeating: 0, count: n * rows)                           // [n, rows] on x
                     var viaMatvec = [Float](repeating: .nan, count: n * rows)
                     var viaMatmul = [Float](repeating: .nan, count: n * rows)
                     var viaWideMatmul = [Float](repeating: .nan, count: n * rows)
-                    for t in 0..<n {
-                        let seen = Reference.activationsAsSeenByKernels(Array(x[(t * cols)..<((t + 1) * cols)]), type: type)
-                        seen.withUnsafeBufferPointer { s in
-                            expected.withUnsafeMutableBufferPointer { Reference.matvec(original, s.baseAddress!, $0.baseAddress! + t * rows) }
-                        }
-                        x.withUnsafeBufferPointer { xp in
-                            exact.withUnsafeMutableBufferPointer { Reference.matvec(original, xp.baseAddress! + t * cols, $0.baseAddress! + t * rows) }
+                    x.withUnsafeBufferPointer { xp in
+                        for t in 0..<n {
                             viaMatvec.withUnsafeMutableBufferPointer { matvec(m, xp.baseAddress! + t * cols, $0.baseAddress! + t * rows, pool: pool, kernels: table) }
                         }
                     }
@@ -290,16 +305,18 @@ final class KernelsTests: XCTestCase {
                         viaMatmul.withUnsafeMutableBufferPointer { matmul(m, xp.baseAddress!, $0.baseAddress!, n: n, pool: pool, kernels: table) }
                         viaWideMatmul.withUnsafeMutableBufferPointer { matmul(m, xp.baseAddress!, $0.baseAddress!, n: n, pool: widePool, kernels: table) }
                     }
-                    // f32 accumulation in another order: relative to sum |w x| of the row and token.
-                    var row = [Float](repeating: 0, count: cols)
                     for i in 0..<(n * rows) {
-                        let (t, r) = i.quotientAndRemainder(dividingBy: rows)
-                        row.withUnsafeMutableBufferPointer { Reference.dequantizeRow(original, row: r, into: $0.baseAddress!) }
-                        let magnitude = (0..<cols).reduce(Float(0)) { $0 + abs(row[$1] * x[t * cols + $1]) }
-                        let tolerance = magnitude * 1e-5 + 1e-6
+                        let tolerance = tolerances[i]
                         XCTAssertEqual(viaMatvec[i], expected[i], accuracy: tolerance, "\(type.name) \(m.layout) \(table.isa) matvec \(i)")
-                        XCTAssertEqual(viaMatmul[i], exact[i], accuracy: tolerance, "\(type.name) \(m.layout) \(table.isa) matmul \(i)")
-                        XCTAssertEqual(viaWideMatmul[i], exact[i], accuracy: tolerance, "\(type.name) \(m.layout) \(table.isa) 16-thread matmul \(i)")
+                        if type.activationForm == .q8 {
+                            // Prefill of quantized matrices: the decode kernels' int8 arithmetic,
+                            // each token bit for bit as decoded alone.
+                            XCTAssertEqual(viaMatmul[i].bitPattern, viaMatvec[i].bitPattern, "\(type.name) \(m.layout) \(table.isa) matmul \(i)")
+                            XCTAssertEqual(viaWideMatmul[i].bitPattern, viaMatvec[i].bitPattern, "\(type.name) \(m.layout) \(table.isa) 16-thread matmul \(i)")
+                        } else {
+                            XCTAssertEqual(viaMatmul[i], exact[i], accuracy: tolerance, "\(type.name) \(m.layout) \(table.isa) matmul \(i)")
+                            XCTAssertEqual(viaWideMatmul[i], exact[i], accuracy: tolerance, "\(type.name) \(m.layout) \(table.isa) 16-thread matmul \(i)")
+                        }
                     }
                 }
             }

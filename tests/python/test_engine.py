@@ -81,11 +81,14 @@ def test_batched_prefill_equals_token_by_token(qwen_cli, model_path):
 def test_every_instruction_set_agrees_with_the_selected_one(qwen_cli, model_path):
     """The engine once on each kernel path this CPU runs, the portable generic one
     included (so it cannot rot): the same greedy reply as the path the machine selects,
-    and batched prefill logits within 2% of it."""
+    and batched prefill logits within 2% of it. The reply's prompt has no near tie: with
+    int8 activations in prefill and decode, paths that sum floats in another order (generic
+    vs x86) differ by a few hundredths in logits, and "Write a Python function that
+    reverses a string." meets a tie of 0.004 at its fourth token."""
     info = json.loads(run(qwen_cli, "info", "-m", model_path))
     assert info["isa"] == info["isa_available"][-1]
     assert "generic" in info["isa_available"]
-    prompt = ["-p", "Write a Python function that reverses a string.", "--temp", "0", "--repeat-penalty", "1", "-t", "2"]
+    prompt = ["-p", "Count from 1 to 20, separated by commas.", "--temp", "0", "--repeat-penalty", "1", "-t", "2"]
     selected = run(qwen_cli, "chat", "-m", model_path, *prompt, "-n", "24")
     ids = json.loads(run(qwen_cli, "tokenize", "-m", model_path, "--text", "def add(a, b):\n    return a + b\n"))
     reference = top_logits(qwen_cli, model_path, ids, 64)

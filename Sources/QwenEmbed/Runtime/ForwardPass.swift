@@ -26,7 +26,9 @@ enum LogitsWanted {
 
 /// How a chunk's tokens go through the matrices.
 enum RowKind {
-    /// Prompt tokens: f32 activations through matmul (weight tiles dequantized).
+    /// Prompt tokens: through matmul, several tokens per decoded weight group (quantized
+    /// weights: the decode kernels' int8 arithmetic, so a row's results are those it would
+    /// have decoded alone; float weights: f32 products).
     case prompt
     /// One token through the decode kernels (int8 activations), batched with every other
     /// such row of the step: a sequence's generated tokens, or scoring token by token.
@@ -88,6 +90,8 @@ final class ForwardPass {
     private var logitRows = FloatBuffer(1)  // [L, vocab]
     /// The decode rows' input vectors quantized for the int8 kernels (reused by every matvec).
     private let activations = QuantizedActivations()
+    /// The prompt rows' input vectors quantized for matmul's int8 path (reused by every matmul).
+    private let promptActivations = QuantizedActivations()
 
     init(config: ModelConfig, weights: TransformerWeights, kernels: KernelTable, pool: ThreadPool) {
         self.config = config
@@ -178,7 +182,8 @@ final class ForwardPass {
                 matvec(ws, input, count: decodeRows, outputs, pool: pool, kernels: kernels, activations: activations)
             }
             for (first, count) in prefillRanges {
-                matmul(ws, input + first * cols, zip(ws, outputs).map { $1 + first * $0.rows }, n: count, pool: pool, kernels: kernels)
+                matmul(ws, input + first * cols, zip(ws, outputs).map { $1 + first * $0.rows }, n: count, pool: pool, kernels: kernels,
+                       activations: promptActivations)
             }
         }
         func normalize(_ weight: [Float], rows: some Sequence<Int>) {
@@ -301,7 +306,8 @@ final class ForwardPass {
             }
         }
         for entry in allChunks {
-            matmul(weights.output, normed.pointer + entry.first * hidden, entry.into, n: entry.count, pool: pool, kernels: kernels)
+            matmul(weights.output, normed.pointer + entry.first * hidden, entry.into, n: entry.count, pool: pool, kernels: kernels,
+                   activations: promptActivations)
         }
         return lastLogits
     }
