@@ -13,7 +13,8 @@ enum GenericKernels {
         isa: .generic, rowKernels: GGMLType.allCases.map(rows), dequantizeKernels: GGMLType.allCases.map(dequantize),
         interleavedRowKernels: GGMLType.allCases.map(interleavedRows),
         interleavedDequantizeKernels: GGMLType.allCases.map(interleavedDequantize),
-        quantizeQ8: quantizeQ8, attend: attendHead, attendQ8: attendHeadQ8, swiGLU: swiGLU, gemm: nil)
+        quantizeQ8: quantizeQ8, attend: attendHead, attendQ8: attendHeadQ8, attendBlock: attendBlock, swiGLU: swiGLU,
+        gemm: nil)
 
     /// The decode kernel for `type`: one vector at a time (the generic path is the
     /// portable reference, not tuned for batches).
@@ -248,6 +249,64 @@ enum GenericKernels {
                 let weight = scores[t] * loadHalf(block, 0)
                 for i in 0..<32 { out[b &* 32 &+ i] += weight * Float(block.load(fromByteOffset: 2 &+ i, as: Int8.self)) }
             }
+        }
+    }
+
+    /// The scalar reference of the prefill attention kernel (`AttendBlockKernel`): the same
+    /// tiles and online softmax as the x86 kernel, one value at a time.
+    static func attendBlock(_ queries: UnsafePointer<UnsafePointer<Float>>, _ outs: UnsafePointer<UnsafeMutablePointer<Float>>,
+                            _ lengths: UnsafePointer<Int>, _ count: Int, _ keys: UnsafeRawPointer, _ values: UnsafeRawPointer,
+                            _ rowBytes: Int, _ headDim: Int, _ q8: Bool, _ scratch: UnsafeMutablePointer<Float>) {
+        let tile = Int(QE_ATTENTION_TILE)
+        let keysT = scratch, tileValues = keysT + headDim &* tile              // [headDim, tile], [tile, headDim]
+        let scores = tileValues + tile &* headDim                              // [tile]
+        @inline(__always) func value(_ row: UnsafeRawPointer, _ d: Int) -> Float {
+            guard q8 else { return loadHalf(row, 2 &* d) }
+            let block = row + (d / 32) &* Q8_0Format.blockBytes
+            return loadHalf(block, 0) * Float(block.load(fromByteOffset: 2 &+ d % 32, as: Int8.self))
+        }
+        let longest = (0..<count).reduce(0) { max($0, lengths[$1]) }
+        for i in 0..<count { outs[i].initialize(repeating: 0, count: headDim) }
+        var maxima = [Float](repeating: -.infinity, count: count), sums = [Float](repeating: 0, count: count)
+        var first = 0
+        while first < longest {
+            let n = min(tile, longest &- first)
+            for j in 0..<n {
+                for d in 0..<headDim {
+                    keysT[d &* tile &+ j] = value(keys + (first &+ j) &* rowBytes, d)
+                    tileValues[j &* headDim &+ d] = value(values + (first &+ j) &* rowBytes, d)
+                }
+            }
+            for i in 0..<count {
+                let valid = min(lengths[i] &- first, n)
+                guard valid > 0 else { continue }
+                var tileMaximum = -Float.infinity
+                for j in 0..<valid {
+                    var score: Float = 0
+                    for d in 0..<headDim { score += queries[i][d] * keysT[d &* tile &+ j] }
+                    scores[j] = score
+                    tileMaximum = max(tileMaximum, score)
+                }
+                let newMaximum = max(maxima[i], tileMaximum)
+                let factor = maxima[i] == -.infinity ? 0 : expf(maxima[i] - newMaximum)
+                var tileSum: Float = 0
+                for j in 0..<valid {
+                    scores[j] = expf(scores[j] - newMaximum)
+                    tileSum += scores[j]
+                }
+                sums[i] = sums[i] * factor + tileSum
+                maxima[i] = newMaximum
+                for d in 0..<headDim {
+                    var sum = outs[i][d] * factor
+                    for j in 0..<valid { sum += scores[j] * tileValues[j &* headDim &+ d] }
+                    outs[i][d] = sum
+                }
+            }
+            first &+= n
+        }
+        for i in 0..<count {
+            let inverse = 1 / sums[i]
+            for d in 0..<headDim { outs[i][d] *= inverse }
         }
     }
 

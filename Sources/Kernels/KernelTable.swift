@@ -37,6 +37,18 @@ public typealias QuantizeQ8Kernel = (UnsafePointer<Float>, Int, UnsafeMutablePoi
 ///   out:    [headDim] f32
 public typealias AttendKernel = (UnsafePointer<Float>, UnsafeRawPointer, UnsafeRawPointer, Int, Int, Int,
                                  UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) -> Void
+/// Prefill attention of `count` queries sharing one KV head, tiled over positions with an
+/// online softmax (no score row of the whole length): (queries, outs, lengths, count, keys,
+/// values, rowBytes, headDim, q8, scratch) with
+///   queries: [count] pointers to headDim f32 (rotated and scaled)
+///   outs:    [count] pointers to headDim f32
+///   lengths: [count] positions each query attends (0 ..< lengths[i]: causal)
+///   keys, values, rowBytes: as for `AttendKernel`; Q8_0 rows when q8, else f16
+///   scratch: [qe_attend_block_scratch(count, headDim)] f32
+/// headDim a multiple of 32.
+public typealias AttendBlockKernel = (UnsafePointer<UnsafePointer<Float>>, UnsafePointer<UnsafeMutablePointer<Float>>,
+                                      UnsafePointer<Int>, Int, UnsafeRawPointer, UnsafeRawPointer, Int, Int, Bool,
+                                      UnsafeMutablePointer<Float>) -> Void
 /// y[t * yStride + r] = Σ_k x[t * cols + k] * w[r * cols + k] for an f32 weight tile
 /// w [rows, cols] and tokens x [n, cols]: (w, rows, x, n, cols, y, yStride).
 public typealias GEMMKernel = (UnsafePointer<Float>, Int, UnsafePointer<Float>, Int, Int, UnsafeMutablePointer<Float>, Int) -> Void
@@ -92,6 +104,8 @@ public struct KernelTable: @unchecked Sendable {
     public let attend: AttendKernel
     /// Attention over a Q8_0 KV cache (headDim a multiple of 32).
     public let attendQ8: AttendKernel
+    /// Prefill attention of a block of queries sharing a KV head (either cache type).
+    public let attendBlock: AttendBlockKernel
     public let swiGLU: SwiGLUKernel
     /// Prefill's product of a dequantized tile with the token batch; nil: OpenBLAS sgemm.
     public let gemm: GEMMKernel?
@@ -205,6 +219,9 @@ protocol X86KernelSet {
                            _ length: Int, _ headDim: Int, _ scores: UnsafeMutablePointer<Float>, _ out: UnsafeMutablePointer<Float>)
     static func attendHeadQ8(_ q: UnsafePointer<Float>, _ keys: UnsafeRawPointer, _ values: UnsafeRawPointer, _ rowBytes: Int,
                              _ length: Int, _ headDim: Int, _ scores: UnsafeMutablePointer<Float>, _ out: UnsafeMutablePointer<Float>)
+    static func attendBlock(_ queries: UnsafePointer<UnsafePointer<Float>>, _ outs: UnsafePointer<UnsafeMutablePointer<Float>>,
+                            _ lengths: UnsafePointer<Int>, _ count: Int, _ keys: UnsafeRawPointer, _ values: UnsafeRawPointer,
+                            _ rowBytes: Int, _ headDim: Int, _ q8: Bool, _ scratch: UnsafeMutablePointer<Float>)
     static func swiGLU(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, _ n: Int)
 }
 
@@ -274,7 +291,7 @@ private func x86Table<K: X86KernelSet>(_ isa: InstructionSet, _: K.Type, gemm: G
     return KernelTable(isa: isa, rowKernels: GGMLType.allCases.map(rows), dequantizeKernels: GGMLType.allCases.map(dequantize),
                        interleavedRowKernels: GGMLType.allCases.map(interleavedRows),
                        interleavedDequantizeKernels: GGMLType.allCases.map(interleavedDequantize),
-                       quantizeQ8: K.quantizeQ8, attend: K.attendHead, attendQ8: K.attendHeadQ8, swiGLU: K.swiGLU,
+                       quantizeQ8: K.quantizeQ8, attend: K.attendHead, attendQ8: K.attendHeadQ8, attendBlock: K.attendBlock, swiGLU: K.swiGLU,
                        gemm: gemm)
 }
 #endif

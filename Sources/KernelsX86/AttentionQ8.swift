@@ -51,7 +51,7 @@ import _Builtin_intrinsics.intel
         scores[t] = score
         maximum = max(maximum, score)
     }
-    let inverse = _mm256_set1_ps(exponentiate(scores, length, maximum: maximum))
+    let inverse = _mm256_set1_ps(1 / exponentiate(scores, length, maximum: maximum))
     let zero = _mm256_setzero_ps()
     var b = 0
     while b &+ 2 <= blocks {

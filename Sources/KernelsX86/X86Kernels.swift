@@ -980,7 +980,7 @@ enum BF16: FloatRow {
 }
 
 /// scores[t] = e^(scores[t] - maximum) for t in 0..<length (the softmax's numerators);
-/// returns 1 / their sum.
+/// returns their sum.
 @inline(__always) func exponentiate(_ scores: UnsafeMutablePointer<Float>, _ length: Int, maximum: Float) -> Float {
     let shift = _mm256_set1_ps(maximum)
     var sums = _mm256_setzero_ps()
@@ -998,7 +998,7 @@ enum BF16: FloatRow {
         total += e
         t &+= 1
     }
-    return 1 / total
+    return total
 }
 
 /// Softmax of scores[length], then out[headDim] = Σ_t scores[t] * values[t] (f16 rows
@@ -1018,7 +1018,7 @@ enum BF16: FloatRow {
         scores[t] = score
         maximum = max(maximum, score)
     }
-    let inverse = exponentiate(scores, length, maximum: maximum)
+    let inverse = 1 / exponentiate(scores, length, maximum: maximum)
     var i = 0
     while i < headDim { out[i] = 0; i &+= 1 }
     for t in 0..<length {

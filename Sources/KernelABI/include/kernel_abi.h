@@ -40,6 +40,17 @@ static inline long qe_lane_record_bytes(long cols) {
     return cols + 224 * groups;
 }
 
+/// Positions per tile of the prefill attention kernels (`AttendBlockKernel`): a tile's keys
+/// and values are converted to f32 once for every query of the block.
+#define QE_ATTENTION_TILE 64
+
+/// Floats of scratch an `AttendBlockKernel` call takes for `queries` queries of `head_dim`
+/// values: keys transposed [head_dim, tile], values [tile, head_dim], scores [tile],
+/// running maxima [queries], sums [queries] and outputs [queries, head_dim].
+static inline long qe_attend_block_scratch(long queries, long head_dim) {
+    return 2 * head_dim * QE_ATTENTION_TILE + QE_ATTENTION_TILE + queries * (2 + head_dim);
+}
+
 /// Instruction-set features, as bits of qe_cpu_features().
 enum {
     QE_CPU_AVX2 = 1 << 0,       // AVX2 + FMA + F16C + BMI1/2 + LZCNT + MOVBE, ymm state enabled by the OS

@@ -1,4 +1,5 @@
 import Kernels
+import KernelABI
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -86,6 +87,11 @@ final class ForwardPass {
     private var sines = FloatBuffer(1)      // [R, ropeDim / 2]
     private var scores = FloatBuffer(1)     // [pool.threads, scoreCapacity] attention weights
     private var scoreCapacity = 0
+    /// Rows of a prompt chunk per prefill attention block: about 64 queries (rows x the
+    /// query heads of a KV head), whose outputs and the tile's keys and values stay in L2.
+    private let attentionBlockRows: Int
+    private let blockScratchFloats: Int       // qe_attend_block_scratch(attentionBlockRows x group, headDim)
+    private let blockScratch: FloatBuffer     // [pool.threads, blockScratchFloats]
     private var headInput = FloatBuffer(1)  // [L, hidden] rows whose logits the decode kernels compute
     private var logitRows = FloatBuffer(1)  // [L, vocab]
     /// The decode rows' input vectors quantized for the int8 kernels (reused by every matvec).
@@ -98,6 +104,10 @@ final class ForwardPass {
         self.weights = weights
         self.kernels = kernels
         self.pool = pool
+        let group = max(1, config.headCount / max(config.kvHeadCount, 1))
+        attentionBlockRows = max(1, 64 / group)
+        blockScratchFloats = Int(qe_attend_block_scratch(attentionBlockRows * group, config.headDim))
+        blockScratch = FloatBuffer(pool.threads * blockScratchFloats)
     }
 
     private func reserveRows(_ rows: Int) {
@@ -205,6 +215,22 @@ final class ForwardPass {
             }
         }
 
+        // Prompt rows' attention blocks: `attentionBlockRows` rows of a chunk per KV head,
+        // those ending at the latest position first.
+        let blockedAttention = headDim % 32 == 0
+        var attentionBlocks: [(row: Int, rows: Int, kvHead: Int)] = []   // [blocks] (first row, rows, KV head)
+        if blockedAttention {
+            for i in order where chunks[i].kind == .prompt {
+                let count = chunks[i].tokens.count
+                for start in stride(from: 0, to: count, by: attentionBlockRows) {
+                    for kvHead in 0..<c.kvHeadCount {
+                        attentionBlocks.append((firstRow[i] + start, min(attentionBlockRows, count - start), kvHead))
+                    }
+                }
+            }
+            attentionBlocks.sort { rowPosition[$0.row + $0.rows - 1] > rowPosition[$1.row + $1.rows - 1] }
+        }
+
         // Per layer, each row's cached keys/values, read by the pool's workers (a plain
         // buffer: Swift arrays of class references would contend on reference counts).
         let rowCaches = UnsafeMutablePointer<CachedRows>.allocate(capacity: rowCount)   // [R]
@@ -245,21 +271,46 @@ final class ForwardPass {
                                             q8: cache.type == .q8)
             }
 
-            // Causal attention: one pool item per (row, head), scratch per pool thread; the
-            // kernel of the row's cache type.
+            // Causal attention, scratch per pool thread. Decode rows: one pool item per (row,
+            // head), the kernel of the row's cache type. Prompt rows: one item per block of
+            // a chunk's rows and KV head (`attendBlock`, tiled over positions), the blocks
+            // with the latest positions first so the costliest start first.
             let qp = q.pointer, out = attention.pointer, scoreBase = scores.pointer, stride = scoreCapacity
-            let attendF16 = kernels.attend, attendQ8 = kernels.attendQ8, heads = c.headCount
+            let attendF16 = kernels.attend, attendQ8 = kernels.attendQ8, attendBlock = kernels.attendBlock, heads = c.headCount
+            let singleRows = blockedAttention ? decodeRows : rowCount
+            let blockBase = blockScratch.pointer, blockStride = blockScratchFloats
             rowPosition.withUnsafeBufferPointer { positions in
-                pool.parallelFor(rowCount * heads) { item, thread in
-                    let row = item / heads, h = item % heads, kvHead = h / groupSize
-                    let rows = rowCaches[row], offset = kvHead * rows.headBytes
-                    let query = qp + row * qDim + h * headDim, result = out + row * qDim + h * headDim
-                    if rows.q8 {
-                        attendQ8(query, rows.keys + offset, rows.values + offset, rows.rowBytes, positions[row] + 1, headDim,
-                                 scoreBase + thread * stride, result)
-                    } else {
-                        attendF16(query, rows.keys + offset, rows.values + offset, rows.rowBytes, positions[row] + 1, headDim,
-                                  scoreBase + thread * stride, result)
+                attentionBlocks.withUnsafeBufferPointer { blocks in
+                    pool.parallelFor(singleRows * heads + blocks.count) { item, thread in
+                        guard item >= singleRows * heads else {
+                            let row = item / heads, h = item % heads, kvHead = h / groupSize
+                            let rows = rowCaches[row], offset = kvHead * rows.headBytes
+                            let query = qp + row * qDim + h * headDim, result = out + row * qDim + h * headDim
+                            let attend = rows.q8 ? attendQ8 : attendF16
+                            attend(query, rows.keys + offset, rows.values + offset, rows.rowBytes, positions[row] + 1, headDim,
+                                   scoreBase + thread * stride, result)
+                            return
+                        }
+                        let block = blocks[item - singleRows * heads], count = block.rows * groupSize
+                        let rows = rowCaches[block.row], offset = block.kvHead * rows.headBytes
+                        withUnsafeTemporaryAllocation(of: UnsafePointer<Float>.self, capacity: count) { queries in
+                            withUnsafeTemporaryAllocation(of: UnsafeMutablePointer<Float>.self, capacity: count) { outs in
+                                withUnsafeTemporaryAllocation(of: Int.self, capacity: count) { lengths in
+                                    var k = 0
+                                    for row in block.row..<(block.row + block.rows) {
+                                        for h in (block.kvHead * groupSize)..<((block.kvHead + 1) * groupSize) {
+                                            queries[k] = UnsafePointer(qp + row * qDim + h * headDim)
+                                            outs[k] = out + row * qDim + h * headDim
+                                            lengths[k] = positions[row] + 1
+                                            k += 1
+                                        }
+                                    }
+                                    attendBlock(queries.baseAddress!, outs.baseAddress!, lengths.baseAddress!, count,
+                                                rows.keys + offset, rows.values + offset, rows.rowBytes, headDim, rows.q8,
+                                                blockBase + thread * blockStride)
+                                }
+                            }
+                        }
                     }
                 }
             }
