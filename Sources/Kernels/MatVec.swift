@@ -91,8 +91,8 @@ public func matmul(_ ws: [WeightMatrix], _ x: UnsafePointer<Float>, _ ys: [Unsaf
 
 /// Bytes of int8 activation records a token tile of `matmulInt8` may take: the tile is read
 /// once per weight row, so it should stay in L1d (32-48 KB per core on AVX2 and AVX-512
-/// CPUs). Measured on the default model (Xeon, AVX-512, 2 threads, pp512, noisy VM):
-/// 20/30/40 KB alike, 160 and 640 KB 15% slower.
+/// CPUs). Measured on the default model (Xeon, AVX-512, 2 threads, pp512, a noisy VM, three
+/// rounds): 8, 16, 20, 30, 32 and 40 KB alike within the noise, 160 and 640 KB ~15% slower.
 let int8TileRecordBytes = 32 << 10
 
 /// The int8 prefill product: X quantized once (every token's `qe_vector`, into

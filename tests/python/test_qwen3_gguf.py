@@ -8,7 +8,7 @@ byte-identical), then run against what transformers computes for the directory
 
 Tolerances (max |Δlogit| over the reference top 20 of every position; logits span about
 ±9): f16 0.02 (bf16 weights are exact in f16; a float64 re-implementation with an f16 KV
-cache: 0.0024); Q8_0 0.6 batched / 1.0 token by token, as for the v1 GGUF (the same
+cache: 0.0024); Q8_0 0.6 batched / 1.0 token by token (the same
 re-implementation with the Q8_0 weights: 0.14, with int8 activations too: 0.15)."""
 import json
 import pathlib

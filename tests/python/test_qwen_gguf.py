@@ -5,10 +5,11 @@ to the converter's own outputs through their manifests, then run against the saf
 directory they came from.
 
 Tolerances (max |Δlogit| over the reference top-20 ids of every position; logits span ±7):
-f16 0.002 (bf16 weights are exact in f16; measured 0.0001); Q8_0 0.6 batched / 1.0 token
-by token: Q8_0 rounds every weight, embedding and head included, to 8 bits per 32 values
-and decode also quantizes activations to int8; this random two-layer model amplifies
-that (measured 0.39 / 0.75)."""
+f16 0.002 (bf16 weights are exact in f16; measured 0.0001); Q8_0 1.0 batched and token by
+token: Q8_0 rounds every weight, embedding and head included, to 8 bits per 32 values, and
+prefill and decode both quantize activations to int8 (as llama.cpp does for Q8_0); this
+random two-layer model amplifies that (measured 0.75 both ways; 0.39 batched when prefill
+multiplied in f32)."""
 import json
 import os
 import pathlib
@@ -22,7 +23,7 @@ FIXTURES = ROOT / "Tests" / "Fixtures"
 sys.path.insert(0, str(ROOT / "scripts"))
 
 
-TOLERANCE = {("f16", 128): 0.002, ("f16", 1): 0.002, ("q8_0", 128): 0.6, ("q8_0", 1): 1.0}
+TOLERANCE = {("f16", 128): 0.002, ("f16", 1): 0.002, ("q8_0", 128): 1.0, ("q8_0", 1): 1.0}
 
 
 @pytest.fixture(scope="module")
