@@ -104,6 +104,22 @@ final class GrammarTests: XCTestCase {
         }
     }
 
+    /// Found by fuzz_grammar (a JSON schema whose GBNF nested groups deeper than the stack
+    /// held, under AddressSanitizer): groups nest at most `maxGroupDepth` levels, deeper
+    /// text is refused naming where, and a nesting at the limit parses.
+    func testGroupsNestedTooDeepAreRefusedNotOverflowed() throws {
+        let limit = GBNFParser.maxGroupDepth
+        func nested(_ depth: Int) -> String { "root ::= " + String(repeating: "(", count: depth) + "\"a\"" + String(repeating: ")", count: depth) }
+        let automaton = try GrammarAutomaton(GBNFParser.parse(nested(limit)))
+        XCTAssertTrue(try GrammarTests.matches(automaton, "a"))
+        for depth in [limit + 1, 100_000] {
+            XCTAssertThrowsError(try GBNFParser.parse(nested(depth))) { error in
+                guard case QwenError.invalidArgument(let message) = error else { return XCTFail("\(error)") }
+                XCTAssertTrue(message.contains("groups nest deeper than \(limit) levels"), message)
+            }
+        }
+    }
+
     /// Found by fuzz_grammar: nullable repetitions with huge counts, nested, reach ~10^8
     /// stacks without reading a byte (and lower to ~10^4 rules, which the left-recursion
     /// check once walked quadratically: 5 s to refuse). Now refused by the per-call

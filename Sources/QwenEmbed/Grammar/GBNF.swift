@@ -40,6 +40,11 @@ struct GBNFParser {
     private var defined: Set<Int> = []
     /// Where each rule was first referenced (for the error).
     private var firstReference: [Int: Int] = [:]
+    /// Groups open around the parser's position: each level is two frames of recursion.
+    private var groupDepth = 0
+    /// The deepest nesting of groups accepted: deeper text (the fuzzer's JSON schema whose
+    /// GBNF nested thousands of groups) would overflow the caller's stack.
+    static let maxGroupDepth = 100
 
     /// Most repetitions `{m,n}` may ask for (each copy is a rule element).
     static let maxRepetition = 10_000
@@ -178,10 +183,15 @@ struct GBNFParser {
                 lastStart = items.count
                 items.append(.chars([0...Grammar.maxCodePoint]))
             case UInt8(ascii: "("):
+                guard groupDepth < Self.maxGroupDepth else {
+                    throw fail("groups nest deeper than \(Self.maxGroupDepth) levels", at: itemStart)
+                }
                 at += 1
                 let id = newRule(after: ruleName)
                 defined.insert(id)
+                groupDepth += 1
                 grammar.rules[id] = try alternatives(in: ruleName, nested: true)
+                groupDepth -= 1
                 skipSpace()
                 guard current == UInt8(ascii: ")") else { throw fail("expected ')' to close the group opened", at: itemStart) }
                 at += 1
