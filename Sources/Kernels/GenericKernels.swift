@@ -260,11 +260,6 @@ enum GenericKernels {
         let tile = Int(QE_ATTENTION_TILE)
         let keysT = scratch, tileValues = keysT + headDim &* tile              // [headDim, tile], [tile, headDim]
         let scores = tileValues + tile &* headDim                              // [tile]
-        @inline(__always) func value(_ row: UnsafeRawPointer, _ d: Int) -> Float {
-            guard q8 else { return loadHalf(row, 2 &* d) }
-            let block = row + (d / 32) &* Q8_0Format.blockBytes
-            return loadHalf(block, 0) * Float(block.load(fromByteOffset: 2 &+ d % 32, as: Int8.self))
-        }
         let longest = (0..<count).reduce(0) { max($0, lengths[$1]) }
         for i in 0..<count { outs[i].initialize(repeating: 0, count: headDim) }
         var maxima = [Float](repeating: -.infinity, count: count), sums = [Float](repeating: 0, count: count)
@@ -272,10 +267,11 @@ enum GenericKernels {
         while first < longest {
             let n = min(tile, longest &- first)
             for j in 0..<n {
-                for d in 0..<headDim {
-                    keysT[d &* tile &+ j] = value(keys + (first &+ j) &* rowBytes, d)
-                    tileValues[j &* headDim &+ d] = value(values + (first &+ j) &* rowBytes, d)
-                }
+                // The key read into value row j first, transposed, then the value over it.
+                let row = tileValues + j &* headDim
+                dequantizeKVRow(keys + (first &+ j) &* rowBytes, count: headDim, q8: q8, into: row)
+                for d in 0..<headDim { keysT[d &* tile &+ j] = row[d] }
+                dequantizeKVRow(values + (first &+ j) &* rowBytes, count: headDim, q8: q8, into: row)
             }
             for i in 0..<count {
                 let valid = min(lengths[i] &- first, n)

@@ -62,16 +62,9 @@ final class KVCacheKernelTests: XCTestCase {
             let q = (0..<headDim).map { _ in Float.random(in: -1...1, using: &random) }           // [headDim]
             let k = (0..<(length * kvDim)).map { _ in Float.random(in: -2...2, using: &random) }  // [length, kvDim]
             let v = (0..<(length * kvDim)).map { _ in Float.random(in: -2...2, using: &random) }  // [length, kvDim]
-            var keys = [UInt8](repeating: 0, count: length * rowBytes)                            // [length, rowBytes]
-            var values = [UInt8](repeating: 0, count: length * rowBytes)                          // [length, rowBytes]
-            var kSeen = [Float](repeating: 0, count: length * kvDim)                              // [length, kvDim] dequantized
-            var vSeen = [Float](repeating: 0, count: length * kvDim)                              // [length, kvDim]
-            for t in 0..<length {
-                k.withUnsafeBufferPointer { x in keys.withUnsafeMutableBytes { quantizeRowQ8_0(x.baseAddress! + t * kvDim, count: kvDim, into: $0.baseAddress! + t * rowBytes) } }
-                v.withUnsafeBufferPointer { x in values.withUnsafeMutableBytes { quantizeRowQ8_0(x.baseAddress! + t * kvDim, count: kvDim, into: $0.baseAddress! + t * rowBytes) } }
-                keys.withUnsafeBytes { r in kSeen.withUnsafeMutableBufferPointer { dequantizeKVRow(r.baseAddress! + t * rowBytes, count: kvDim, q8: true, into: $0.baseAddress! + t * kvDim) } }
-                values.withUnsafeBytes { r in vSeen.withUnsafeMutableBufferPointer { dequantizeKVRow(r.baseAddress! + t * rowBytes, count: kvDim, q8: true, into: $0.baseAddress! + t * kvDim) } }
-            }
+            // [length, rowBytes] Q8_0 rows and [length, kvDim] what they hold.
+            let (keys, kSeen) = AttentionBlockTests.cacheRows(k, rows: length, kvDim: kvDim, rowBytes: rowBytes, q8: true)
+            let (values, vSeen) = AttentionBlockTests.cacheRows(v, rows: length, kvDim: kvDim, rowBytes: rowBytes, q8: true)
             var weights = (0..<length).map { t in (0..<headDim).reduce(0.0) { $0 + Double(q[$1]) * Double(kSeen[t * kvDim + headDim + $1]) } }
             let top = weights.max()!
             weights = weights.map { Foundation.exp($0 - top) }
