@@ -94,18 +94,25 @@ public func matmul(_ ws: [WeightMatrix], _ x: UnsafePointer<Float>, _ ys: [Unsaf
 /// CPUs). Measured on the default model (Xeon, AVX-512, 2 threads, pp512, a noisy VM, three
 /// rounds): 8, 16, 20, 30, 32 and 40 KB alike within the noise, 160 and 640 KB ~15% slower.
 let int8TileRecordBytes = 32 << 10
+/// Tokens a tile of `matmulInt8` has at least, whatever the records' size: each weight group
+/// is decoded once per tile, and the four-row kernels of AVX-512 take batches of 8 or more.
+/// A wide input (ffn_down's 4,864 columns: 9 KB per token) would otherwise get tiles of 3-4
+/// tokens. 16 tokens of such records (146 KB) stay in L2. Measured on the default model
+/// (Xeon, AVX-512, 1 thread, pp512, three rounds): at least 4 tokens 145-166 tok/s, 8:
+/// 171-188, 16: 180-194, 16 with 64 KB: 185-191, 32 with 128 KB: 164-193.
+let int8TileMinimumTokens = 16
 
 /// The int8 prefill product: X quantized once (every token's `qe_vector`, into
 /// `activations`), then W cut into pieces of rows spread over the pool, each piece run
-/// over the batch in tiles of tokens whose records fit `int8TileRecordBytes`. Every
-/// piece-tile is one call of the format's decode kernel (`KernelTable.rows`), which
-/// decodes each weight group once for the tile's tokens.
+/// over the batch in tiles of tokens whose records fit `int8TileRecordBytes` (at least
+/// `int8TileMinimumTokens` tokens). Every piece-tile is one call of the format's decode
+/// kernel (`KernelTable.rows`), which decodes each weight group once for the tile's tokens.
 func matmulInt8(_ ws: [WeightMatrix], _ x: UnsafePointer<Float>, _ ys: [UnsafeMutablePointer<Float>], n: Int,
                 pool: ThreadPool, kernels: KernelTable, activations: QuantizedActivations) {
     let cols = ws[0].cols
     activations.prepare(x, count: n, cols: cols, forms: [.q8], kernels: kernels, pool: pool)
     let vectors = activations.vectors                                  // [n]
-    let tileTokens = max(4, min(n, int8TileRecordBytes / Int(qe_lane_record_bytes(cols))))
+    let tileTokens = min(n, max(int8TileMinimumTokens, int8TileRecordBytes / Int(qe_lane_record_bytes(cols))))
     // Pieces of 8...64 rows, about 4 per thread.
     let totalRows = ws.reduce(0) { $0 + $1.rows }
     let pieceRows = max(8, min(64, totalRows / (pool.threads * 4) / 8 * 8))

@@ -1073,73 +1073,85 @@ public enum X86Kernels {
     /// Decode of rows in the interleaved layout (quantized formats): y[b * yStride + r] =
     /// dot(row r of the matrix at w, x_b) for r in 0..<rows, b in 0..<count; rows are
     /// `rowBytes` apart and hold `cols` values; x_b is v[b] (its `lanes` records). The
-    /// AVX-512 target does two rows per 512-bit register (Decode512.swift).
+    /// AVX-512 target does two rows per 512-bit register (Decode512.swift), and four
+    /// neighbouring rows at a time for batches of `quadRowsMinimumBatch` or more vectors
+    /// (prefill's token tiles, Prefill512.swift).
     @inline(never) public static func rowsQ8_0(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
         #if QWEN_DOT_AVX512VNNI
-        rowPairs32(Q8_0Lanes.self, w, rowBytes, cols, rows, v, count, y, yStride)
+        if count >= quadRowsMinimumBatch { rowQuads32(Q8_0Lanes.self, w, rowBytes, cols, rows, v, count, y, yStride) }
+        else { rowPairs32(Q8_0Lanes.self, w, rowBytes, cols, rows, v, count, y, yStride) }
         #else
         rowsLanes32(Q8_0Lanes.self, w, rowBytes, cols, rows, v, count, y, yStride)
         #endif
     }
     @inline(never) public static func rowsQ4_0(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
         #if QWEN_DOT_AVX512VNNI
-        rowPairs32(Q4_0Lanes.self, w, rowBytes, cols, rows, v, count, y, yStride)
+        if count >= quadRowsMinimumBatch { rowQuads32(Q4_0Lanes.self, w, rowBytes, cols, rows, v, count, y, yStride) }
+        else { rowPairs32(Q4_0Lanes.self, w, rowBytes, cols, rows, v, count, y, yStride) }
         #else
         rowsLanes32(Q4_0Lanes.self, w, rowBytes, cols, rows, v, count, y, yStride)
         #endif
     }
     @inline(never) public static func rowsQ4_1(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
         #if QWEN_DOT_AVX512VNNI
-        rowPairs32(Q4_1Lanes.self, w, rowBytes, cols, rows, v, count, y, yStride)
+        if count >= quadRowsMinimumBatch { rowQuads32(Q4_1Lanes.self, w, rowBytes, cols, rows, v, count, y, yStride) }
+        else { rowPairs32(Q4_1Lanes.self, w, rowBytes, cols, rows, v, count, y, yStride) }
         #else
         rowsLanes32(Q4_1Lanes.self, w, rowBytes, cols, rows, v, count, y, yStride)
         #endif
     }
     @inline(never) public static func rowsQ5_0(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
         #if QWEN_DOT_AVX512VNNI
-        rowPairs32(Q5_0Lanes.self, w, rowBytes, cols, rows, v, count, y, yStride)
+        if count >= quadRowsMinimumBatch { rowQuads32(Q5_0Lanes.self, w, rowBytes, cols, rows, v, count, y, yStride) }
+        else { rowPairs32(Q5_0Lanes.self, w, rowBytes, cols, rows, v, count, y, yStride) }
         #else
         rowsLanes32(Q5_0Lanes.self, w, rowBytes, cols, rows, v, count, y, yStride)
         #endif
     }
     @inline(never) public static func rowsQ5_1(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
         #if QWEN_DOT_AVX512VNNI
-        rowPairs32(Q5_1Lanes.self, w, rowBytes, cols, rows, v, count, y, yStride)
+        if count >= quadRowsMinimumBatch { rowQuads32(Q5_1Lanes.self, w, rowBytes, cols, rows, v, count, y, yStride) }
+        else { rowPairs32(Q5_1Lanes.self, w, rowBytes, cols, rows, v, count, y, yStride) }
         #else
         rowsLanes32(Q5_1Lanes.self, w, rowBytes, cols, rows, v, count, y, yStride)
         #endif
     }
     @inline(never) public static func rowsQ4_Z(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
         #if QWEN_DOT_AVX512VNNI
-        rowPairs32(Q4_ZLanes.self, w, rowBytes, cols, rows, v, count, y, yStride)
+        if count >= quadRowsMinimumBatch { rowQuads32(Q4_ZLanes.self, w, rowBytes, cols, rows, v, count, y, yStride) }
+        else { rowPairs32(Q4_ZLanes.self, w, rowBytes, cols, rows, v, count, y, yStride) }
         #else
         rowsLanes32(Q4_ZLanes.self, w, rowBytes, cols, rows, v, count, y, yStride)
         #endif
     }
     @inline(never) public static func rowsQ8_Z(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
         #if QWEN_DOT_AVX512VNNI
-        rowPairs32(Q8_ZLanes.self, w, rowBytes, cols, rows, v, count, y, yStride)
+        if count >= quadRowsMinimumBatch { rowQuads32(Q8_ZLanes.self, w, rowBytes, cols, rows, v, count, y, yStride) }
+        else { rowPairs32(Q8_ZLanes.self, w, rowBytes, cols, rows, v, count, y, yStride) }
         #else
         rowsLanes32(Q8_ZLanes.self, w, rowBytes, cols, rows, v, count, y, yStride)
         #endif
     }
     @inline(never) public static func rowsQ4_K(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
         #if QWEN_DOT_AVX512VNNI
-        rowPairsK4(isQ5: false, w, rowBytes, cols, rows, v, count, y, yStride)
+        if count >= quadRowsMinimumBatch { rowQuadsK4(isQ5: false, w, rowBytes, cols, rows, v, count, y, yStride) }
+        else { rowPairsK4(isQ5: false, w, rowBytes, cols, rows, v, count, y, yStride) }
         #else
         rowsLanesK4(isQ5: false, w, rowBytes, cols, rows, v, count, y, yStride)
         #endif
     }
     @inline(never) public static func rowsQ5_K(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
         #if QWEN_DOT_AVX512VNNI
-        rowPairsK4(isQ5: true, w, rowBytes, cols, rows, v, count, y, yStride)
+        if count >= quadRowsMinimumBatch { rowQuadsK4(isQ5: true, w, rowBytes, cols, rows, v, count, y, yStride) }
+        else { rowPairsK4(isQ5: true, w, rowBytes, cols, rows, v, count, y, yStride) }
         #else
         rowsLanesK4(isQ5: true, w, rowBytes, cols, rows, v, count, y, yStride)
         #endif
     }
     @inline(never) public static func rowsQ6_K(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
         #if QWEN_DOT_AVX512VNNI
-        rowPairsQ6K(w, rowBytes, cols, rows, v, count, y, yStride)
+        if count >= quadRowsMinimumBatch { rowQuadsQ6K(w, rowBytes, cols, rows, v, count, y, yStride) }
+        else { rowPairsQ6K(w, rowBytes, cols, rows, v, count, y, yStride) }
         #else
         rowsLanesQ6K(w, rowBytes, cols, rows, v, count, y, yStride)
         #endif
