@@ -20,16 +20,27 @@ struct Quad512 {
     let sums: UnsafeMutablePointer<__m512>                // [count, 2]: [row r | r + 1], [row r + 2 | r + 3]
     let count: Int
 
-    /// y[b * yStride + j] = row r + j's sum of vector b for j in 0..<4 (each by `hsum`);
-    /// zeroes the sums for the next four rows.
+    /// y[b * yStride + j] = row r + j's sum of vector b for j in 0..<4; zeroes the sums for
+    /// the next four rows. The four rows are summed side by side in the order of `hsum`
+    /// (v_i + v_i+4 = x_i, then (x_0 + x_2) + (x_1 + x_3)), so each equals `hsum` of its
+    /// row bit for bit.
     @inline(__always) func finishRows(_ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
-        let high = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 15, 14, 13, 12, 11, 10, 9, 8)   // lanes 8...15, twice
+        // Lane permutations by index vectors (Swift cannot pass the immediates of the
+        // shuffle intrinsics), lane 15 first.
+        let swapHalves = _mm512_set_epi32(11, 10, 9, 8, 15, 14, 13, 12, 3, 2, 1, 0, 7, 6, 5, 4)
+        let rowsX = _mm512_set_epi32(27, 26, 25, 24, 19, 18, 17, 16, 11, 10, 9, 8, 3, 2, 1, 0)
+        let swapPairs = _mm512_set_epi32(13, 12, 15, 14, 9, 8, 11, 10, 5, 4, 7, 6, 1, 0, 3, 2)
+        let swapNeighbours = _mm512_set_epi32(14, 15, 12, 13, 10, 11, 8, 9, 6, 7, 4, 5, 2, 3, 0, 1)
+        let firstOfEachQuarter = _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12, 8, 4, 0)
         for b in 0..<count {
-            let first = sums[2 &* b], second = sums[2 &* b &+ 1], out = y + b &* yStride
-            out[0] = hsum(_mm512_castps512_ps256(first))
-            out[1] = hsum(_mm512_castps512_ps256(_mm512_permutexvar_ps(high, first)))
-            out[2] = hsum(_mm512_castps512_ps256(second))
-            out[3] = hsum(_mm512_castps512_ps256(_mm512_permutexvar_ps(high, second)))
+            let first = sums[2 &* b], second = sums[2 &* b &+ 1]
+            // Lanes 0...3 and 8...11 of each: its two rows' x_0...x_3.
+            let firstX = _mm512_add_ps(first, _mm512_permutexvar_ps(swapHalves, first))
+            let secondX = _mm512_add_ps(second, _mm512_permutexvar_ps(swapHalves, second))
+            let x = _mm512_permutex2var_ps(firstX, rowsX, secondX)                // [row r + j: x_0...x_3] for j in 0..<4
+            let pairs = _mm512_add_ps(x, _mm512_permutexvar_ps(swapPairs, x))     // lane 4 j: x_0 + x_2, 4 j + 1: x_1 + x_3
+            let sums4 = _mm512_add_ps(pairs, _mm512_permutexvar_ps(swapNeighbours, pairs))
+            _mm_storeu_ps(y + b &* yStride, _mm512_castps512_ps128(_mm512_permutexvar_ps(firstOfEachQuarter, sums4)))
             sums[2 &* b] = _mm512_setzero_ps()
             sums[2 &* b &+ 1] = _mm512_setzero_ps()
         }
