@@ -93,6 +93,9 @@ public struct WeightMatrix: @unchecked Sendable {
     /// held to transformers' f32 logits, and int8 activations move those of the generated
     /// test checkpoints (whose activations have outliers) by up to 0.3 (QwenV1ReferenceTests).
     public internal(set) var floatPrefill = false
+    /// Whether `matmul` multiplies this matrix with the decode kernels' int8 arithmetic, so
+    /// each token's prefill row is bit for bit its decode row, whatever the batch.
+    public var prefillsThroughDecodeKernels: Bool { type.activationForm == .q8 && !floatPrefill }
 
     /// Throws when `cols` is not a whole number of blocks, or `layout` is interleaved for a
     /// float format.

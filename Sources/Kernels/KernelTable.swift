@@ -114,10 +114,8 @@ public struct KernelTable: @unchecked Sendable {
     /// weight format: true for the table's own GEMM (every token through the same code,
     /// wherever it sits in the batch), false for OpenBLAS, whose sgemm (float weights)
     /// computes some rows differently depending on the batch's size and their place in it.
-    /// (GGUF-quantized weights always are: `matmul` runs them through the decode kernels.)
-    /// Where true, the engine runs the prompt chunks of several sequences in one product and
-    /// copies a prompt prefix one sequence computed into another; results stay the same as
-    /// for each sequence alone.
+    /// (GGUF-quantized weights always are: `matmul` runs them through the decode kernels;
+    /// a model's engine takes either as enough, `Engine.prefillRowsAreIndependent`.)
     public var prefillRowsAreIndependent: Bool { gemm != nil }
 
     /// The decode kernel for w's format and layout.

@@ -82,7 +82,7 @@ public func matmul(_ ws: [WeightMatrix], _ x: UnsafePointer<Float>, _ ys: [Unsaf
             matmul(ws, x, ys, n: n, pool: pool, kernels: kernels, activations: activations)
         }
     }
-    if ws.allSatisfy({ $0.type.activationForm == .q8 && !$0.floatPrefill }) {
+    if ws.allSatisfy(\.prefillsThroughDecodeKernels) {
         matmulInt8(ws, x, ys, n: n, pool: pool, kernels: kernels, activations: activations ?? QuantizedActivations(capacity: n * ws[0].cols))
     } else {
         matmulFloat(ws, x, ys, n: n, pool: pool, kernels: kernels)

@@ -70,6 +70,22 @@ public final class LayerStore: @unchecked Sendable {
 
     /// Every block, building those not built yet.
     public func all() throws -> [LayerWeights] { try (0..<count).map(layer) }
+
+    /// Every block when they were all built at load; nil when they are built on first use.
+    var builtAtLoad: [LayerWeights]? { build == nil ? ready : nil }
+}
+
+extension TransformerWeights {
+    /// Whether every matrix's prefill product is its decode arithmetic, each token's row
+    /// whatever the batch (`WeightMatrix.prefillsThroughDecodeKernels`: GGUF-quantized
+    /// weights); false while blocks are built on first use (GPTQ, whose prefill is f32).
+    var everyMatrixPrefillsThroughDecodeKernels: Bool {
+        guard let blocks = layers.builtAtLoad, output.prefillsThroughDecodeKernels else { return false }
+        return blocks.allSatisfy { block in
+            [block.query, block.key, block.value, block.attentionOutput, block.gate, block.up, block.down]
+                .allSatisfy(\.prefillsThroughDecodeKernels)
+        }
+    }
 }
 
 extension TransformerWeights {

@@ -17,16 +17,16 @@ import Glibc
 /// generating sequence samples its next token (`GenerationState`). Sequences join and
 /// leave between steps; a cancel is seen at the next step.
 ///
-/// Where the kernel table's prefill rows are independent of their batch, a sequence
-/// starting its prompt first copies the longest prefix of it that another sequence has
+/// Where the model's prefill rows are independent of their batch
+/// (`prefillRowsAreIndependent`), a sequence starting its prompt first copies the longest prefix of it that another sequence has
 /// computed as prompt rows (in flight, or in the prompt cache), such as a system prompt
 /// every conversation shares; one whose prompt shares a longer prefix with a sequence
 /// ahead of it that is still prefilling waits a step for it.
 ///
 /// A sequence's results never depend on what else runs with it: its generated tokens go
 /// through the decode kernels (per-row arithmetic independent of the batch), its prompt
-/// through matmul in chunks that are its own (or, where the table's prefill rows are
-/// independent of their batch, in any company), and copied positions are the very values
+/// through matmul in chunks that are its own (or, where prefill rows are independent of
+/// their batch, in any company and in chunks of any size), and copied positions are the very values
 /// it would compute (see `ForwardPass`, `KVCache.promptRowPrefix`). Replies are the same
 /// one at a time or many at once.
 public final class Engine: @unchecked Sendable {
@@ -37,6 +37,20 @@ public final class Engine: @unchecked Sendable {
     public let maxRowsPerStep: Int
     /// Prompt tokens per prefill chunk, and per step in all.
     public let prefillChunk: Int
+    /// Prompt tokens a step may take when it runs no sequence's next token, where prefill
+    /// rows are independent of their batch (so a sequence's chunking does not change its
+    /// results): a prompt read alone goes in chunks of up to this many (llama.cpp's default
+    /// batch), which 2 threads read ~15% faster than chunks of 128 (fewer passes over the
+    /// weights and fewer joins of the pool: Xeon, AVX-512, default model, pp512 268-283 vs
+    /// 225-244 tok/s); generating streams still wait at most `prefillChunk` tokens.
+    public let soloPrefillChunk: Int
+    /// Whether a token's prefill result depends on nothing but its own row for this model on
+    /// this table: the table's GEMM is (`KernelTable.prefillRowsAreIndependent`), or every
+    /// matrix goes through the decode kernels' arithmetic
+    /// (`TransformerWeights.everyMatrixPrefillsThroughDecodeKernels`). Where true, the
+    /// prompt chunks of several sequences run in one product, a prompt prefix one sequence
+    /// computed is copied into another, and a prompt read alone takes `soloPrefillChunk`.
+    public let prefillRowsAreIndependent: Bool
     /// A prompt prefix shorter than this is not worth waiting a step for.
     static let prefixWorthWaiting = 8
     /// Released sequences' KV caches, kept for the prompts they hold.
@@ -62,7 +76,7 @@ public final class Engine: @unchecked Sendable {
     private var forward: ForwardPass? = nil
 
     init(config: ModelConfig, weights: TransformerWeights, tokenizer: Tokenizer, kernels: KernelTable, threads: Int,
-         maxRowsPerStep: Int = 64, prefillChunk: Int = 128) {
+         maxRowsPerStep: Int = 64, prefillChunk: Int = 128, soloPrefillChunk: Int = 512) {
         self.config = config
         self.weights = weights
         self.tokenizer = tokenizer
@@ -70,6 +84,8 @@ public final class Engine: @unchecked Sendable {
         self.threads = max(1, threads)
         self.maxRowsPerStep = max(1, maxRowsPerStep)
         self.prefillChunk = max(1, prefillChunk)
+        self.soloPrefillChunk = max(self.prefillChunk, soloPrefillChunk)
+        prefillRowsAreIndependent = kernels.prefillRowsAreIndependent || weights.everyMatrixPrefillsThroughDecodeKernels
     }
 
     /// Stops the step thread. Called when the model goes away, so no session, and no job,
@@ -119,7 +135,8 @@ public final class Engine: @unchecked Sendable {
     private func startStepThread() throws {
         let pool = ThreadPool(threads: threads)
         self.pool = pool
-        forward = ForwardPass(config: config, weights: weights, kernels: kernels, pool: pool)
+        forward = ForwardPass(config: config, weights: weights, kernels: kernels, pool: pool,
+                              prefillRowsAreIndependent: prefillRowsAreIndependent)
         var thread = pthread_t()
         let context = Unmanaged.passRetained(self).toOpaque()
         let created = pthread_create(&thread, nil, { raw in
@@ -133,7 +150,8 @@ public final class Engine: @unchecked Sendable {
         }
         stepThread = thread
         Log.write(.info, "engine: started: \(threads) compute threads, \(kernels.isa.rawValue) kernels, "
-                  + "up to \(maxRowsPerStep) sequences and one \(prefillChunk)-token prompt chunk per step")
+                  + "up to \(maxRowsPerStep) sequences and one \(prefillChunk)-token prompt chunk per step"
+                  + (prefillRowsAreIndependent ? " (\(soloPrefillChunk) in a step of prompts only)" : ""))
     }
 
     /// A caller took an event or asked for something: the step thread may have work.
@@ -203,7 +221,8 @@ public final class Engine: @unchecked Sendable {
 
     /// The next step: the sampled token of every generating sequence whose caller keeps
     /// up, and prompt chunks, oldest sequence first, up to `prefillChunk` prompt tokens in
-    /// all (at least one chunk). Under the lock.
+    /// all (at least one chunk; `soloPrefillChunk` in a step of prompts only, where rows are
+    /// independent). Under the lock.
     private func makePlan() -> [Entry] {
         var plan: [Entry] = []
         let count = jobs.count
@@ -221,18 +240,22 @@ public final class Engine: @unchecked Sendable {
             }
         }
         rotation = count > 0 ? (rotation + 1) % count : 0
-        var budget = prefillChunk
+        let solo = plan.isEmpty && prefillRowsAreIndependent
+        let fullBudget = solo ? soloPrefillChunk : prefillChunk
+        var budget = fullBudget
         for job in jobs where job.isRunnable && job.isPrefilling && job.chunkSize > 1 && budget > 0 {
-            if kernels.prefillRowsAreIndependent && !job.prefixChecked {
+            if prefillRowsAreIndependent && !job.prefixChecked {
                 guard shareLongestPrefix(with: job) else { continue }   // waits for a sequence ahead of it
             }
-            var end = min(job.nextPrompt + job.chunkSize, job.prompt.count)
-            if kernels.prefillRowsAreIndependent {
+            // Scoring jobs keep their chunk: their logits buffer holds one.
+            let chunk = solo && job.generation != nil ? max(job.chunkSize, soloPrefillChunk) : job.chunkSize
+            var end = min(job.nextPrompt + chunk, job.prompt.count)
+            if prefillRowsAreIndependent {
                 // The part its prompt shares with sequences behind it first, alone: they copy it next step.
                 let shared = sharedWithLaterPrompts(job)
                 if shared - job.nextPrompt >= Engine.prefixWorthWaiting && shared < end { end = shared }
             }
-            guard end - job.nextPrompt <= budget || budget == prefillChunk else { continue }
+            guard end - job.nextPrompt <= budget || budget == fullBudget else { continue }
             budget -= end - job.nextPrompt
             plan.append(Entry(job: job, tokens: job.prompt[job.nextPrompt..<end], isPrompt: true, kind: .prompt))
         }

@@ -62,8 +62,8 @@ struct CachedRows {
 /// several sequences, each with its own KV cache, positions and NTK alpha. Decode rows go
 /// through every matrix together: one multi-vector matvec whose int8 arithmetic per row is
 /// the same as for that row alone. Prompt chunks go through matmul: all of them in one
-/// call where the kernel table's prefill rows are independent of their batch
-/// (`KernelTable.prefillRowsAreIndependent`), else one call per chunk, whose boundaries
+/// call where the model's prefill rows are independent of their batch
+/// (`Engine.prefillRowsAreIndependent`), else one call per chunk, whose boundaries
 /// are the sequence's own. Either way a row's results never depend on what else is in the
 /// step. Used by the engine's step thread only; its scratch grows with the largest step.
 final class ForwardPass {
@@ -71,6 +71,8 @@ final class ForwardPass {
     let weights: TransformerWeights
     let kernels: KernelTable
     let pool: ThreadPool
+    /// Prompt chunks in one matmul (`Engine.prefillRowsAreIndependent`).
+    let prefillRowsAreIndependent: Bool
 
     // Scratch, row-major over the step's rows R (decode rows first, then each chunk's).
     private var rowCapacity = 0
@@ -99,8 +101,10 @@ final class ForwardPass {
     /// The prompt rows' input vectors quantized for matmul's int8 path (reused by every matmul).
     private let promptActivations = QuantizedActivations()
 
-    init(config: ModelConfig, weights: TransformerWeights, kernels: KernelTable, pool: ThreadPool) {
+    init(config: ModelConfig, weights: TransformerWeights, kernels: KernelTable, pool: ThreadPool,
+         prefillRowsAreIndependent: Bool) {
         self.config = config
+        self.prefillRowsAreIndependent = prefillRowsAreIndependent
         self.weights = weights
         self.kernels = kernels
         self.pool = pool
@@ -154,7 +158,7 @@ final class ForwardPass {
             rowCount += chunks[i].tokens.count
         }
         let promptRows = rowCount - decodeRows
-        let prefillRanges = kernels.prefillRowsAreIndependent
+        let prefillRanges = prefillRowsAreIndependent
             ? (promptRows > 0 ? [(decodeRows, promptRows)] : [])
             : order.dropFirst(decodeRows).map { (firstRow[$0], chunks[$0].tokens.count) }
         reserveRows(rowCount)
