@@ -8,6 +8,9 @@
 #   scripts/bench.sh [-m MODEL] [-t "1 2"] [-r ROUNDS] [-i "avx512 avx2"] [-p 512] [-n 128]
 # On a machine with AVX-512, AVX2/AVX-VNNI rows are also compared with llama.cpp built for
 # AVX2 only (scripts/build-llama-cpp.sh --avx2): the same instruction set on both sides.
+# Where ik_llama.cpp is built (scripts/build-ik-llama-cpp.sh, native and --avx2; it is not
+# on PyPI, so it is never built here), rows against it too, run with its load-time repack
+# (-rtr 1) as its users run it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL="" THREADS="1 2" ROUNDS=2 ISAS="" PROMPT=512 GEN=128
@@ -21,6 +24,10 @@ QWEN=.build/release/qwen
 LLAMA=$(bash scripts/build-llama-cpp.sh | tail -1)
 LLAMA_AVX2=""
 grep -q avx512_vnni /proc/cpuinfo && LLAMA_AVX2=$(bash scripts/build-llama-cpp.sh --avx2 | tail -1)
+IK_DIR="${QWEN_CACHE:-$HOME/.cache/qwen-embed}/ik_llama.cpp"
+IK=""; IK_AVX2=""
+[ -x "$IK_DIR/bin/llama-bench" ] && IK="$IK_DIR/bin"
+[ -x "$IK_DIR/bin-avx2/llama-bench" ] && grep -q avx512_vnni /proc/cpuinfo && IK_AVX2="$IK_DIR/bin-avx2"
 [ -n "$ISAS" ] || ISAS=$("$QWEN" info -m "$MODEL" | python3 -c 'import json,sys; print(" ".join(reversed(json.load(sys.stdin)["isa_available"])))')
 BW=$(mktemp); cc -O2 -pthread scripts/bandwidth.c -o "$BW"
 declare -A bandwidth
@@ -28,8 +35,9 @@ for t in $THREADS; do bandwidth[$t]=$("$BW" "$t"); done
 rm -f "$BW"
 CPU=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
 
-llama() { # bin threads -> "pp tg"
-  "$1/llama-bench" -m "$MODEL" -p "$PROMPT" -n "$GEN" -t "$2" -r 2 -o json 2>/dev/null | python3 -c '
+llama() { # bin threads [extra llama-bench options] -> "pp tg"
+  local bin=$1 threads=$2; shift 2
+  "$bin/llama-bench" -m "$MODEL" -p "$PROMPT" -n "$GEN" -t "$threads" -r 2 "$@" -o json 2>/dev/null | python3 -c '
 import json, sys
 rows = json.load(sys.stdin)
 pp = next(r["avg_ts"] for r in rows if r["n_prompt"] > 0 and r["n_gen"] == 0)
@@ -45,9 +53,13 @@ for round in $(seq 1 "$ROUNDS"); do
       n=$GEN; [ "$isa" = generic ] && n=32   # the portable path decodes ~10x slower
       ours=$("$QWEN" bench -m "$MODEL" -p "$PROMPT" -n "$n" -t "$t" -r 2 --isa "$isa" --json)
       refs=("llama.cpp native:$LLAMA")
-      if [ -n "$LLAMA_AVX2" ] && { [ "$isa" = avx2 ] || [ "$isa" = avxvnni ]; }; then refs+=("llama.cpp AVX2 build:$LLAMA_AVX2"); fi
+      avx2=false; { [ "$isa" = avx2 ] || [ "$isa" = avxvnni ]; } && avx2=true
+      if [ -n "$LLAMA_AVX2" ] && $avx2; then refs+=("llama.cpp AVX2 build:$LLAMA_AVX2"); fi
+      [ -n "$IK" ] && refs+=("ik_llama.cpp native -rtr 1:$IK")
+      if [ -n "$IK_AVX2" ] && $avx2; then refs+=("ik_llama.cpp AVX2 build -rtr 1:$IK_AVX2"); fi
       for ref in "${refs[@]}"; do
-        theirs=$(llama "${ref#*:}" "$t")
+        extra=(); [[ $ref == ik_llama.cpp* ]] && extra=(-rtr 1)
+        theirs=$(llama "${ref#*:}" "$t" "${extra[@]}")
         python3 - "$ours" "$theirs" "$t" "$isa" "${ref%%:*}" "${bandwidth[$t]}" "$CPU" <<'PY'
 import datetime, json, sys
 ours = json.loads(sys.argv[1]); pp, tg = map(float, sys.argv[2].split())
