@@ -48,7 +48,7 @@ say "configuring $DIR/src ($VARIANT)"
 cmake -S "$DIR/src" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release "${CPU_FLAGS[@]}" -DLLAMA_CURL=OFF \
   -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF -DBUILD_SHARED_LIBS=OFF -DGGML_IQK_FA_ALL_QUANTS=OFF >&2
 say "building llama-bench (takes a while)"
-nice -n 5 cmake --build "$BUILD" -j 2 --target llama-bench >&2
+nice -n 10 cmake --build "$BUILD" -j 2 --target llama-bench >&2
 mkdir -p "$BIN"
 cp "$BUILD/bin/llama-bench" "$BIN/"
 echo "$BIN"

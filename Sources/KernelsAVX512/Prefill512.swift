@@ -10,9 +10,13 @@
 import KernelABI
 import _Builtin_intrinsics.intel
 
-/// Vectors per call from which `rowsQ*` take the four-row kernels: below it the call is a
-/// decode step (weights from memory, where `rowPairs32`'s two streams read faster).
-let quadRowsMinimumBatch = 8
+/// Vectors per call from which `rowsQ*` take the four-row kernels: prefill's token tiles
+/// (at least 16 tokens, Kernels' `int8TileMinimumTokens`). Below it the call is a decode
+/// step of that many sequences, with the weights from memory, where `rowPairs32`'s two
+/// prefetched streams read faster (Q5_0 4864 x 896, 8 vectors, weights cold, 2 threads:
+/// 0.28-0.30 ms against the four-row kernels' 0.31-0.39; an 8-conversation test_engine run
+/// fell below its 3.0x).
+let quadRowsMinimumBatch = 16
 
 /// Per-vector state of the four-row kernels: each vector's records and accumulators.
 struct Quad512 {

@@ -4,7 +4,8 @@
 // QE_ATTENTION_TILE with FlashAttention's online softmax: no score row of the whole
 // length is kept, and each tile's keys and values are converted to f32 once (from f16 or
 // Q8_0 rows) for every query of the block instead of once per query. Scores are computed
-// 8 positions per register against the keys transposed, so no horizontal sums.
+// 8 positions per register (16 on AVX-512, whose target also accumulates the outputs in
+// zmm registers) against the keys transposed, so no horizontal sums.
 // Kernels' `GenericKernels.attendBlock` is the scalar reference.
 #if arch(x86_64)
 import KernelABI
@@ -21,14 +22,31 @@ import _Builtin_intrinsics.intel
         let block = row + (d / 32) &* 34
         return _mm256_mul_ps(_mm256_set1_ps(loadHalf(block, 0)), loadInt8AsFloat8(block, 2 &+ d % 32))
     }
+    @inline(__always) func key(_ j: Int) -> UnsafeRawPointer { keys + (first &+ j) &* rowBytes }
+    @inline(__always) func bits(_ v: __m256) -> __m256i { _mm256_castps_si256(v) }
+    // Keys, 8 positions x 8 dimensions at a time: one 8 x 8 transpose in registers.
+    var whole = 0
+    while whole &+ 8 <= n {
+        var d = 0
+        while d < headDim {
+            let t = transpose8((bits(row8(key(whole), d)), bits(row8(key(whole &+ 1), d)), bits(row8(key(whole &+ 2), d)),
+                                bits(row8(key(whole &+ 3), d)), bits(row8(key(whole &+ 4), d)), bits(row8(key(whole &+ 5), d)),
+                                bits(row8(key(whole &+ 6), d)), bits(row8(key(whole &+ 7), d))))
+            for l in 0..<8 { storeFloat8(keysT, (d &+ l) &* tile &+ whole, _mm256_castsi256_ps(codeVector(t, l))) }
+            d &+= 8
+        }
+        whole &+= 8
+    }
     for j in 0..<n {
-        let key = keys + (first &+ j) &* rowBytes, value = values + (first &+ j) &* rowBytes
+        let value = values + (first &+ j) &* rowBytes
         var d = 0
         while d < headDim {
             storeFloat8(valuesOut, j &* headDim &+ d, row8(value, d))
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: 8) { lanes in
-                storeFloat8(lanes.baseAddress!, 0, row8(key, d))
-                for l in 0..<8 { keysT[(d &+ l) &* tile &+ j] = lanes[l] }
+            if j >= whole {                                   // the last n % 8 positions' keys, one by one
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: 8) { lanes in
+                    storeFloat8(lanes.baseAddress!, 0, row8(key(j), d))
+                    for l in 0..<8 { keysT[(d &+ l) &* tile &+ j] = lanes[l] }
+                }
             }
             d &+= 8
         }
@@ -36,10 +54,36 @@ import _Builtin_intrinsics.intel
 }
 
 /// scores[0 ..< 8 g] = q · keys of the tile's positions 0 ..< 8 g (g groups of 8, g <= 8),
-/// from the transposed keys.
+/// from the transposed keys (on AVX-512, 16 positions per register: up to 8 more
+/// positions' scores past 8 g are written too, from whatever the tile holds there).
 @inline(__always) func tileScores(_ q: UnsafePointer<Float>, _ keysT: UnsafePointer<Float>, _ headDim: Int, groups g: Int,
                                   _ scores: UnsafeMutablePointer<Float>) {
     let tile = Int(QE_ATTENTION_TILE)
+    #if QWEN_DOT_AVX512VNNI
+    // Up to 64 positions in four zmm accumulators, one pass over the dimensions; the count
+    // of registers a constant in each loop (no test per dimension).
+    @inline(__always) func pass(_ registers: Int) {
+        let z = _mm512_setzero_ps()
+        var a = (z, z, z, z)
+        for d in 0..<headDim {
+            let qd = _mm512_set1_ps(q[d]), k = keysT + d &* tile
+            a.0 = _mm512_fmadd_ps(qd, _mm512_loadu_ps(k), a.0)
+            if registers > 1 { a.1 = _mm512_fmadd_ps(qd, _mm512_loadu_ps(k + 16), a.1) }
+            if registers > 2 { a.2 = _mm512_fmadd_ps(qd, _mm512_loadu_ps(k + 32), a.2) }
+            if registers > 3 { a.3 = _mm512_fmadd_ps(qd, _mm512_loadu_ps(k + 48), a.3) }
+        }
+        _mm512_storeu_ps(scores, a.0)
+        if registers > 1 { _mm512_storeu_ps(scores + 16, a.1) }
+        if registers > 2 { _mm512_storeu_ps(scores + 32, a.2) }
+        if registers > 3 { _mm512_storeu_ps(scores + 48, a.3) }
+    }
+    switch (g &+ 1) / 2 {
+    case 1: pass(1)
+    case 2: pass(2)
+    case 3: pass(3)
+    default: pass(4)
+    }
+    #else
     var start = 0
     while start < g {
         // Four groups (32 positions) per pass over the dimensions.
@@ -60,6 +104,7 @@ import _Builtin_intrinsics.intel
         if width > 3 { storeFloat8(s, 24, a.3) }
         start &+= 4
     }
+    #endif
 }
 
 /// One query's online-softmax step over a tile's first `valid` positions: scores become
@@ -67,12 +112,44 @@ import _Builtin_intrinsics.intel
 /// e^(old - new maximum) and take the tile's terms.
 @inline(__always) func accumulateTile(_ scores: UnsafeMutablePointer<Float>, valid: Int, _ values: UnsafePointer<Float>,
                                       _ headDim: Int, maximum: inout Float, sum: inout Float, _ out: UnsafeMutablePointer<Float>) {
-    var tileMaximum = -Float.infinity
-    for j in 0..<valid { tileMaximum = max(tileMaximum, scores[j]) }
+    // The maximum 8 scores per register (a scalar max per score made a chain of compares
+    // as long as the tile's own products).
+    var maxima = _mm256_set1_ps(-.infinity), j = 0
+    while j &+ 8 <= valid { maxima = _mm256_max_ps(maxima, loadFloat8(scores, j)); j &+= 8 }
+    var tileMaximum = hmax(maxima)
+    while j < valid { tileMaximum = max(tileMaximum, scores[j]); j &+= 1 }
     let newMaximum = max(maximum, tileMaximum)
     let factor = maximum == -.infinity ? 0 : _mm_cvtss_f32(_mm256_castps256_ps128(exp8(_mm256_set1_ps(maximum - newMaximum))))
     sum = sum * factor + exponentiate(scores, valid, maximum: newMaximum)   // scores[j] = e^(score - newMaximum)
     maximum = newMaximum
+    #if QWEN_DOT_AVX512VNNI
+    // 64 output values (32 for a last part of 32) in zmm registers over the tile's
+    // positions; the width a constant in each loop.
+    let scale = _mm512_set1_ps(factor)
+    @inline(__always) func part(_ o: UnsafeMutablePointer<Float>, _ v: UnsafePointer<Float>, wide: Bool) {
+        var a = (_mm512_mul_ps(scale, _mm512_loadu_ps(o)), _mm512_mul_ps(scale, _mm512_loadu_ps(o + 16)),
+                 wide ? _mm512_mul_ps(scale, _mm512_loadu_ps(o + 32)) : _mm512_setzero_ps(),
+                 wide ? _mm512_mul_ps(scale, _mm512_loadu_ps(o + 48)) : _mm512_setzero_ps())
+        for j in 0..<valid {
+            let p = _mm512_set1_ps(scores[j]), row = v + j &* headDim
+            a.0 = _mm512_fmadd_ps(p, _mm512_loadu_ps(row), a.0)
+            a.1 = _mm512_fmadd_ps(p, _mm512_loadu_ps(row + 16), a.1)
+            if wide {
+                a.2 = _mm512_fmadd_ps(p, _mm512_loadu_ps(row + 32), a.2)
+                a.3 = _mm512_fmadd_ps(p, _mm512_loadu_ps(row + 48), a.3)
+            }
+        }
+        _mm512_storeu_ps(o, a.0)
+        _mm512_storeu_ps(o + 16, a.1)
+        if wide {
+            _mm512_storeu_ps(o + 32, a.2)
+            _mm512_storeu_ps(o + 48, a.3)
+        }
+    }
+    var d = 0
+    while headDim &- d >= 64 { part(out + d, values + d, wide: true); d &+= 64 }
+    if d < headDim { part(out + d, values + d, wide: false) }
+    #else
     let scale = _mm256_set1_ps(factor)
     var d = 0
     while d < headDim {
@@ -92,6 +169,7 @@ import _Builtin_intrinsics.intel
         storeFloat8(out, d &+ 24, a.3)
         d &+= 32
     }
+    #endif
 }
 
 extension X86Kernels {

@@ -9,12 +9,12 @@ import XCTest
 final class AttentionBlockTests: XCTestCase {
     /// Queries of one block with lengths below, at and across tile boundaries (64), one
     /// alone in the last tile, on the second head of each row (offsets and strides); head
-    /// sizes 64 and 128.
+    /// sizes 64, 96 (a last part of 32 dimensions) and 128.
     func testBlocksEqualAnF64SoftmaxAndTheSingleQueryKernels() {
         var random = SystemRandomNumberGenerator()
         let lengths = [1, 7, 63, 64, 65, 130, 200, 129, 2]
         let length = lengths.max()!
-        for headDim in [64, 128] {
+        for headDim in [64, 96, 128] {
             for q8 in [false, true] {
                 let kvDim = 2 * headDim, rowBytes = q8 ? kvDim / 32 * 34 : 2 * kvDim, headBytes = q8 ? headDim / 32 * 34 : 2 * headDim
                 let k = (0..<(length * kvDim)).map { _ in Float.random(in: -2...2, using: &random) }  // [length, kvDim]
