@@ -45,7 +45,7 @@ tg = next(r["avg_ts"] for r in rows if r["n_gen"] > 0 and r["n_prompt"] == 0)
 print(pp, tg)'
 }
 
-echo "| date | CPU, 1-min load | path | threads | ours pp$PROMPT | llama.cpp pp$PROMPT | ratio | ours tg$GEN | llama.cpp tg$GEN | ratio | decode GB/s | of bandwidth |"
+echo "| date | CPU, 1-min load | path | threads | ours pp$PROMPT | reference pp$PROMPT | ratio | ours tg$GEN | reference tg$GEN | ratio | decode GB/s | of bandwidth |"
 echo "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 for round in $(seq 1 "$ROUNDS"); do
   for t in $THREADS; do
