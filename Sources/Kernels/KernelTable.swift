@@ -174,44 +174,12 @@ public struct KernelTable: @unchecked Sendable {
 
 #if canImport(KernelsAVX2)
 /// The three x86 kernel targets compile one source, so their entry points have the same
-/// names; this protocol lets one function build the table for each.
+/// names; this protocol lets one function build the table for each. Formats are asked for
+/// by name (`X86Kernels.kernels`), so adding one touches its description (GGMLType) and
+/// its kernels, not this list.
 protocol X86KernelSet {
-    static func rowsQ8_0(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int)
-    static func rowsQ4_0(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int)
-    static func rowsQ4_1(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int)
-    static func rowsQ5_0(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int)
-    static func rowsQ5_1(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int)
-    static func rowsQ4_Z(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int)
-    static func rowsQ8_Z(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int)
-    static func rowsQ4_K(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int)
-    static func rowsQ5_K(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int)
-    static func rowsQ6_K(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int)
-    static func rowsF32(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int)
-    static func rowsF16(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int)
-    static func rowsBF16(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int, _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int)
-    static func interleavedDequantizeQ8_0(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
-    static func interleavedDequantizeQ4_0(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
-    static func interleavedDequantizeQ4_1(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
-    static func interleavedDequantizeQ5_0(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
-    static func interleavedDequantizeQ5_1(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
-    static func interleavedDequantizeQ4_Z(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
-    static func interleavedDequantizeQ8_Z(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
-    static func interleavedDequantizeQ4_K(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
-    static func interleavedDequantizeQ5_K(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
-    static func interleavedDequantizeQ6_K(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
-    static func dequantizeF32(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
-    static func dequantizeF16(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
-    static func dequantizeBF16(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
-    static func dequantizeQ8_0(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
-    static func dequantizeQ4_0(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
-    static func dequantizeQ4_1(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
-    static func dequantizeQ5_0(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
-    static func dequantizeQ5_1(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
-    static func dequantizeQ4_Z(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
-    static func dequantizeQ8_Z(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
-    static func dequantizeQ4_K(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
-    static func dequantizeQ5_K(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
-    static func dequantizeQ6_K(_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>)
+    static func kernels(_ name: String) -> (rows: RowsKernel?, dequantize: DequantizeKernel,
+                                            interleavedRows: RowsKernel?, interleavedDequantize: DequantizeKernel?)?
     static func quantizeQ8(_ x: UnsafePointer<Float>, _ cols: Int, _ q8: UnsafeMutablePointer<Int8>, _ d8: UnsafeMutablePointer<Float>,
                            _ s8: UnsafeMutablePointer<Float>, _ lanes: UnsafeMutableRawPointer)
     static func attendHead(_ q: UnsafePointer<Float>, _ keys: UnsafeRawPointer, _ values: UnsafeRawPointer, _ rowBytes: Int,
@@ -230,66 +198,16 @@ extension KernelsAVX512.X86Kernels: X86KernelSet {}
 
 /// The x86 table: the instruction set's kernels for the float formats and the interleaved
 /// layout; quantized matrices left in ggml's layout (never decoded by the engine, which
-/// repacks them) take the portable kernels.
+/// repacks them) and any format the x86 source lacks take the portable kernels.
 private func x86Table<K: X86KernelSet>(_ isa: InstructionSet, _: K.Type, gemm: GEMMKernel?) -> KernelTable {
-    func rows(_ type: GGMLType) -> RowsKernel {
-        switch type {
-        case .f32: return K.rowsF32
-        case .f16: return K.rowsF16
-        case .bf16: return K.rowsBF16
-        default: return GenericKernels.rows(type)
-        }
-    }
-    func interleavedRows(_ type: GGMLType) -> RowsKernel? {
-        switch type {
-        case .q8_0: return K.rowsQ8_0
-        case .q4_0: return K.rowsQ4_0
-        case .q4_1: return K.rowsQ4_1
-        case .q5_0: return K.rowsQ5_0
-        case .q5_1: return K.rowsQ5_1
-        case .q4_Z: return K.rowsQ4_Z
-        case .q8_Z: return K.rowsQ8_Z
-        case .q4_K: return K.rowsQ4_K
-        case .q5_K: return K.rowsQ5_K
-        case .q6_K: return K.rowsQ6_K
-        case .f32, .f16, .bf16: return nil
-        }
-    }
-    func dequantize(_ type: GGMLType) -> DequantizeKernel {
-        switch type {
-        case .f32: return K.dequantizeF32
-        case .f16: return K.dequantizeF16
-        case .bf16: return K.dequantizeBF16
-        case .q8_0: return K.dequantizeQ8_0
-        case .q4_0: return K.dequantizeQ4_0
-        case .q4_1: return K.dequantizeQ4_1
-        case .q5_0: return K.dequantizeQ5_0
-        case .q5_1: return K.dequantizeQ5_1
-        case .q4_Z: return K.dequantizeQ4_Z
-        case .q8_Z: return K.dequantizeQ8_Z
-        case .q4_K: return K.dequantizeQ4_K
-        case .q5_K: return K.dequantizeQ5_K
-        case .q6_K: return K.dequantizeQ6_K
-        }
-    }
-    func interleavedDequantize(_ type: GGMLType) -> DequantizeKernel? {
-        switch type {
-        case .q8_0: return K.interleavedDequantizeQ8_0
-        case .q4_0: return K.interleavedDequantizeQ4_0
-        case .q4_1: return K.interleavedDequantizeQ4_1
-        case .q5_0: return K.interleavedDequantizeQ5_0
-        case .q5_1: return K.interleavedDequantizeQ5_1
-        case .q4_Z: return K.interleavedDequantizeQ4_Z
-        case .q8_Z: return K.interleavedDequantizeQ8_Z
-        case .q4_K: return K.interleavedDequantizeQ4_K
-        case .q5_K: return K.interleavedDequantizeQ5_K
-        case .q6_K: return K.interleavedDequantizeQ6_K
-        case .f32, .f16, .bf16: return nil
-        }
-    }
-    return KernelTable(isa: isa, rowKernels: GGMLType.allCases.map(rows), dequantizeKernels: GGMLType.allCases.map(dequantize),
-                       interleavedRowKernels: GGMLType.allCases.map(interleavedRows),
-                       interleavedDequantizeKernels: GGMLType.allCases.map(interleavedDequantize),
+    let entries = GGMLType.allCases.map { K.kernels($0.name) }
+    return KernelTable(isa: isa,
+                       rowKernels: zip(GGMLType.allCases, entries).map { $1?.rows ?? GenericKernels.rows($0) },
+                       dequantizeKernels: zip(GGMLType.allCases, entries).map { $1?.dequantize ?? GenericKernels.dequantize($0) },
+                       interleavedRowKernels: zip(GGMLType.allCases, entries).map { $1?.interleavedRows ?? GenericKernels.interleavedRows($0) },
+                       interleavedDequantizeKernels: zip(GGMLType.allCases, entries).map {
+                           $1?.interleavedDequantize ?? GenericKernels.interleavedDequantize($0)
+                       },
                        quantizeQ8: K.quantizeQ8, attend: K.attendHead, attendQ8: K.attendHeadQ8, attendBlock: K.attendBlock, swiGLU: K.swiGLU,
                        gemm: gemm)
 }

@@ -1,0 +1,1 @@
+../KernelsX86/FloatRows.swift

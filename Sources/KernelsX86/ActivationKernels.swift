@@ -1,0 +1,203 @@
+// The x86 kernels that work on activations: the int8 quantizer of decode and prefill
+// inputs, attention over an f16 cache, SwiGLU, and dot helpers of the AVX-512 GEMM;
+// X86Kernels.swift says how these sources are compiled.
+#if arch(x86_64)
+import KernelABI
+import _Builtin_intrinsics.intel
+
+// MARK: Activation quantizers
+
+/// 32 floats at x -> int8 at q = x * inverse rounded to nearest even; returns Σ q over the
+/// 32 values and over the first 16.
+@inline(__always) func quantize32(_ x: UnsafePointer<Float>, inverse: Float, _ q: UnsafeMutablePointer<Int8>) -> (sum: Int32, low: Int32) {
+    let s = _mm256_set1_ps(inverse)
+    let i0 = _mm256_cvtps_epi32(_mm256_mul_ps(loadFloat8(x, 0), s))
+    let i1 = _mm256_cvtps_epi32(_mm256_mul_ps(loadFloat8(x, 8), s))
+    let i2 = _mm256_cvtps_epi32(_mm256_mul_ps(loadFloat8(x, 16), s))
+    let i3 = _mm256_cvtps_epi32(_mm256_mul_ps(loadFloat8(x, 24), s))
+    let low = hsum(_mm256_add_epi32(i0, i1)), high = hsum(_mm256_add_epi32(i2, i3))
+    let words = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3))
+    let ordered = _mm256_permutevar8x32_epi32(words, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7))
+    _mm256_storeu_si256(UnsafeMutableRawPointer(q).assumingMemoryBound(to: __m256i.self), ordered)
+    return (low &+ high, low)
+}
+
+@inline(__always) func absMax(_ x: UnsafePointer<Float>, _ count: Int) -> Float {
+    let signBit = _mm256_set1_ps(-0.0)
+    var m = _mm256_setzero_ps()
+    var i = 0
+    while i < count { m = _mm256_max_ps(m, _mm256_andnot_ps(signBit, loadFloat8(x, i))); i &+= 8 }
+    return hmax(m)
+}
+
+/// x[cols] -> q8, d8, s8 (per 32 values d = max|x| / 127, q = round-to-nearest-even(x / d),
+/// s = d * Σ q) and the lane records of kernel_abi.h.
+@inline(__always) func quantizeWithLanes(_ x: UnsafePointer<Float>, _ cols: Int, _ q8: UnsafeMutablePointer<Int8>,
+                                         _ d8: UnsafeMutablePointer<Float>, _ s8: UnsafeMutablePointer<Float>,
+                                         _ lanes: UnsafeMutableRawPointer) {
+    withUnsafeTemporaryAllocation(of: Int32.self, capacity: 16) { scratch in
+        let sums = scratch.baseAddress!, lows = sums + 8         // [8] each: the group's blocks
+        var record = lanes, block = 0
+        let blocks = cols / 32
+        while block < blocks {
+            let g = blocks &- block >= 8 ? 8 : blocks &- block >= 4 ? 4 : 1
+            for i in 0..<g {
+                let b = block &+ i
+                let d = absMax(x + b &* 32, 32) / 127
+                (sums[i], lows[i]) = quantize32(x + b &* 32, inverse: d > 0 ? 1 / d : 0, q8 + b &* 32)
+                d8[b] = d
+                s8[b] = d * Float(sums[i])
+            }
+            let values = UnsafeRawPointer(q8 + block &* 32), laneData = record + 32 &* g
+            @inline(__always) func lane(_ l: Int, d: Float, sum: Int32, low: Int32) {
+                laneData.storeBytes(of: d, toByteOffset: Record.d8 &+ 4 &* l, as: Float.self)
+                laneData.storeBytes(of: d * Float(sum), toByteOffset: Record.s8 &+ 4 &* l, as: Float.self)
+                laneData.storeBytes(of: -8 &* sum, toByteOffset: Record.offset8 &+ 4 &* l, as: Int32.self)
+                laneData.storeBytes(of: -16 &* sum, toByteOffset: Record.offset16 &+ 4 &* l, as: Int32.self)
+                laneData.storeBytes(of: -128 &* sum, toByteOffset: Record.offset128 &+ 4 &* l, as: Int32.self)
+                laneData.storeBytes(of: -32 &* low, toByteOffset: Record.offset32Low &+ 4 &* l, as: Int32.self)
+                laneData.storeBytes(of: -32 &* (sum &- low), toByteOffset: Record.offset32High &+ 4 &* l, as: Int32.self)
+            }
+            switch g {
+            case 8:
+                let t = transpose8((load256(values, 0), load256(values, 32), load256(values, 64), load256(values, 96),
+                                    load256(values, 128), load256(values, 160), load256(values, 192), load256(values, 224)))
+                let out = record.assumingMemoryBound(to: __m256i.self)
+                _mm256_storeu_si256(out, t.0); _mm256_storeu_si256(out + 1, t.1)
+                _mm256_storeu_si256(out + 2, t.2); _mm256_storeu_si256(out + 3, t.3)
+                _mm256_storeu_si256(out + 4, t.4); _mm256_storeu_si256(out + 5, t.5)
+                _mm256_storeu_si256(out + 6, t.6); _mm256_storeu_si256(out + 7, t.7)
+                for l in 0..<8 { lane(l, d: d8[block &+ l], sum: sums[l], low: lows[l]) }
+            case 4:
+                for k in 0..<4 {
+                    for l in 0..<8 {
+                        let from = 32 &* (l & 3) &+ (l >> 2) &* 16 &+ 4 &* k
+                        record.storeBytes(of: loadU32(values, from), toByteOffset: 32 &* k &+ 4 &* l, as: UInt32.self)
+                    }
+                }
+                for l in 0..<8 {
+                    let s = l < 4 ? lows[l] : sums[l &- 4] &- lows[l &- 4]
+                    lane(l, d: d8[block &+ (l & 3)], sum: s, low: s)
+                }
+            default:
+                (record).copyMemory(from: values, byteCount: 32)
+                for l in 0..<8 {
+                    var s: Int32 = 0
+                    for j in 0..<4 { s &+= Int32(values.load(fromByteOffset: 4 &* l &+ j, as: Int8.self)) }
+                    lane(l, d: d8[block], sum: s, low: s)
+                }
+            }
+            record = laneData + Record.lanes
+            block &+= g
+        }
+    }
+}
+
+// MARK: Attention and SwiGLU
+
+/// e^x for 8 lanes, x clamped to [-87, 88] (ggml's ggml_v_expf without its overflow path:
+/// 2^n by exponent arithmetic, a degree-5 polynomial on the rest; ~1.5 ulp).
+@inline(__always) func exp8(_ input: __m256) -> __m256 {
+    let x = _mm256_min_ps(_mm256_max_ps(input, _mm256_set1_ps(-87)), _mm256_set1_ps(88))
+    let r = _mm256_set1_ps(0x1.8p23)
+    let z = _mm256_fmadd_ps(x, _mm256_set1_ps(0x1.715476p+0), r)
+    let n = _mm256_sub_ps(z, r)
+    let b = _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.7f7d1cp-20), _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.62e4p-1), x))
+    let e = _mm256_slli_epi32(_mm256_castps_si256(z), 23)
+    let k = _mm256_castsi256_ps(_mm256_add_epi32(e, _mm256_castps_si256(_mm256_set1_ps(1))))
+    let u = _mm256_mul_ps(b, b)
+    let j = _mm256_fmadd_ps(
+        _mm256_fmadd_ps(_mm256_fmadd_ps(_mm256_set1_ps(0x1.0e4020p-7), b, _mm256_set1_ps(0x1.573e2ep-5)), u,
+                        _mm256_fmadd_ps(_mm256_set1_ps(0x1.555e66p-3), b, _mm256_set1_ps(0x1.fffdb6p-2))),
+        u, _mm256_mul_ps(_mm256_set1_ps(0x1.ffffecp-1), b))
+    return _mm256_fmadd_ps(j, k, k)
+}
+
+/// scores[t] = e^(scores[t] - maximum) for t in 0..<length (the softmax's numerators);
+/// returns their sum.
+@inline(__always) func exponentiate(_ scores: UnsafeMutablePointer<Float>, _ length: Int, maximum: Float) -> Float {
+    let shift = _mm256_set1_ps(maximum)
+    var sums = _mm256_setzero_ps()
+    var t = 0
+    while t &+ 8 <= length {
+        let e = exp8(_mm256_sub_ps(loadFloat8(scores, t), shift))
+        storeFloat8(scores, t, e)
+        sums = _mm256_add_ps(sums, e)
+        t &+= 8
+    }
+    var total = hsum(sums)
+    while t < length {
+        let e = _mm_cvtss_f32(_mm256_castps256_ps128(exp8(_mm256_set1_ps(scores[t] - maximum))))
+        scores[t] = e
+        total += e
+        t &+= 1
+    }
+    return total
+}
+
+/// Softmax of scores[length], then out[headDim] = Σ_t scores[t] * values[t] (f16 rows
+/// `rowBytes` apart), after scores[t] = q · keys[t].
+@inline(__always) func attend(_ q: UnsafePointer<Float>, _ keys: UnsafeRawPointer, _ values: UnsafeRawPointer,
+                              _ rowBytes: Int, _ length: Int, _ headDim: Int,
+                              _ scores: UnsafeMutablePointer<Float>, _ out: UnsafeMutablePointer<Float>) {
+    let vectorDim = headDim & ~7
+    var maximum = -Float.infinity
+    for t in 0..<length {
+        let key = keys + t &* rowBytes
+        var acc = _mm256_setzero_ps()
+        var i = 0
+        while i < vectorDim { acc = _mm256_fmadd_ps(loadFloat8(q, i), F16.load8(key, i), acc); i &+= 8 }
+        var score = hsum(acc)
+        while i < headDim { score += q[i] * F16.load1(key, i); i &+= 1 }
+        scores[t] = score
+        maximum = max(maximum, score)
+    }
+    let inverse = 1 / exponentiate(scores, length, maximum: maximum)
+    var i = 0
+    while i < headDim { out[i] = 0; i &+= 1 }
+    for t in 0..<length {
+        let weight = scores[t] * inverse
+        let value = values + t &* rowBytes
+        let w8 = _mm256_set1_ps(weight)
+        var i = 0
+        while i < vectorDim { storeFloat8(out, i, _mm256_fmadd_ps(w8, F16.load8(value, i), loadFloat8(out, i))); i &+= 8 }
+        while i < headDim { out[i] += weight * F16.load1(value, i); i &+= 1 }
+    }
+}
+
+/// gate[i] = gate[i] / (1 + e^-gate[i]) * up[i]
+@inline(__always) func swiGLU8(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, _ n: Int) {
+    let one = _mm256_set1_ps(1), signBit = _mm256_set1_ps(-0.0)
+    var i = 0
+    while i &+ 8 <= n {
+        let g = loadFloat8(gate, i)
+        let silu = _mm256_div_ps(g, _mm256_add_ps(one, exp8(_mm256_xor_ps(g, signBit))))
+        storeFloat8(gate, i, _mm256_mul_ps(silu, loadFloat8(up, i)))
+        i &+= 8
+    }
+    while i < n {
+        let g = gate[i]
+        let e = _mm_cvtss_f32(_mm256_castps256_ps128(exp8(_mm256_set1_ps(-g))))
+        gate[i] = g / (1 + e) * up[i]
+        i &+= 1
+    }
+}
+
+// MARK: Helpers of the AVX-512 target's prefill GEMM (GEMM512.swift)
+
+/// Σ_{k in from..<to} a[k] * b[k] (the scalar tail past the last whole vector).
+@inline(__always) func tailDot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ from: Int, _ to: Int) -> Float {
+    var sum: Float = 0
+    var k = from
+    while k < to { sum += a[k] * b[k]; k &+= 1 }
+    return sum
+}
+
+/// Σ_k a[k] * b[k] over n values.
+@inline(__always) func dotF32(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+    var acc = _mm256_setzero_ps()
+    var k = 0
+    while k &+ 8 <= n { acc = _mm256_fmadd_ps(loadFloat8(a, k), loadFloat8(b, k), acc); k &+= 8 }
+    return hsum(acc) + tailDot(a, b, k, n)
+}
+#endif

@@ -1,0 +1,421 @@
+// Decode of quantized rows in the interleaved layout times a batch of int8 vectors, the
+// 256-bit kernels of every x86 target (X86Kernels.swift says how these sources are
+// compiled; the AVX-512 target's wider kernels build on these in Decode512.swift and
+// Prefill512.swift).
+#if arch(x86_64)
+import KernelABI
+import _Builtin_intrinsics.intel
+
+// MARK: Interleaved layout: decode (rows times a batch of q8 vectors)
+//
+// The layout and the activations' records are defined in Kernels/Interleave.swift and
+// kernel_abi.h. Per group of G blocks (G = 8, 4, 1; a K-quant block is a group of 8
+// sub-blocks) the codes are decoded once into up to 8 code vectors (32 u8 codes each,
+// lane l holding 4 codes of block l % G) and then, for every input vector, multiplied
+// with that vector's interleaved int8 values into one int32 register whose lanes are the
+// blocks, converted once and scaled once by d_w[lane] * d8[lane] (an FMA into the
+// vector's f32 accumulator; the lanes are summed at the end of the row). Code offsets
+// (Q4_0: 8, Q5_0: 16, 8-bit codes stored as c + 128, Q6_K: 32) start the int32 register
+// at -offset * (the lane's activation sum); mins and zero points take one more FMA with
+// the lanes' d8 * sums. Integer sums are exact in any order, and each vector's float
+// operations are the same whatever the batch, so a vector's result never depends on the
+// others (count = 1 or 9 gives the same bits).
+
+/// Whether this build multiplies bytes with vpdpbusd (no saturation).
+#if QWEN_DOT_AVX512VNNI || QWEN_DOT_AVXVNNI
+let hasVNNI = true
+#else
+let hasVNNI = false
+#endif
+
+/// Up to 8 code vectors of a group (those past the group's size are zero).
+typealias CodeVectors = (__m256i, __m256i, __m256i, __m256i, __m256i, __m256i, __m256i, __m256i)
+
+/// Code vector k of c (k a constant once inlined).
+@inline(__always) func codeVector(_ c: CodeVectors, _ k: Int) -> __m256i {
+    switch k {
+    case 0: return c.0
+    case 1: return c.1
+    case 2: return c.2
+    case 3: return c.3
+    case 4: return c.4
+    case 5: return c.5
+    case 6: return c.6
+    default: return c.7
+    }
+}
+
+/// Code vectors 2p and 2p + 1 from the 32 packed bytes at p + offset (low, high nibbles).
+@inline(__always) func nibblePair(_ p: UnsafeRawPointer, _ offset: Int) -> (__m256i, __m256i) {
+    let packed = load256(p, offset), mask = _mm256_set1_epi8(0x0F)
+    return (_mm256_and_si256(packed, mask), _mm256_and_si256(_mm256_srli_epi16(packed, 4), mask))
+}
+
+/// h shifted so that bit `from` of each byte lands on bit `to` (16-bit shifts: bits that
+/// cross into a neighbouring byte land elsewhere than bit `to` and are masked by callers).
+@inline(__always) func moveBit(_ h: __m256i, from: Int, to: Int) -> __m256i {
+    if from < to { return _mm256_slli_epi16(h, Int32(to &- from)) }
+    if from > to { return _mm256_srli_epi16(h, Int32(from &- to)) }
+    return h
+}
+
+/// nib | (the bits of `mask` of h moved by `moveBit`): high code bits from a bit plane (on
+/// AVX-512 the and-or is one vpternlogd).
+@inline(__always) func withHighBits(_ nib: __m256i, _ h: __m256i, from: Int, to: Int, mask: Int8) -> __m256i {
+    _mm256_or_si256(nib, _mm256_and_si256(moveBit(h, from: from, to: to), _mm256_set1_epi8(mask)))
+}
+
+/// The code vectors of a group of g blocks whose packed codes (`bits` per code, layout of
+/// Interleave.swift) start at p: u8 codes below 2^bits (8 bits: the stored c + 128).
+@inline(__always) func decodeCodes(bits: Int, _ p: UnsafeRawPointer, size g: Int) -> CodeVectors {
+    let z = _mm256_setzero_si256()
+    switch bits {
+    case 8:
+        if g == 8 {
+            return (load256(p, 0), load256(p, 32), load256(p, 64), load256(p, 96),
+                    load256(p, 128), load256(p, 160), load256(p, 192), load256(p, 224))
+        }
+        if g == 4 { return (load256(p, 0), load256(p, 32), load256(p, 64), load256(p, 96), z, z, z, z) }
+        return (load256(p, 0), z, z, z, z, z, z, z)
+    case 4:
+        if g == 1 { return (unpackNibbles(p, 0), z, z, z, z, z, z, z) }
+        let (c0, c1) = nibblePair(p, 0), (c2, c3) = nibblePair(p, 32)
+        if g == 4 { return (c0, c1, c2, c3, z, z, z, z) }
+        let (c4, c5) = nibblePair(p, 64), (c6, c7) = nibblePair(p, 96)
+        return (c0, c1, c2, c3, c4, c5, c6, c7)
+    case 5:
+        if g == 1 { return (_mm256_or_si256(unpackNibbles(p, 4), fifthBits(p, 0)), z, z, z, z, z, z, z) }
+        if g == 4 {
+            // 16 bytes of fifth bits: both halves, the upper one shifted so that bit 4 + k
+            // (byte j + 16 of code vector k) lands on bit k.
+            let h = _mm256_srlv_epi32(_mm256_broadcastsi128_si256(load128(p, 0)), _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4))
+            let (n0, n1) = nibblePair(p, 16), (n2, n3) = nibblePair(p, 48)
+            return (withHighBits(n0, h, from: 0, to: 4, mask: 0x10), withHighBits(n1, h, from: 1, to: 4, mask: 0x10),
+                    withHighBits(n2, h, from: 2, to: 4, mask: 0x10), withHighBits(n3, h, from: 3, to: 4, mask: 0x10), z, z, z, z)
+        }
+        let h = load256(p, 0)
+        let (n0, n1) = nibblePair(p, 32), (n2, n3) = nibblePair(p, 64), (n4, n5) = nibblePair(p, 96), (n6, n7) = nibblePair(p, 128)
+        return (withHighBits(n0, h, from: 0, to: 4, mask: 0x10), withHighBits(n1, h, from: 1, to: 4, mask: 0x10),
+                withHighBits(n2, h, from: 2, to: 4, mask: 0x10), withHighBits(n3, h, from: 3, to: 4, mask: 0x10),
+                withHighBits(n4, h, from: 4, to: 4, mask: 0x10), withHighBits(n5, h, from: 5, to: 4, mask: 0x10),
+                withHighBits(n6, h, from: 6, to: 4, mask: 0x10), withHighBits(n7, h, from: 7, to: 4, mask: 0x10))
+    default:                                                  // 6 (Q6_K, g = 8)
+        let (n0, n1) = nibblePair(p, 0), (n2, n3) = nibblePair(p, 32), (n4, n5) = nibblePair(p, 64), (n6, n7) = nibblePair(p, 96)
+        let h0 = load256(p, 128), h1 = load256(p, 160)
+        return (withHighBits(n0, h0, from: 0, to: 4, mask: 0x30), withHighBits(n1, h0, from: 2, to: 4, mask: 0x30),
+                withHighBits(n2, h0, from: 4, to: 4, mask: 0x30), withHighBits(n3, h0, from: 6, to: 4, mask: 0x30),
+                withHighBits(n4, h1, from: 0, to: 4, mask: 0x30), withHighBits(n5, h1, from: 2, to: 4, mask: 0x30),
+                withHighBits(n6, h1, from: 4, to: 4, mask: 0x30), withHighBits(n7, h1, from: 6, to: 4, mask: 0x30))
+    }
+}
+
+/// 8-bit codes for the AVX2 dot: (|c|, c) from the stored c + 128 (vpmaddubsw saturates
+/// on 255 x 127, so AVX2 multiplies |c| by sign(x, c) instead).
+@inline(__always) func signedCodes(_ u: CodeVectors) -> (magnitudes: CodeVectors, signs: CodeVectors) {
+    let flip = _mm256_set1_epi8(-128)
+    @inline(__always) func s(_ v: __m256i) -> __m256i { _mm256_xor_si256(v, flip) }
+    @inline(__always) func a(_ v: __m256i) -> __m256i { _mm256_sign_epi8(v, v) }
+    let c = (s(u.0), s(u.1), s(u.2), s(u.3), s(u.4), s(u.5), s(u.6), s(u.7))
+    return ((a(c.0), a(c.1), a(c.2), a(c.3), a(c.4), a(c.5), a(c.6), a(c.7)), c)
+}
+
+/// acc + Σ_{k < n} (code vector k) · (the 32 int8 at x + 32 k) in int32 lanes, for u8
+/// codes below 2^bits. 8-bit codes on AVX2: `c` holds |c| and `signs` c.
+@inline(__always) func dotCodes(_ acc: __m256i, _ c: CodeVectors, _ x: UnsafeRawPointer, count n: Int, bits: Int,
+                                signs: CodeVectors) -> __m256i {
+    var a = acc
+    #if QWEN_DOT_AVX512VNNI || QWEN_DOT_AVXVNNI
+    @inline(__always) func dp(_ acc: __m256i, _ k: Int) -> __m256i {
+        #if QWEN_DOT_AVX512VNNI
+        return _mm256_maskz_dpbusd_epi32(0xFF, acc, codeVector(c, k), load256(x, 32 &* k))  // (_mm256_dpbusd_epi32 is a macro)
+        #else
+        return _mm256_dpbusd_avx_epi32(acc, codeVector(c, k), load256(x, 32 &* k))
+        #endif
+    }
+    // Two chains of at most 4 (a vpdpbusd's latency is ~5 cycles: one chain of 8 per
+    // vector would bound the loop).
+    if n == 1 { return dp(a, 0) }
+    var b = dp(_mm256_setzero_si256(), 1)
+    a = dp(a, 0)
+    if n >= 4 { a = dp(a, 2); b = dp(b, 3) }
+    if n == 8 { a = dp(a, 4); b = dp(b, 5); a = dp(a, 6); b = dp(b, 7) }
+    return _mm256_add_epi32(a, b)
+    #else
+    let ones = _mm256_set1_epi16(1)
+    if bits == 8 {
+        for k in 0..<n {
+            let s = codeVector(signs, k)
+            a = _mm256_add_epi32(a, _mm256_madd_epi16(_mm256_maddubs_epi16(codeVector(c, k), _mm256_sign_epi8(load256(x, 32 &* k), s)), ones))
+        }
+        return a
+    }
+    // Adjacent-pair products of vpmaddubsw are at most 2 * 127 * (2^bits - 1): 8 of them
+    // (4 bits), 4 (5 bits) or 2 (6 bits) fit int16 before widening.
+    let chunk = bits == 4 ? 8 : bits == 5 ? 4 : 2
+    var k = 0
+    while k < n {
+        var s = _mm256_maddubs_epi16(codeVector(c, k), load256(x, 32 &* k))
+        var j = 1
+        while j < chunk && k &+ j < n {
+            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(codeVector(c, k &+ j), load256(x, 32 &* (k &+ j))))
+            j &+= 1
+        }
+        a = _mm256_add_epi32(a, _mm256_madd_epi16(s, ones))
+        k &+= chunk
+    }
+    #endif
+    return a
+}
+
+/// g f16 values at p + offset as lanes: g = 8: lane l = value l; 4: [f0..f3, f0..f3];
+/// 1: broadcast (the lane's block's value in every layout).
+@inline(__always) func laneHalves(_ p: UnsafeRawPointer, _ offset: Int, _ g: Int) -> __m256 {
+    switch g {
+    case 8: return _mm256_cvtph_ps(load128(p, offset))
+    case 4: return _mm256_cvtph_ps(_mm_set1_epi64x(Int64(bitPattern: p.loadUnaligned(fromByteOffset: offset, as: UInt64.self))))
+    default: return _mm256_set1_ps(loadHalf(p, offset))
+    }
+}
+
+/// Offsets in a group's activation record (kernel_abi.h) past its 32 G bytes of values.
+enum Record {
+    static let d8 = 0, s8 = 32, offset8 = 64, offset16 = 96, offset128 = 128, offset32Low = 160, offset32High = 192
+    static let lanes = 224
+
+    /// The field holding -offset * (the lanes' sums) for a code offset of 8, 16 or 128.
+    @inline(__always) static func offsetTerm(_ offset: Int) -> Int { offset == 8 ? offset8 : offset == 16 ? offset16 : offset128 }
+}
+
+/// A 32-value format in the interleaved layout: per group of G blocks, f16 d[G],
+/// (`fields` 2) f16 m[G] or zero points, then the packed codes.
+protocol Lane32 {
+    static var blockBytes: Int { get }
+    static var fields: Int { get }
+    /// Bits per stored code: 4, 5 or 8 (8: int8 c stored as c + 128).
+    static var bits: Int { get }
+    /// value = d * (code - offset) (+ m): 0, or 8, 16, 128 (`Record.offsetTerm`).
+    static var offset: Int { get }
+    /// The second field is an integer zero point z, m = -d * z (Q4_Z, Q8_Z).
+    static var zeroPoint: Bool { get }
+}
+
+enum Q4_0Lanes: Lane32 {
+    static var blockBytes: Int { 18 }
+    static var fields: Int { 1 }
+    static var bits: Int { 4 }
+    static var offset: Int { 8 }
+    static var zeroPoint: Bool { false }
+}
+
+enum Q4_1Lanes: Lane32 {
+    static var blockBytes: Int { 20 }
+    static var fields: Int { 2 }
+    static var bits: Int { 4 }
+    static var offset: Int { 0 }
+    static var zeroPoint: Bool { false }
+}
+
+enum Q4_ZLanes: Lane32 {
+    static var blockBytes: Int { 20 }
+    static var fields: Int { 2 }
+    static var bits: Int { 4 }
+    static var offset: Int { 0 }
+    static var zeroPoint: Bool { true }
+}
+
+enum Q5_0Lanes: Lane32 {
+    static var blockBytes: Int { 22 }
+    static var fields: Int { 1 }
+    static var bits: Int { 5 }
+    static var offset: Int { 16 }
+    static var zeroPoint: Bool { false }
+}
+
+enum Q5_1Lanes: Lane32 {
+    static var blockBytes: Int { 24 }
+    static var fields: Int { 2 }
+    static var bits: Int { 5 }
+    static var offset: Int { 0 }
+    static var zeroPoint: Bool { false }
+}
+
+enum Q8_0Lanes: Lane32 {
+    static var blockBytes: Int { 34 }
+    static var fields: Int { 1 }
+    static var bits: Int { 8 }
+    static var offset: Int { 128 }
+    static var zeroPoint: Bool { false }
+}
+
+enum Q8_ZLanes: Lane32 {
+    static var blockBytes: Int { 36 }
+    static var fields: Int { 2 }
+    static var bits: Int { 8 }
+    static var offset: Int { 128 }
+    static var zeroPoint: Bool { true }
+}
+
+/// The per-vector state of a batched decode kernel: each vector's lane records and f32
+/// accumulator, in scratch owned by the call.
+struct Batch {
+    let records: UnsafeMutablePointer<UnsafeRawPointer>   // [count]
+    let sums: UnsafeMutablePointer<__m256>                // [count]
+    let count: Int
+}
+
+/// Runs body with a `Batch` for the vectors v[0..<count], its sums zero.
+@inline(__always) func withBatch(_ v: UnsafePointer<qe_vector>, _ count: Int, _ body: (Batch) -> Void) {
+    withUnsafeTemporaryAllocation(of: UnsafeRawPointer.self, capacity: count) { records in
+        withUnsafeTemporaryAllocation(of: __m256.self, capacity: count) { sums in
+            for b in 0..<count {
+                records[b] = UnsafeRawPointer(v[b].lanes!)
+                sums[b] = _mm256_setzero_ps()
+            }
+            body(Batch(records: records.baseAddress!, sums: sums.baseAddress!, count: count))
+        }
+    }
+}
+
+extension Batch {
+    /// y[b * yStride] = the lane sum of vector b's accumulator, which is zeroed for the next
+    /// row (here rather than in a loop of its own, which would become a memset call).
+    @inline(__always) func finishRow(_ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
+        for b in 0..<count {
+            y[b &* yStride] = hsum(sums[b])
+            sums[b] = _mm256_setzero_ps()
+        }
+    }
+}
+
+/// One group of g blocks of a 32-value row at q against every vector of the batch, whose
+/// records for this group start `record` bytes into their lanes.
+@inline(__always) func group32<F: Lane32>(_: F.Type, _ q: UnsafeRawPointer, size g: Int, _ batch: Batch, _ record: Int) {
+    let d = laneHalves(q, 0, g)
+    var m = _mm256_setzero_ps()
+    if F.fields == 2 {
+        let second = laneHalves(q, 2 &* g, g)
+        m = F.zeroPoint ? _mm256_fnmadd_ps(d, second, _mm256_setzero_ps()) : second   // -d z is exact
+    }
+    let stored = decodeCodes(bits: F.bits, q + 2 &* F.fields &* g, size: g)
+    let signed = !hasVNNI && F.bits == 8
+    let (codes, signs) = signed ? signedCodes(stored) : (stored, stored)
+    let offset = signed ? 0 : F.offset
+    for b in 0..<batch.count {
+        let x = batch.records[b] + record, lanes = x + 32 &* g
+        var acc = offset != 0 ? load256(lanes, Record.offsetTerm(offset)) : _mm256_setzero_si256()
+        acc = dotCodes(acc, codes, x, count: g, bits: F.bits, signs: signs)
+        var sum = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc), _mm256_mul_ps(d, loadFloat8(lanes.assumingMemoryBound(to: Float.self), 0)),
+                                  batch.sums[b])
+        if F.fields == 2 { sum = _mm256_fmadd_ps(m, loadFloat8((lanes + Record.s8).assumingMemoryBound(to: Float.self), 0), sum) }
+        batch.sums[b] = sum
+    }
+}
+
+/// Calls body(first byte of the group in the row, group size, record offset) for every
+/// group of a row of `blocks` 32-value blocks of `blockBytes` bytes each.
+@inline(__always) func forEachLaneGroup(blocks: Int, blockBytes: Int, _ body: (Int, Int, Int) -> Void) {
+    var block = 0, record = 0
+    while blocks &- block >= 8 { body(block &* blockBytes, 8, record); block &+= 8; record &+= 256 &+ Record.lanes }
+    if blocks &- block >= 4 { body(block &* blockBytes, 4, record); block &+= 4; record &+= 128 &+ Record.lanes }
+    while block < blocks { body(block &* blockBytes, 1, record); block &+= 1; record &+= 32 &+ Record.lanes }
+}
+
+/// y[b * yStride + r] = row r · x_b for `rows` interleaved rows of a 32-value format and
+/// the `count` vectors v: one row at a time (two rows interleaved halved the hardware
+/// prefetcher's throughput from memory), each group decoded once for all vectors.
+@inline(__always) func rowsLanes32<F: Lane32>(_: F.Type, _ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int,
+                                             _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
+    withBatch(v, count) { batch in
+        for r in 0..<rows {
+            let row = w + r &* rowBytes
+            forEachLaneGroup(blocks: cols / 32, blockBytes: F.blockBytes) { offset, g, record in
+                group32(F.self, row + offset, size: g, batch, record)
+            }
+            batch.finishRow(y + r, yStride)
+        }
+    }
+}
+
+/// The 8 6-bit scales and the 8 6-bit mins of a Q4_K/Q5_K block (12 bytes at p) as two
+/// vectors of 8 int16 (ggml's get_scale_min_k4 for all j at once).
+@inline(__always) func scalesAndMinsK4(_ p: UnsafeRawPointer) -> (scales: __m128i, mins: __m128i) {
+    let kmask1: UInt32 = 0x3f3f_3f3f, kmask2: UInt32 = 0x0f0f_0f0f, kmask3: UInt32 = 0x0303_0303
+    let u0 = loadU32(p, 0), u1 = loadU32(p, 4), u2 = loadU32(p, 8)
+    let scales0 = u0 & kmask1
+    let scales1 = (u2 & kmask2) | (((u0 >> 6) & kmask3) << 4)
+    let mins0 = u1 & kmask1
+    let mins1 = ((u2 >> 4) & kmask2) | (((u1 >> 6) & kmask3) << 4)
+    func pack(_ a: UInt32, _ b: UInt32) -> __m128i {
+        _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, Int32(bitPattern: b), Int32(bitPattern: a)))
+    }
+    return (pack(scales0, scales1), pack(mins0, mins1))
+}
+
+/// A Q4_K/Q5_K block's per-lane (sub-block) factors: d * scale and -dmin * min.
+@inline(__always) func factorsK4(_ q: UnsafeRawPointer) -> (scales: __m256, mins: __m256) {
+    let (scales16, mins16) = scalesAndMinsK4(q + 4)
+    let scales = _mm256_mul_ps(_mm256_set1_ps(loadHalf(q, 0)), _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(scales16)))
+    let mins = _mm256_mul_ps(_mm256_set1_ps(-loadHalf(q, 2)), _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(mins16)))
+    return (scales, mins)
+}
+
+/// A Q6_K block's per-lane factors: d * the scale of the first and of the second 16
+/// values of each 32.
+@inline(__always) func factorsQ6K(_ q: UnsafeRawPointer) -> (first: __m256, second: __m256) {
+    let d = _mm256_set1_ps(loadHalf(q, 0))
+    @inline(__always) func scales(_ offset: Int) -> __m256 {
+        let bytes = _mm_set_epi64x(0, Int64(bitPattern: q.loadUnaligned(fromByteOffset: offset, as: UInt64.self)))
+        return _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(bytes)))
+    }
+    return (scales(2), scales(10))
+}
+
+/// rowsLanes32 for Q4_K / Q5_K: each 256-value block is a group of 8 sub-blocks.
+@inline(__always) func rowsLanesK4(isQ5: Bool, _ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int,
+                                   _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
+    let bytes = isQ5 ? 176 : 144, bits = isQ5 ? 5 : 4
+    withBatch(v, count) { batch in
+        for r in 0..<rows {
+            let row = w + r &* rowBytes
+            for i in 0..<(cols / 256) {
+                let q = row + i &* bytes, record = i &* (256 &+ Record.lanes)
+                let (scales, mins) = factorsK4(q)
+                let codes = decodeCodes(bits: bits, q + 16, size: 8)
+                for b in 0..<count {
+                    let x = batch.records[b] + record, lanes = (x + 256).assumingMemoryBound(to: Float.self)
+                    let acc = dotCodes(_mm256_setzero_si256(), codes, x, count: 8, bits: bits, signs: codes)
+                    let sum = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc), _mm256_mul_ps(scales, loadFloat8(lanes, 0)), batch.sums[b])
+                    batch.sums[b] = _mm256_fmadd_ps(mins, loadFloat8(lanes, Record.s8 / 4), sum)
+                }
+            }
+            batch.finishRow(y + r, yStride)
+        }
+    }
+}
+
+/// rowsLanes32 for Q6_K: code vectors 0-3 are the first 16 values of each sub-block of 32
+/// (lane), 4-7 the second 16, each with its own scale and offset 32.
+@inline(__always) func rowsLanesQ6K(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int,
+                                    _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
+    withBatch(v, count) { batch in
+        for r in 0..<rows {
+            let row = w + r &* rowBytes
+            for i in 0..<(cols / 256) {
+                let q = row + i &* 210, record = i &* (256 &+ Record.lanes)
+                let (first, second) = factorsQ6K(q)
+                let c = decodeCodes(bits: 6, q + 18, size: 8)
+                let z = _mm256_setzero_si256()
+                let low = (c.0, c.1, c.2, c.3, z, z, z, z), high = (c.4, c.5, c.6, c.7, z, z, z, z)
+                for b in 0..<count {
+                    let x = batch.records[b] + record, lanes = x + 256
+                    let a = dotCodes(load256(lanes, Record.offset32Low), low, x, count: 4, bits: 6, signs: low)
+                    let h = dotCodes(load256(lanes, Record.offset32High), high, x + 128, count: 4, bits: 6, signs: high)
+                    let t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(h), second, _mm256_mul_ps(_mm256_cvtepi32_ps(a), first))
+                    batch.sums[b] = _mm256_fmadd_ps(t, loadFloat8(lanes.assumingMemoryBound(to: Float.self), 0), batch.sums[b])
+                }
+            }
+            batch.finishRow(y + r, yStride)
+        }
+    }
+}
+#endif
