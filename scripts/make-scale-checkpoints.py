@@ -3,7 +3,7 @@
 scale test and the benchmarks (random weights: they measure speed and memory, not
 answers).
 
-    make-scale-checkpoints.py OUT_DIR 7b-int4|7b-int8|72b-int4 ...
+    make-scale-checkpoints.py OUT_DIR 7b-int4|7b-int8|72b-int4|7b-q4_0|7b-q4_k_m ...
 
 - 7b-int4 / 7b-int8: Qwen-7B-Chat-Int4 / -Int8's shapes (32 layers, hidden 4096, 32 heads,
   ffn 11008 per branch, vocab 151936, group size 128, symmetric, desc_act false), in
@@ -11,6 +11,12 @@ answers).
 - 72b-int4: Qwen-72B-Chat-Int4's shapes (80 layers, hidden 8192, 64 heads, ffn 24576,
   vocab 152064, seq_length 32768) as sparse files: real headers and vectors (norms,
   biases), the matrices' data left as holes (~41 GB apparent, a few MB on disk).
+- 7b-q4_0 / 7b-q4_k_m: GGUF files (OUT_DIR/7b-q4_0.gguf, ...) with Qwen-7B's shapes in the
+  qwen2 layout (q/k/v with biases, 32 KV heads), which llama.cpp and ik_llama.cpp read too:
+  random blocks of llama.cpp's type mix for those file types (Q4_0: every matrix Q4_0,
+  the output Q6_K; Q4_K_M: Q4_K, with attn_v and ffn_down Q6_K in llama.cpp's
+  "more bits" layers, the output Q6_K), the tokenizer copied from $QWEN_GGUF (default:
+  the cached default model). ~4.3 / ~4.6 GB.
 qwen.tiktoken is copied from $QWEN_TIKTOKEN (or ~/.cache/qwen-embed).
 """
 import json
@@ -132,13 +138,85 @@ def write(out_dir, kind, sparse):
     return target
 
 
+# Bytes per block and where its f16 scales sit, for random blocks of the GGUF types.
+GGUF_BLOCKS = {  # type: (weights per block, bytes per block, [(f16 offset, low, high)])
+    "Q4_0": (32, 18, [(0, 0.001, 0.003)]),
+    "Q4_K": (256, 144, [(0, 0.0001, 0.0003), (2, 0.0001, 0.0003)]),
+    "Q6_K": (256, 210, [(208, 0.00005, 0.00015)]),
+}
+
+
+def random_blocks(kind, rows, cols, rng):
+    """A (rows, bytes per row) uint8 matrix of random blocks of `kind` whose f16 scales are
+    small and finite (so activations stay finite through 32 layers)."""
+    per_block, size, scales = GGUF_BLOCKS[kind]
+    blocks = rng.integers(0, 256, size=(rows, cols // per_block, size), dtype=np.uint8)
+    for offset, low, high in scales:
+        d = (rng.random((rows, cols // per_block), dtype=np.float32) * (high - low) + low).astype(np.float16)
+        blocks[:, :, offset:offset + 2] = d.view(np.uint8).reshape(rows, cols // per_block, 2)
+    return blocks.reshape(rows, -1)
+
+
+def write_gguf(out_dir, kind):
+    """OUT_DIR/<kind>.gguf: Qwen-7B's shapes in the qwen2 layout, random quantized blocks."""
+    import gguf
+    shape, file_type = SHAPES["7b"], kind.split("-")[1]
+    h, f, v, n = shape["hidden"], shape["ffn"], shape["vocab"], shape["layers"]
+    base = gguf.GGUFReader(os.environ.get("QWEN_GGUF") or os.path.expanduser("~/.cache/qwen-embed/qwen2.5-coder-0.5b-instruct.gguf"))
+    def field(name):
+        return base.fields[name].contents()
+    path = os.path.join(out_dir, f"{kind}.gguf")
+    os.makedirs(out_dir, exist_ok=True)
+    w = gguf.GGUFWriter(path, "qwen2")
+    w.add_name(f"random Qwen-7B shapes {file_type}")
+    w.add_block_count(n); w.add_context_length(shape["seq_length"]); w.add_embedding_length(h)
+    w.add_feed_forward_length(f); w.add_head_count(shape["heads"]); w.add_head_count_kv(shape["heads"])
+    w.add_rope_freq_base(10000.0); w.add_layer_norm_rms_eps(1e-6)
+    w.add_file_type(2 if file_type == "q4_0" else 15)   # llama.cpp's MOSTLY_Q4_0 / MOSTLY_Q4_K_M
+    w.add_tokenizer_model(field("tokenizer.ggml.model")); w.add_tokenizer_pre(field("tokenizer.ggml.pre"))
+    w.add_token_list(field("tokenizer.ggml.tokens")); w.add_token_types(field("tokenizer.ggml.token_type"))
+    w.add_token_merges(field("tokenizer.ggml.merges"))
+    w.add_eos_token_id(field("tokenizer.ggml.eos_token_id")); w.add_bos_token_id(field("tokenizer.ggml.bos_token_id"))
+    w.add_pad_token_id(field("tokenizer.ggml.padding_token_id")); w.add_add_bos_token(False)
+    w.add_chat_template(field("tokenizer.chat_template"))
+    rng = np.random.default_rng(0)
+    default = "Q4_0" if file_type == "q4_0" else "Q4_K"
+    def more_bits(layer):   # llama.cpp's use_more_bits
+        return layer < n // 8 or layer >= 7 * n // 8 or (layer - n // 8) % 3 == 2
+    def matrix(name, rows, cols, kind):
+        blocks = random_blocks(kind, rows, cols, rng)
+        w.add_tensor(name, blocks, raw_shape=blocks.shape,
+                     raw_dtype=getattr(gguf.GGMLQuantizationType, kind))
+    matrix("token_embd.weight", v, h, default)
+    for i in range(n):
+        p = f"blk.{i}."
+        w.add_tensor(p + "attn_norm.weight", np.ones(h, np.float32))
+        bigger = "Q6_K" if file_type == "q4_k_m" and more_bits(i) else default
+        for part in "qkv":
+            matrix(p + f"attn_{part}.weight", h, h, bigger if part == "v" else default)
+            w.add_tensor(p + f"attn_{part}.bias", ((rng.random(h, dtype=np.float32) - 0.5) * 0.1))
+        matrix(p + "attn_output.weight", h, h, default)
+        w.add_tensor(p + "ffn_norm.weight", np.ones(h, np.float32))
+        matrix(p + "ffn_gate.weight", f, h, default)
+        matrix(p + "ffn_up.weight", f, h, default)
+        matrix(p + "ffn_down.weight", h, f, bigger)
+    w.add_tensor("output_norm.weight", np.ones(h, np.float32))
+    matrix("output.weight", v, h, "Q6_K")
+    w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file()
+    w.close()
+    return path
+
+
 def main():
     if len(sys.argv) < 3:
         sys.exit(__doc__)
     for kind in sys.argv[2:]:
-        if kind not in ("7b-int4", "7b-int8", "72b-int4"):
+        if kind in ("7b-q4_0", "7b-q4_k_m"):
+            print(write_gguf(sys.argv[1], kind))
+        elif kind in ("7b-int4", "7b-int8", "72b-int4"):
+            print(write(sys.argv[1], kind, sparse=kind.startswith("72b")))
+        else:
             sys.exit(f"unknown checkpoint {kind}")
-        print(write(sys.argv[1], kind, sparse=kind.startswith("72b")))
 
 
 if __name__ == "__main__":
