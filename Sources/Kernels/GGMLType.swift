@@ -10,56 +10,62 @@ public enum GGMLType: UInt32, Sendable, CaseIterable {
     /// A type ggml defines (a GGUF tensor may have it), as opposed to the engine's own.
     public var isGGML: Bool { self != .q4_Z && self != .q8_Z }
 
-    public var name: String {
+    /// What the engine knows of this format apart from its kernels: one line per format.
+    public var format: FormatDescription {
         switch self {
-        case .f32: return "F32"
-        case .f16: return "F16"
-        case .bf16: return "BF16"
-        case .q4_0: return "Q4_0"
-        case .q4_1: return "Q4_1"
-        case .q5_0: return "Q5_0"
-        case .q5_1: return "Q5_1"
-        case .q8_0: return "Q8_0"
-        case .q4_K: return "Q4_K"
-        case .q5_K: return "Q5_K"
-        case .q6_K: return "Q6_K"
-        case .q4_Z: return "Q4_Z"
-        case .q8_Z: return "Q8_Z"
+        case .f32: return .float("F32", bytes: 4)
+        case .f16: return .float("F16", bytes: 2)
+        case .bf16: return .float("BF16", bytes: 2)
+        case .q4_0: return .blocks32("Q4_0", Q4_0Format.self)
+        case .q4_1: return .blocks32("Q4_1", Q4_1Format.self)
+        case .q5_0: return .blocks32("Q5_0", Q5_0Format.self)
+        case .q5_1: return .blocks32("Q5_1", Q5_1Format.self)
+        case .q8_0: return .blocks32("Q8_0", Q8_0Format.self)
+        case .q4_Z: return .blocks32("Q4_Z", Q4_ZFormat.self)
+        case .q8_Z: return .blocks32("Q8_Z", Q8_ZFormat.self)
+        case .q4_K: return .blocks256("Q4_K", Q4_KFormat.self)
+        case .q5_K: return .blocks256("Q5_K", Q5_KFormat.self)
+        case .q6_K: return .blocks256("Q6_K", Q6_KFormat.self)
         }
     }
 
+    /// ggml's name of the type ("Q4_0"); the x86 kernel targets register their kernels
+    /// under it.
+    public var name: String { format.name }
     /// Elements per block.
-    public var blockSize: Int {
-        switch self {
-        case .f32, .f16, .bf16: return 1
-        case .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_Z, .q8_Z: return 32
-        case .q4_K, .q5_K, .q6_K: return 256
-        }
-    }
-
-    /// Bytes per block (layouts as in ggml-common.h).
-    public var blockBytes: Int {
-        switch self {
-        case .f32: return 4
-        case .f16, .bf16: return 2
-        case .q4_0: return 18      // f16 d, 16 x nibbles
-        case .q4_1: return 20      // f16 d, f16 m, 16 x nibbles
-        case .q5_0: return 22      // f16 d, u32 high bits, 16 x nibbles
-        case .q5_1: return 24      // f16 d, f16 m, u32 high bits, 16 x nibbles
-        case .q8_0: return 34      // f16 d, 32 x int8
-        case .q4_K: return 144     // f16 d, f16 dmin, 12 scale bytes, 128 x nibbles
-        case .q5_K: return 176     // f16 d, f16 dmin, 12 scale bytes, 32 high-bit bytes, 128 x nibbles
-        case .q6_K: return 210     // 128 low nibbles, 64 high 2-bits, 16 x int8 scales, f16 d
-        case .q4_Z: return 20      // f16 d, f16 zero point, 16 x nibbles
-        case .q8_Z: return 36      // f16 d, f16 zero point, 32 x int8
-        }
-    }
+    public var blockSize: Int { format.blockSize }
+    /// Bytes per block (layouts as in ggml-common.h; the format's file in Formats/).
+    public var blockBytes: Int { format.blockBytes }
+    /// The activation form this format's decode kernels read, on every instruction set.
+    public var activationForm: ActivationForm { format.activationForm }
 
     /// Bytes of a row of `n` elements, or nil when n is not a whole number of blocks.
     public func rowSize(_ n: Int) -> Int? {
         guard n > 0, n % blockSize == 0 else { return nil }
         let (bytes, overflow) = (n / blockSize).multipliedReportingOverflow(by: blockBytes)
         return overflow ? nil : bytes
+    }
+}
+
+/// A weight format's name, block shape and the activations its decode kernels read
+/// (`GGMLType.format`). Its layout, scalar reference and portable decoder are in its file in
+/// Formats/, its x86 kernels in `X86Kernels.kernels` (Sources/KernelsX86).
+public struct FormatDescription: Sendable {
+    public let name: String
+    /// Elements per block.
+    public let blockSize: Int
+    /// Bytes per block.
+    public let blockBytes: Int
+    public let activationForm: ActivationForm
+
+    static func float(_ name: String, bytes: Int) -> Self {
+        Self(name: name, blockSize: 1, blockBytes: bytes, activationForm: .float)
+    }
+    static func blocks32<F: Block32Format>(_ name: String, _: F.Type) -> Self {
+        Self(name: name, blockSize: 32, blockBytes: F.blockBytes, activationForm: .q8)
+    }
+    static func blocks256<F: Block256Format>(_ name: String, _: F.Type) -> Self {
+        Self(name: name, blockSize: 256, blockBytes: F.blockBytes, activationForm: .q8)
     }
 }
 

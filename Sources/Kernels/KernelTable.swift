@@ -80,14 +80,6 @@ public enum ActivationForm: Sendable {
 }
 
 extension GGMLType {
-    /// The activation form this format's decode kernels read, on every instruction set.
-    public var activationForm: ActivationForm {
-        switch self {
-        case .f32, .f16, .bf16: return .float
-        case .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q4_K, .q5_K, .q6_K, .q4_Z, .q8_Z: return .q8
-        }
-    }
-
     /// Dense index for the table's arrays.
     var tableIndex: Int { GGMLType.allCases.firstIndex(of: self)! }
 }
