@@ -36,7 +36,7 @@ fi
 mkdir -p "$DIR"
 if [ ! -d "$DIR/src" ]; then
   say "downloading llama-cpp-python $VERSION sdist"
-  "$PY" -m pip download --no-deps --no-binary :all: -d "$DIR/dl" "llama-cpp-python==$VERSION" >&2
+  "$PY" -m pip download --no-deps --no-binary llama-cpp-python -d "$DIR/dl" "llama-cpp-python==$VERSION" >&2
   mkdir -p "$DIR/src"
   tar -xzf "$DIR"/dl/llama_cpp_python-$VERSION.tar.gz -C "$DIR/src" --strip-components=1
 fi
