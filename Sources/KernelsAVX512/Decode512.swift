@@ -165,11 +165,19 @@ struct Batch512 {
     }
 }
 
+/// Rows longer than this are not prefetched by `prefetchRowPair`.
+let prefetchRowBytesLimit = 1024
+
 /// Asks for the `rowBytes` bytes at `row` and at `row + apart` (a row pair two rows ahead
 /// of the one being computed) so both weight streams keep arriving while a batch of
-/// vectors keeps the core busy between loads.
+/// vectors keeps the core busy between loads. Only for rows of at most
+/// `prefetchRowBytesLimit` bytes (the 896-column rows of the 0.5B model it was added
+/// for): a longer row's burst of requests (2 x 43 lines for a 4864-column Q4_K row, 2 x 36
+/// for a 4096-column Q4_0 row of Qwen-7B) stalled the loads it ran ahead of, on Zen 4
+/// halving single-stream decode at 7B shapes (BENCHMARKS.md); the hardware prefetcher
+/// follows two long sequential streams by itself.
 @inline(__always) func prefetchRowPair(_ row: UnsafeRawPointer, _ rowBytes: Int, _ apart: Int, ahead: Bool) {
-    guard ahead else { return }
+    guard ahead, rowBytes <= prefetchRowBytesLimit else { return }
     var offset = 0
     while offset < rowBytes {
         qe_prefetch(row + offset)
