@@ -9,6 +9,18 @@ static uint64_t xgetbv0(void) {
     return ((uint64_t)edx << 32) | eax;
 }
 
+/// AMD family 0x19 (Zen 3 and Zen 4; of these only Zen 4 has AVX-512, on 256-bit units).
+/// Zen 5 (family 0x1A) executes most 512-bit operations at full width.
+static int is_amd_family_0x19(void) {
+    uint32_t a, b, c, d;
+    if (!__get_cpuid(0, &a, &b, &c, &d)) return 0;
+    if (!(b == 0x68747541 && d == 0x69746e65 && c == 0x444d4163)) return 0;   // "AuthenticAMD"
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    uint32_t family = (a >> 8) & 0xF;
+    if (family == 0xF) family += (a >> 20) & 0xFF;
+    return family == 0x19;
+}
+
 uint32_t qe_cpu_features(void) {
     uint32_t a, b, c, d;
     if (!__get_cpuid_count(1, 0, &a, &b, &c, &d)) return 0;
@@ -41,6 +53,7 @@ uint32_t qe_cpu_features(void) {
         if (avxvnni && gfni && vaes && vpclmul) features |= QE_CPU_AVXVNNI;
         if (zmm && avx512f && avx512dq && avx512cd && avx512bw && avx512vl && avx512vnni) features |= QE_CPU_AVX512;
     }
+    if ((features & QE_CPU_AVX512) && is_amd_family_0x19()) features |= QE_CPU_HALF_WIDTH_ZMM;
     return features;
 }
 #else

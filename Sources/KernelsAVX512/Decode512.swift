@@ -134,6 +134,15 @@ typealias CodeVectors512 = (__m512i, __m512i, __m512i, __m512i, __m512i, __m512i
     }
 }
 
+/// Batches of fewer vectors take the 256-bit kernels (`rowsLanes32` and kin) instead of
+/// the row pairs. On a core that runs a 512-bit operation as two 256-bit halves
+/// (QE_CPU_HALF_WIDTH_ZMM: Zen 4) a pair saves no arithmetic: Zen 4, default model, decode
+/// step through the 256-bit kernels against the pairs, 1 thread: B=1 15.1-15.4 ms against
+/// 17.9-20.0, B=2 19.9-20.4 against 22.0-22.4, B=4 33.0-33.3 against 31.5-33.4; 2 threads:
+/// B=1 11.4-12.5 against 13.3-14.8, B=4 19.3-20.5 against 16.4-18.7 (BENCHMARKS.md).
+/// Elsewhere (full-width AVX-512) the pairs from one vector on.
+let rowPairsMinimumBatch = qe_cpu_features() & UInt32(QE_CPU_HALF_WIDTH_ZMM) != 0 ? 4 : 1
+
 /// Per-vector state of the two-row kernels: each vector's records and accumulator.
 struct Batch512 {
     let records: UnsafeMutablePointer<UnsafeRawPointer>   // [count]

@@ -35,13 +35,16 @@ public typealias FormatEntries = (rows: RowsEntry?, dequantize: DequantizeEntry,
                                   interleavedRows: RowsEntry?, interleavedDequantize: DequantizeEntry?)
 
 /// Decode of interleaved rows of a 32-value-block format: on AVX-512 two rows per 512-bit
-/// register (Decode512.swift), four neighbouring rows at a time for batches of
-/// `quadRowsMinimumBatch` or more vectors (prefill's token tiles, Prefill512.swift).
+/// register (Decode512.swift) for batches of `rowPairsMinimumBatch` or more vectors, four
+/// neighbouring rows at a time for batches of `quadRowsMinimumBatch` or more (prefill's
+/// token tiles, Prefill512.swift), the 256-bit kernels below (all three give the same
+/// results bit for bit).
 @inline(__always) func decodeRows32<F: Lane32>(_: F.Type, _ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int,
                                                _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
     #if QWEN_DOT_AVX512VNNI
     if count >= quadRowsMinimumBatch { rowQuads32(F.self, w, rowBytes, cols, rows, v, count, y, yStride) }
-    else { rowPairs32(F.self, w, rowBytes, cols, rows, v, count, y, yStride) }
+    else if count >= rowPairsMinimumBatch { rowPairs32(F.self, w, rowBytes, cols, rows, v, count, y, yStride) }
+    else { rowsLanes32(F.self, w, rowBytes, cols, rows, v, count, y, yStride) }
     #else
     rowsLanes32(F.self, w, rowBytes, cols, rows, v, count, y, yStride)
     #endif
@@ -52,7 +55,8 @@ public typealias FormatEntries = (rows: RowsEntry?, dequantize: DequantizeEntry,
                                     _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
     #if QWEN_DOT_AVX512VNNI
     if count >= quadRowsMinimumBatch { rowQuadsK4(isQ5: isQ5, w, rowBytes, cols, rows, v, count, y, yStride) }
-    else { rowPairsK4(isQ5: isQ5, w, rowBytes, cols, rows, v, count, y, yStride) }
+    else if count >= rowPairsMinimumBatch { rowPairsK4(isQ5: isQ5, w, rowBytes, cols, rows, v, count, y, yStride) }
+    else { rowsLanesK4(isQ5: isQ5, w, rowBytes, cols, rows, v, count, y, yStride) }
     #else
     rowsLanesK4(isQ5: isQ5, w, rowBytes, cols, rows, v, count, y, yStride)
     #endif
@@ -63,7 +67,8 @@ public typealias FormatEntries = (rows: RowsEntry?, dequantize: DequantizeEntry,
                                      _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
     #if QWEN_DOT_AVX512VNNI
     if count >= quadRowsMinimumBatch { rowQuadsQ6K(w, rowBytes, cols, rows, v, count, y, yStride) }
-    else { rowPairsQ6K(w, rowBytes, cols, rows, v, count, y, yStride) }
+    else if count >= rowPairsMinimumBatch { rowPairsQ6K(w, rowBytes, cols, rows, v, count, y, yStride) }
+    else { rowsLanesQ6K(w, rowBytes, cols, rows, v, count, y, yStride) }
     #else
     rowsLanesQ6K(w, rowBytes, cols, rows, v, count, y, yStride)
     #endif

@@ -56,6 +56,9 @@ enum {
     QE_CPU_AVX2 = 1 << 0,       // AVX2 + FMA + F16C + BMI1/2 + LZCNT + MOVBE, ymm state enabled by the OS
     QE_CPU_AVXVNNI = 1 << 1,    // AVX-VNNI (VEX vpdpbusd) on top of QE_CPU_AVX2, plus what alderlake code uses
     QE_CPU_AVX512 = 1 << 2,     // AVX-512 F/CD/BW/DQ/VL/VNNI, zmm and opmask state enabled by the OS
+    QE_CPU_HALF_WIDTH_ZMM = 1 << 3, // with QE_CPU_AVX512: a core that runs each 512-bit operation as two
+                                    // 256-bit halves (AMD Zen 4, family 0x19), where a zmm instruction
+                                    // does no more work per cycle than two ymm ones
 };
 
 /// The QE_CPU_* bits this CPU and OS support (0 on other architectures).
