@@ -53,8 +53,29 @@ struct CachedRows {
     let rowBytes: Int
     /// Bytes of one head's slice of a row (head h starts h * headBytes into it).
     let headBytes: Int
+    let type: KVCacheType
     /// Q8_0 rows (`KernelTable.attendQ8`), else f16.
-    let q8: Bool
+    var q8: Bool { type == .q8 }
+
+    /// Writes position `position`'s keys and values (f32 [count] each) in the rows' type.
+    func store(position: Int, keys k: UnsafePointer<Float>, values v: UnsafePointer<Float>, count: Int) {
+        type.store(k, count: count, into: UnsafeMutableRawPointer(mutating: keys + position * rowBytes))
+        type.store(v, count: count, into: UnsafeMutableRawPointer(mutating: values + position * rowBytes))
+    }
+}
+
+/// body(buffers): an UnsafeBufferPointer of each array, valid during the call (for loops on
+/// the pool's threads, which should not touch the arrays themselves).
+func withUnsafeBuffers<R>(_ arrays: [[Float]], _ body: ([UnsafeBufferPointer<Float>]) -> R) -> R {
+    var buffers: [UnsafeBufferPointer<Float>] = []
+    func nest(_ i: Int) -> R {
+        guard i < arrays.count else { return body(buffers) }
+        return arrays[i].withUnsafeBufferPointer { buffer in
+            buffers.append(buffer)
+            return nest(i + 1)
+        }
+    }
+    return nest(0)
 }
 
 /// The forward pass of one Qwen transformer over the rows of a step, parameterised by
@@ -92,6 +113,9 @@ final class ForwardPass {
     /// Rows of a prompt chunk per prefill attention block: about 64 queries (rows x the
     /// query heads of a KV head), whose outputs and the tile's keys and values stay in L2.
     private let attentionBlockRows: Int
+    /// Rows a piece of the per-row steps has at least (`forEachRowRange`): a step of up to
+    /// this many rows runs them on the caller alone.
+    static let rowsPerPieceMinimum = 16
     private let blockScratchFloats: Int       // qe_attend_block_scratch(attentionBlockRows x group, headDim)
     private let blockScratch: FloatBuffer     // [pool.threads, blockScratchFloats]
     private var headInput = FloatBuffer(1)  // [L, hidden] rows whose logits the decode kernels compute
@@ -168,25 +192,54 @@ final class ForwardPass {
         // Per row: its position and its cache (as an index into `chunks`).
         var rowPosition = [Int](repeating: 0, count: rowCount)     // [R]
         var rowChunk = [Int](repeating: 0, count: rowCount)        // [R]
+        var rowToken = [Int](repeating: 0, count: rowCount)        // [R] token id
         var longest = 0
         for (i, chunk) in chunks.enumerated() {
             let start = chunk.cache.tokens.count
-            let theta = ropeTheta(ntkAlpha: chunk.cache.ntkAlpha)
             for (t, id) in chunk.tokens.enumerated() {
                 let row = firstRow[i] + t
                 rowPosition[row] = start + t
                 rowChunk[row] = i
-                dequantizeRow(weights.tokenEmbedding, row: Int(id), into: x.pointer + row * hidden, kernels: kernels)
-                ropeAngles(position: start + t, ropeDim: c.ropeDim, theta: theta,
-                           cosines: cosines.pointer + row * half, sines: sines.pointer + row * half)
+                rowToken[row] = Int(id)
             }
             longest = max(longest, start + chunk.tokens.count)
+        }
+        let ropeThetas = chunks.map { ropeTheta(ntkAlpha: $0.cache.ntkAlpha) }   // [chunks]
+
+        /// Calls body(rows) for consecutive pieces of the step's rows spread over the pool:
+        /// the per-row steps (embedding, norms, RoPE, cache writes, residual adds, SwiGLU),
+        /// each row's arithmetic the same wherever it runs. A step of at most
+        /// `rowsPerPieceMinimum` rows (decode) stays on the caller: waking the pool would
+        /// cost more than the work.
+        func forEachRowRange(_ body: (Range<Int>) -> Void) {
+            let piece = max(ForwardPass.rowsPerPieceMinimum, (rowCount + 2 * pool.threads - 1) / (2 * pool.threads))
+            pool.parallelFor((rowCount + piece - 1) / piece) { p in body((p * piece)..<min(rowCount, (p + 1) * piece)) }
+        }
+
+        let xp = x.pointer, normedp = normed.pointer, qp = q.pointer, kp = k.pointer, vp = v.pointer
+        let embedding = weights.tokenEmbedding, embeddingRow = kernels.dequantize(for: embedding)
+        let cosinesp = cosines.pointer, sinesp = sines.pointer
+        rowPosition.withUnsafeBufferPointer { positions in
+            rowToken.withUnsafeBufferPointer { tokens in
+                rowChunk.withUnsafeBufferPointer { rowChunk in
+                    ropeThetas.withUnsafeBufferPointer { thetas in
+                        forEachRowRange { rows in
+                            for row in rows {
+                                embeddingRow(embedding.row(tokens[row]), hidden, xp + row * hidden)
+                                ropeAngles(position: positions[row], ropeDim: c.ropeDim, theta: thetas[rowChunk[row]],
+                                           cosines: cosinesp + row * half, sines: sinesp + row * half)
+                            }
+                        }
+                    }
+                }
+            }
         }
         if longest > scoreCapacity {
             scoreCapacity = max(longest, 2 * scoreCapacity, 256)
             scores = FloatBuffer(pool.threads * scoreCapacity)
         }
         let attentionScale = 1 / Float(headDim).squareRoot()
+        let queryScales = rowPosition.map { attentionScale * logNScale(position: $0) }   // [R] incl. Qwen v1's logN
         let groupSize = c.headCount / c.kvHeadCount
 
         /// Y_i = X W_i^T over all rows: the decode rows together, the prompt rows by matmul.
@@ -202,21 +255,19 @@ final class ForwardPass {
         }
         func normalize(_ weight: [Float], rows: some Sequence<Int>) {
             weight.withUnsafeBufferPointer { w in
-                for row in rows { rmsNorm(x.pointer + row * hidden, w.baseAddress!, normed.pointer + row * hidden, n: hidden, eps: c.rmsNormEps) }
+                for row in rows { rmsNorm(xp + row * hidden, w.baseAddress!, normedp + row * hidden, n: hidden, eps: c.rmsNormEps) }
             }
         }
         /// Qwen3's RMSNorm over each head of q or k (`heads` consecutive headDim-wide
         /// vectors, in place); nothing for an architecture without it (empty weight).
-        func normalizeHeads(_ y: UnsafeMutablePointer<Float>, heads: Int, _ weight: [Float]) {
-            guard !weight.isEmpty else { return }
-            weight.withUnsafeBufferPointer { w in
-                for head in 0..<heads { rmsNorm(y + head * headDim, w.baseAddress!, y + head * headDim, n: headDim, eps: c.rmsNormEps) }
-            }
+        func normalizeHeads(_ y: UnsafeMutablePointer<Float>, heads: Int, _ weight: UnsafeBufferPointer<Float>) {
+            guard !weight.isEmpty, let w = weight.baseAddress else { return }
+            for head in 0..<heads { rmsNorm(y + head * headDim, w, y + head * headDim, n: headDim, eps: c.rmsNormEps) }
         }
-        func addBias(_ y: UnsafeMutablePointer<Float>, _ bias: [Float]) {
-            bias.withUnsafeBufferPointer { b in
-                for row in 0..<rowCount { addInPlace(y + row * b.count, b.baseAddress!, n: b.count) }
-            }
+        /// y[row, 0..<bias.count] += bias for the row; nothing for an empty bias.
+        func addBias(_ y: UnsafeMutablePointer<Float>, row: Int, _ bias: UnsafeBufferPointer<Float>) {
+            guard !bias.isEmpty, let b = bias.baseAddress else { return }
+            addInPlace(y + row * bias.count, b, n: bias.count)
         }
 
         // Prompt rows' attention blocks: `attentionBlockRows` rows of a chunk per KV head,
@@ -239,47 +290,62 @@ final class ForwardPass {
         // buffer: Swift arrays of class references would contend on reference counts).
         let rowCaches = UnsafeMutablePointer<CachedRows>.allocate(capacity: rowCount)   // [R]
         defer { rowCaches.deallocate() }
+        let projectedp = projected.pointer, gatep = gate.pointer, upp = up.pointer, swiGLU = kernels.swiGLU
 
         for layerIndex in 0..<weights.layers.count {
             let layer = try weights.layers.layer(layerIndex)   // GPTQ: repacked on its first use
-            normalize(layer.attentionNorm, rows: 0..<rowCount)
-            linear([layer.query, layer.key, layer.value], normed.pointer, [q.pointer, k.pointer, v.pointer])
-            addBias(q.pointer, layer.queryBias)
-            addBias(k.pointer, layer.keyBias)
-            addBias(v.pointer, layer.valueBias)
-            normalizeHeads(q.pointer, heads: rowCount * c.headCount, layer.queryNorm)
-            normalizeHeads(k.pointer, heads: rowCount * c.kvHeadCount, layer.keyNorm)
+            forEachRowRange { rows in normalize(layer.attentionNorm, rows: rows) }
+            linear([layer.query, layer.key, layer.value], normedp, [qp, kp, vp])
 
-            let keyScale = ForwardPass.q8KeyScale(layer.keyBias, kvDim: kvDim)   // [kvDim]
             for row in 0..<rowCount {
-                let cache = chunks[rowChunk[row]].cache, position = rowPosition[row]
-                let cos = cosines.pointer + row * half, sin = sines.pointer + row * half
-                ropeNeoX(q.pointer + row * qDim, heads: c.headCount, headDim: headDim, ropeDim: c.ropeDim, cosines: cos, sines: sin)
-                ropeNeoX(k.pointer + row * kvDim, heads: c.kvHeadCount, headDim: headDim, ropeDim: c.ropeDim, cosines: cos, sines: sin)
-                let queryScale = attentionScale * logNScale(position: position)
-                for i in 0..<qDim { q.pointer[row * qDim + i] *= queryScale }
-                if cache.type == .q8, let keyScale {
-                    // Keys stored divided by their channel's scale, queries multiplied by it:
-                    // the same scores, without a bias outlier in a Q8_0 block of keys.
-                    let qRow = q.pointer + row * qDim, kRow = k.pointer + row * kvDim
-                    for i in 0..<kvDim { kRow[i] /= keyScale[i] }
-                    for h in 0..<c.headCount {
-                        let kvBase = (h / groupSize) * headDim
-                        for i in 0..<headDim { qRow[h * headDim + i] *= keyScale[kvBase + i] }
-                    }
-                }
-                cache.store(layer: layerIndex, position: position, keys: k.pointer + row * kvDim, values: v.pointer + row * kvDim)
+                let cache = chunks[rowChunk[row]].cache
                 rowCaches[row] = CachedRows(keys: cache.keyPointer(layer: layerIndex, position: 0),
                                             values: cache.valuePointer(layer: layerIndex, position: 0),
                                             rowBytes: cache.rowBytes, headBytes: cache.type.bytes(values: headDim),
-                                            q8: cache.type == .q8)
+                                            type: cache.type)
+            }
+            // Per row: biases, Qwen3's head norms, RoPE, the query scale, then the row's keys
+            // and values into its cache (each row its own position: no two rows share one).
+            let keyScale = ForwardPass.q8KeyScale(layer.keyBias, kvDim: kvDim) ?? []   // [kvDim] or empty
+            withUnsafeBuffers([layer.queryBias, layer.keyBias, layer.valueBias, layer.queryNorm, layer.keyNorm, keyScale,
+                               queryScales]) { buffers in
+                let (queryBias, keyBias, valueBias, queryNorm, keyNorm) = (buffers[0], buffers[1], buffers[2], buffers[3], buffers[4])
+                let keyScale = buffers[5], queryScales = buffers[6]
+                rowPosition.withUnsafeBufferPointer { positions in
+                    forEachRowRange { rows in
+                        for row in rows {
+                            let qRow = qp + row * qDim, kRow = kp + row * kvDim, vRow = vp + row * kvDim
+                            addBias(qp, row: row, queryBias)
+                            addBias(kp, row: row, keyBias)
+                            addBias(vp, row: row, valueBias)
+                            normalizeHeads(qRow, heads: c.headCount, queryNorm)
+                            normalizeHeads(kRow, heads: c.kvHeadCount, keyNorm)
+                            let cos = cosinesp + row * half, sin = sinesp + row * half
+                            ropeNeoX(qRow, heads: c.headCount, headDim: headDim, ropeDim: c.ropeDim, cosines: cos, sines: sin)
+                            ropeNeoX(kRow, heads: c.kvHeadCount, headDim: headDim, ropeDim: c.ropeDim, cosines: cos, sines: sin)
+                            let queryScale = queryScales[row]
+                            for i in 0..<qDim { qRow[i] *= queryScale }
+                            let cached = rowCaches[row]
+                            if cached.q8, !keyScale.isEmpty {
+                                // Keys stored divided by their channel's scale, queries multiplied by it:
+                                // the same scores, without a bias outlier in a Q8_0 block of keys.
+                                for i in 0..<kvDim { kRow[i] /= keyScale[i] }
+                                for h in 0..<c.headCount {
+                                    let kvBase = (h / groupSize) * headDim
+                                    for i in 0..<headDim { qRow[h * headDim + i] *= keyScale[kvBase + i] }
+                                }
+                            }
+                            cached.store(position: positions[row], keys: kRow, values: vRow, count: kvDim)
+                        }
+                    }
+                }
             }
 
             // Causal attention, scratch per pool thread. Decode rows: one pool item per (row,
             // head), the kernel of the row's cache type. Prompt rows: one item per block of
             // a chunk's rows and KV head (`attendBlock`, tiled over positions), the blocks
             // with the latest positions first so the costliest start first.
-            let qp = q.pointer, out = attention.pointer, scoreBase = scores.pointer, stride = scoreCapacity
+            let out = attention.pointer, scoreBase = scores.pointer, stride = scoreCapacity
             let attendF16 = kernels.attend, attendQ8 = kernels.attendQ8, attendBlock = kernels.attendBlock, heads = c.headCount
             let singleRows = blockedAttention ? decodeRows : rowCount
             let blockBase = blockScratch.pointer, blockStride = blockScratchFloats
@@ -318,14 +384,17 @@ final class ForwardPass {
                     }
                 }
             }
-            linear([layer.attentionOutput], attention.pointer, [projected.pointer])
-            addInPlace(x.pointer, projected.pointer, n: rowCount * hidden)
-
-            normalize(layer.ffnNorm, rows: 0..<rowCount)
-            linear([layer.gate, layer.up], normed.pointer, [gate.pointer, up.pointer])
-            kernels.swiGLU(gate.pointer, up.pointer, rowCount * ffn)
-            linear([layer.down], gate.pointer, [projected.pointer])
-            addInPlace(x.pointer, projected.pointer, n: rowCount * hidden)
+            linear([layer.attentionOutput], attention.pointer, [projectedp])
+            forEachRowRange { rows in
+                addInPlace(xp + rows.lowerBound * hidden, projectedp + rows.lowerBound * hidden, n: rows.count * hidden)
+                normalize(layer.ffnNorm, rows: rows)
+            }
+            linear([layer.gate, layer.up], normedp, [gatep, upp])
+            forEachRowRange { rows in swiGLU(gatep + rows.lowerBound * ffn, upp + rows.lowerBound * ffn, rows.count * ffn) }
+            linear([layer.down], gatep, [projectedp])
+            forEachRowRange { rows in
+                addInPlace(xp + rows.lowerBound * hidden, projectedp + rows.lowerBound * hidden, n: rows.count * hidden)
+            }
         }
         for chunk in chunks { chunk.cache.tokens.append(contentsOf: chunk.tokens) }
 

@@ -20,6 +20,14 @@ public enum KVCacheType: String, Sendable, CaseIterable {
         }
     }
 
+    /// Writes x[count] as one row of this type into row[bytes(values: count)].
+    func store(_ x: UnsafePointer<Float>, count: Int, into row: UnsafeMutableRawPointer) {
+        switch self {
+        case .f16: storeRowF16(x, count: count, into: row)
+        case .q8: quantizeRowQ8_0(x, count: count, into: row)
+        }
+    }
+
     /// Bytes of KV cache one token takes on a model of `config` (keys and values of every
     /// layer), nil where this type cannot serve it (q8 and a head size not a multiple of 32).
     public func bytesPerToken(_ config: ModelConfig) -> Int? {
@@ -156,14 +164,8 @@ public final class KVCache: @unchecked Sendable {
     /// Writes position `position`'s keys and values of `layer` (f32 [kvDim] each) in the
     /// cache's type: f16, or quantized to Q8_0 blocks. position < allocated.
     func store(layer: Int, position: Int, keys k: UnsafePointer<Float>, values v: UnsafePointer<Float>) {
-        switch type {
-        case .f16:
-            storeRowF16(k, count: kvDim, into: keyPointer(layer: layer, position: position))
-            storeRowF16(v, count: kvDim, into: valuePointer(layer: layer, position: position))
-        case .q8:
-            quantizeRowQ8_0(k, count: kvDim, into: keyPointer(layer: layer, position: position))
-            quantizeRowQ8_0(v, count: kvDim, into: valuePointer(layer: layer, position: position))
-        }
+        type.store(k, count: kvDim, into: keyPointer(layer: layer, position: position))
+        type.store(v, count: kvDim, into: valuePointer(layer: layer, position: position))
     }
 
     /// Row `position` of `layer`'s keys [rowBytes]; position < allocated.
