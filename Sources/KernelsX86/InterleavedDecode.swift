@@ -338,24 +338,26 @@ extension Batch {
 
 /// The 8 6-bit scales and the 8 6-bit mins of a Q4_K/Q5_K block (12 bytes at p) as two
 /// vectors of 8 int16 (ggml's get_scale_min_k4 for all j at once).
-@inline(__always) func scalesAndMinsK4(_ p: UnsafeRawPointer) -> (scales: __m128i, mins: __m128i) {
-    let kmask1: UInt32 = 0x3f3f_3f3f, kmask2: UInt32 = 0x0f0f_0f0f, kmask3: UInt32 = 0x0303_0303
-    let u0 = loadU32(p, 0), u1 = loadU32(p, 4), u2 = loadU32(p, 8)
-    let scales0 = u0 & kmask1
-    let scales1 = (u2 & kmask2) | (((u0 >> 6) & kmask3) << 4)
-    let mins0 = u1 & kmask1
-    let mins1 = ((u2 >> 4) & kmask2) | (((u1 >> 6) & kmask3) << 4)
-    func pack(_ a: UInt32, _ b: UInt32) -> __m128i {
-        _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, Int32(bitPattern: b), Int32(bitPattern: a)))
-    }
-    return (pack(scales0, scales1), pack(mins0, mins1))
-}
-
-/// A Q4_K/Q5_K block's per-lane (sub-block) factors: d * scale and -dmin * min.
+/// A Q4_K/Q5_K block's per-lane (sub-block) factors: d * scale and -dmin * min. The
+/// block starts with d, dmin (f16) and twelve bytes of 6-bit scales and mins (ggml's
+/// get_scale_min_k4): with u0, u1, u2 its three 32-bit words, scales 0-3 = u0 & 0x3f..,
+/// mins 0-3 = u1 & 0x3f.., scales 4-7 = (u2 & 0x0f..) | ((u0 >> 6) & 0x03..) << 4, mins 4-7
+/// = ((u2 >> 4) & 0x0f..) | ((u1 >> 6) & 0x03..) << 4. All from one 16-byte load (its last
+/// four bytes are the block's first codes, unused).
 @inline(__always) func factorsK4(_ q: UnsafeRawPointer) -> (scales: __m256, mins: __m256) {
-    let (scales16, mins16) = scalesAndMinsK4(q + 4)
-    let scales = _mm256_mul_ps(_mm256_set1_ps(loadHalf(q, 0)), _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(scales16)))
-    let mins = _mm256_mul_ps(_mm256_set1_ps(-loadHalf(q, 2)), _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(mins16)))
+    let head = load128(q, 0)                                               // [d|dmin, u0, u1, u2]
+    let words = _mm_shuffle_epi8(head, _mm_setr_epi8(4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, -1, -1, -1, -1))   // [u0, u1, u2, 0]
+    let low = _mm_and_si128(words, _mm_set1_epi8(0x3F))                     // [scales 0-3, mins 0-3, ...]
+    let top = _mm_slli_epi32(_mm_and_si128(_mm_srli_epi32(words, 6), _mm_set1_epi8(0x03)), 4)
+    let u2 = _mm_shuffle_epi8(head, _mm_setr_epi8(12, 13, 14, 15, 12, 13, 14, 15, -1, -1, -1, -1, -1, -1, -1, -1))
+    let nibbles = _mm_and_si128(_mm_srlv_epi32(u2, _mm_setr_epi32(0, 4, 0, 0)), _mm_set1_epi8(0x0F))
+    let high = _mm_or_si128(nibbles, top)                                  // [scales 4-7, mins 4-7, ...]
+    let both = _mm_unpacklo_epi32(low, high)                               // [scales 0-3, 4-7, mins 0-3, 4-7]
+    let factors = _mm_cvtph_ps(head)                                       // [d, dmin, ...]
+    let d = _mm256_broadcastss_ps(factors)
+    let dmin = _mm256_broadcastss_ps(_mm_movehdup_ps(factors))
+    let scales = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(both)))
+    let mins = _mm256_mul_ps(_mm256_xor_ps(dmin, _mm256_set1_ps(-0.0)), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_unpackhi_epi64(both, both))))
     return (scales, mins)
 }
 
