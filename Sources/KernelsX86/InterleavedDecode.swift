@@ -287,9 +287,15 @@ extension Batch {
     }
 }
 
-/// One group of g blocks of a 32-value row at q against every vector of the batch, whose
-/// records for this group start `record` bytes into their lanes.
-@inline(__always) func group32<F: Lane32>(_: F.Type, _ q: UnsafeRawPointer, size g: Int, _ batch: Batch, _ record: Int) {
+/// A group of g blocks of a 32-value row, its codes decoded (`Group32`).
+struct Group32 {
+    let d: __m256, m: __m256
+    let codes: CodeVectors, signs: CodeVectors
+    let offset: Int
+}
+
+/// Decodes the group of g blocks at q: scales, offsets and codes, shared by every vector.
+@inline(__always) func decodeGroup32<F: Lane32>(_: F.Type, _ q: UnsafeRawPointer, size g: Int) -> Group32 {
     let d = laneHalves(q, 0, g)
     var m = _mm256_setzero_ps()
     if F.fields == 2 {
@@ -299,15 +305,25 @@ extension Batch {
     let stored = decodeCodes(bits: F.bits, q + 2 &* F.fields &* g, size: g)
     let signed = !hasVNNI && F.bits == 8
     let (codes, signs) = signed ? signedCodes(stored) : (stored, stored)
-    let offset = signed ? 0 : F.offset
+    return Group32(d: d, m: m, codes: codes, signs: signs, offset: signed ? 0 : F.offset)
+}
+
+/// sum + the group against one vector's records at x (this group's, `size` g blocks).
+@inline(__always) func dotGroup32<F: Lane32>(_: F.Type, _ group: Group32, size g: Int, _ x: UnsafeRawPointer, _ sum: __m256) -> __m256 {
+    let lanes = x + 32 &* g
+    var acc = group.offset != 0 ? load256(lanes, Record.offsetTerm(group.offset)) : _mm256_setzero_si256()
+    acc = dotCodes(acc, group.codes, x, count: g, bits: F.bits, signs: group.signs)
+    var result = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc), _mm256_mul_ps(group.d, loadFloat8(lanes.assumingMemoryBound(to: Float.self), 0)), sum)
+    if F.fields == 2 { result = _mm256_fmadd_ps(group.m, loadFloat8((lanes + Record.s8).assumingMemoryBound(to: Float.self), 0), result) }
+    return result
+}
+
+/// One group of g blocks of a 32-value row at q against every vector of the batch, whose
+/// records for this group start `record` bytes into their lanes.
+@inline(__always) func group32<F: Lane32>(_: F.Type, _ q: UnsafeRawPointer, size g: Int, _ batch: Batch, _ record: Int) {
+    let group = decodeGroup32(F.self, q, size: g)
     for b in 0..<batch.count {
-        let x = batch.records[b] + record, lanes = x + 32 &* g
-        var acc = offset != 0 ? load256(lanes, Record.offsetTerm(offset)) : _mm256_setzero_si256()
-        acc = dotCodes(acc, codes, x, count: g, bits: F.bits, signs: signs)
-        var sum = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc), _mm256_mul_ps(d, loadFloat8(lanes.assumingMemoryBound(to: Float.self), 0)),
-                                  batch.sums[b])
-        if F.fields == 2 { sum = _mm256_fmadd_ps(m, loadFloat8((lanes + Record.s8).assumingMemoryBound(to: Float.self), 0), sum) }
-        batch.sums[b] = sum
+        batch.sums[b] = dotGroup32(F.self, group, size: g, batch.records[b] + record, batch.sums[b])
     }
 }
 
@@ -325,6 +341,18 @@ extension Batch {
 /// prefetcher's throughput from memory), each group decoded once for all vectors.
 @inline(__always) func rowsLanes32<F: Lane32>(_: F.Type, _ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int,
                                              _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
+    if count == 1 {                                  // the sum kept in a register along the row
+        let x = UnsafeRawPointer(v[0].lanes!)
+        for r in 0..<rows {
+            let row = w + r &* rowBytes
+            var sum = _mm256_setzero_ps()
+            forEachLaneGroup(blocks: cols / 32, blockBytes: F.blockBytes) { offset, g, record in
+                sum = dotGroup32(F.self, decodeGroup32(F.self, row + offset, size: g), size: g, x + record, sum)
+            }
+            y[r] = hsum(sum)
+        }
+        return
+    }
     withBatch(v, count) { batch in
         for r in 0..<rows {
             let row = w + r &* rowBytes
@@ -372,10 +400,33 @@ extension Batch {
     return (scales(2), scales(10))
 }
 
+/// sum + a Q4_K/Q5_K block (its factors and codes) against one vector's records at x.
+@inline(__always) func dotBlockK4(_ scales: __m256, _ mins: __m256, _ codes: CodeVectors, bits: Int, _ x: UnsafeRawPointer,
+                                  _ sum: __m256) -> __m256 {
+    let lanes = (x + 256).assumingMemoryBound(to: Float.self)
+    let acc = dotCodes(_mm256_setzero_si256(), codes, x, count: 8, bits: bits, signs: codes)
+    let result = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc), _mm256_mul_ps(scales, loadFloat8(lanes, 0)), sum)
+    return _mm256_fmadd_ps(mins, loadFloat8(lanes, Record.s8 / 4), result)
+}
+
 /// rowsLanes32 for Q4_K / Q5_K: each 256-value block is a group of 8 sub-blocks.
 @inline(__always) func rowsLanesK4(isQ5: Bool, _ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int,
                                    _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
     let bytes = isQ5 ? 176 : 144, bits = isQ5 ? 5 : 4
+    if count == 1 {                                  // the sum kept in a register along the row
+        let x = UnsafeRawPointer(v[0].lanes!)
+        for r in 0..<rows {
+            let row = w + r &* rowBytes
+            var sum = _mm256_setzero_ps()
+            for i in 0..<(cols / 256) {
+                let q = row + i &* bytes
+                let (scales, mins) = factorsK4(q)
+                sum = dotBlockK4(scales, mins, decodeCodes(bits: bits, q + 16, size: 8), bits: bits, x + i &* (256 &+ Record.lanes), sum)
+            }
+            y[r] = hsum(sum)
+        }
+        return
+    }
     withBatch(v, count) { batch in
         for r in 0..<rows {
             let row = w + r &* rowBytes
@@ -384,10 +435,7 @@ extension Batch {
                 let (scales, mins) = factorsK4(q)
                 let codes = decodeCodes(bits: bits, q + 16, size: 8)
                 for b in 0..<count {
-                    let x = batch.records[b] + record, lanes = (x + 256).assumingMemoryBound(to: Float.self)
-                    let acc = dotCodes(_mm256_setzero_si256(), codes, x, count: 8, bits: bits, signs: codes)
-                    let sum = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc), _mm256_mul_ps(scales, loadFloat8(lanes, 0)), batch.sums[b])
-                    batch.sums[b] = _mm256_fmadd_ps(mins, loadFloat8(lanes, Record.s8 / 4), sum)
+                    batch.sums[b] = dotBlockK4(scales, mins, codes, bits: bits, batch.records[b] + record, batch.sums[b])
                 }
             }
             batch.finishRow(y + r, yStride)
@@ -395,26 +443,46 @@ extension Batch {
     }
 }
 
-/// rowsLanes32 for Q6_K: code vectors 0-3 are the first 16 values of each sub-block of 32
-/// (lane), 4-7 the second 16, each with its own scale and offset 32.
+/// A Q6_K block's factors and codes: code vectors 0-3 are the first 16 values of each
+/// sub-block of 32 (lane), 4-7 the second 16, each with its own scale and offset 32.
+@inline(__always) func decodeBlockQ6K(_ q: UnsafeRawPointer) -> (first: __m256, second: __m256, low: CodeVectors, high: CodeVectors) {
+    let (first, second) = factorsQ6K(q)
+    let c = decodeCodes(bits: 6, q + 18, size: 8)
+    let z = _mm256_setzero_si256()
+    return (first, second, (c.0, c.1, c.2, c.3, z, z, z, z), (c.4, c.5, c.6, c.7, z, z, z, z))
+}
+
+/// sum + a decoded Q6_K block against one vector's records at x.
+@inline(__always) func dotBlockQ6K(_ block: (first: __m256, second: __m256, low: CodeVectors, high: CodeVectors),
+                                   _ x: UnsafeRawPointer, _ sum: __m256) -> __m256 {
+    let lanes = x + 256
+    let a = dotCodes(load256(lanes, Record.offset32Low), block.low, x, count: 4, bits: 6, signs: block.low)
+    let h = dotCodes(load256(lanes, Record.offset32High), block.high, x + 128, count: 4, bits: 6, signs: block.high)
+    let t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(h), block.second, _mm256_mul_ps(_mm256_cvtepi32_ps(a), block.first))
+    return _mm256_fmadd_ps(t, loadFloat8(lanes.assumingMemoryBound(to: Float.self), 0), sum)
+}
+
+/// rowsLanes32 for Q6_K (blocks of `decodeBlockQ6K`).
 @inline(__always) func rowsLanesQ6K(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int,
                                     _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
+    if count == 1 {                                  // the sum kept in a register along the row
+        let x = UnsafeRawPointer(v[0].lanes!)
+        for r in 0..<rows {
+            let row = w + r &* rowBytes
+            var sum = _mm256_setzero_ps()
+            for i in 0..<(cols / 256) {
+                sum = dotBlockQ6K(decodeBlockQ6K(row + i &* 210), x + i &* (256 &+ Record.lanes), sum)
+            }
+            y[r] = hsum(sum)
+        }
+        return
+    }
     withBatch(v, count) { batch in
         for r in 0..<rows {
             let row = w + r &* rowBytes
             for i in 0..<(cols / 256) {
-                let q = row + i &* 210, record = i &* (256 &+ Record.lanes)
-                let (first, second) = factorsQ6K(q)
-                let c = decodeCodes(bits: 6, q + 18, size: 8)
-                let z = _mm256_setzero_si256()
-                let low = (c.0, c.1, c.2, c.3, z, z, z, z), high = (c.4, c.5, c.6, c.7, z, z, z, z)
-                for b in 0..<count {
-                    let x = batch.records[b] + record, lanes = x + 256
-                    let a = dotCodes(load256(lanes, Record.offset32Low), low, x, count: 4, bits: 6, signs: low)
-                    let h = dotCodes(load256(lanes, Record.offset32High), high, x + 128, count: 4, bits: 6, signs: high)
-                    let t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(h), second, _mm256_mul_ps(_mm256_cvtepi32_ps(a), first))
-                    batch.sums[b] = _mm256_fmadd_ps(t, loadFloat8(lanes.assumingMemoryBound(to: Float.self), 0), batch.sums[b])
-                }
+                let block = decodeBlockQ6K(row + i &* 210), record = i &* (256 &+ Record.lanes)
+                for b in 0..<count { batch.sums[b] = dotBlockQ6K(block, batch.records[b] + record, batch.sums[b]) }
             }
             batch.finishRow(y + r, yStride)
         }
