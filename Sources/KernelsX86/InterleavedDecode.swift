@@ -327,6 +327,15 @@ struct Group32 {
     }
 }
 
+/// y[r] = the lane sum of rowSum(r, x) for r in 0..<rows, for a batch of one vector
+/// (records at x): each row's sum stays in a register, where the batch's scratch would put
+/// a store and a reload on every group's dependency chain.
+@inline(__always) func rowsOneVector(_ v: UnsafePointer<qe_vector>, rows: Int, _ y: UnsafeMutablePointer<Float>,
+                                     _ rowSum: (_ r: Int, _ x: UnsafeRawPointer) -> __m256) {
+    let x = UnsafeRawPointer(v[0].lanes!)
+    for r in 0..<rows { y[r] = hsum(rowSum(r, x)) }
+}
+
 /// Calls body(first byte of the group in the row, group size, record offset) for every
 /// group of a row of `blocks` 32-value blocks of `blockBytes` bytes each.
 @inline(__always) func forEachLaneGroup(blocks: Int, blockBytes: Int, _ body: (Int, Int, Int) -> Void) {
@@ -341,17 +350,14 @@ struct Group32 {
 /// prefetcher's throughput from memory), each group decoded once for all vectors.
 @inline(__always) func rowsLanes32<F: Lane32>(_: F.Type, _ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int,
                                              _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
-    if count == 1 {                                  // the sum kept in a register along the row
-        let x = UnsafeRawPointer(v[0].lanes!)
-        for r in 0..<rows {
-            let row = w + r &* rowBytes
+    if count == 1 {
+        return rowsOneVector(v, rows: rows, y) { r, x in
             var sum = _mm256_setzero_ps()
             forEachLaneGroup(blocks: cols / 32, blockBytes: F.blockBytes) { offset, g, record in
-                sum = dotGroup32(F.self, decodeGroup32(F.self, row + offset, size: g), size: g, x + record, sum)
+                sum = dotGroup32(F.self, decodeGroup32(F.self, w + (r &* rowBytes &+ offset), size: g), size: g, x + record, sum)
             }
-            y[r] = hsum(sum)
+            return sum
         }
-        return
     }
     withBatch(v, count) { batch in
         for r in 0..<rows {
@@ -413,19 +419,16 @@ struct Group32 {
 @inline(__always) func rowsLanesK4(isQ5: Bool, _ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int,
                                    _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
     let bytes = isQ5 ? 176 : 144, bits = isQ5 ? 5 : 4
-    if count == 1 {                                  // the sum kept in a register along the row
-        let x = UnsafeRawPointer(v[0].lanes!)
-        for r in 0..<rows {
-            let row = w + r &* rowBytes
+    if count == 1 {
+        return rowsOneVector(v, rows: rows, y) { r, x in
             var sum = _mm256_setzero_ps()
             for i in 0..<(cols / 256) {
-                let q = row + i &* bytes
+                let q = w + (r &* rowBytes &+ i &* bytes)
                 let (scales, mins) = factorsK4(q)
                 sum = dotBlockK4(scales, mins, decodeCodes(bits: bits, q + 16, size: 8), bits: bits, x + i &* (256 &+ Record.lanes), sum)
             }
-            y[r] = hsum(sum)
+            return sum
         }
-        return
     }
     withBatch(v, count) { batch in
         for r in 0..<rows {
@@ -465,17 +468,14 @@ struct Group32 {
 /// rowsLanes32 for Q6_K (blocks of `decodeBlockQ6K`).
 @inline(__always) func rowsLanesQ6K(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int,
                                     _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
-    if count == 1 {                                  // the sum kept in a register along the row
-        let x = UnsafeRawPointer(v[0].lanes!)
-        for r in 0..<rows {
-            let row = w + r &* rowBytes
+    if count == 1 {
+        return rowsOneVector(v, rows: rows, y) { r, x in
             var sum = _mm256_setzero_ps()
             for i in 0..<(cols / 256) {
-                sum = dotBlockQ6K(decodeBlockQ6K(row + i &* 210), x + i &* (256 &+ Record.lanes), sum)
+                sum = dotBlockQ6K(decodeBlockQ6K(w + (r &* rowBytes &+ i &* 210)), x + i &* (256 &+ Record.lanes), sum)
             }
-            y[r] = hsum(sum)
+            return sum
         }
-        return
     }
     withBatch(v, count) { batch in
         for r in 0..<rows {
