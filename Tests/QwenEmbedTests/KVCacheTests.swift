@@ -6,7 +6,7 @@ import XCTest
 /// The KV cache's types: storage, copies only between caches of one type, and sessions of
 /// each type on the real model (prompt prefixes never shared across types).
 final class KVCacheTests: XCTestCase {
-    /// Rows written through `store` read back as f16 or as gguf-py's Q8_0 would hold them;
+    /// Rows written through `KVCacheType.store` read back as f16 or as gguf-py's Q8_0 would hold them;
     /// growing the storage keeps them; bytes per token are 53% of f16's for q8.
     func testStoreGrowAndBytes() throws {
         let kvDim = 128, layers = 3
@@ -18,7 +18,8 @@ final class KVCacheTests: XCTestCase {
             XCTAssertEqual(cache.rowBytes, type == .f16 ? 256 : 136)
             XCTAssertEqual(cache.bytesPerToken, 2 * layers * cache.rowBytes)
             try cache.reserve(10)
-            cache.store(layer: 2, position: 9, keys: k, values: v)
+            type.store(k, count: kvDim, into: cache.keyPointer(layer: 2, position: 9))     // as the forward pass writes rows
+            type.store(v, count: kvDim, into: cache.valuePointer(layer: 2, position: 9))
             cache.tokens = Array(repeating: 7, count: 10)
             try cache.reserve(600)                        // grows: rows move
             XCTAssertEqual(cache.allocated, 600)

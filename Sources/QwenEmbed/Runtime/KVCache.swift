@@ -161,13 +161,6 @@ public final class KVCache: @unchecked Sendable {
         tokens.append(contentsOf: source.tokens[start..<end])
     }
 
-    /// Writes position `position`'s keys and values of `layer` (f32 [kvDim] each) in the
-    /// cache's type: f16, or quantized to Q8_0 blocks. position < allocated.
-    func store(layer: Int, position: Int, keys k: UnsafePointer<Float>, values v: UnsafePointer<Float>) {
-        type.store(k, count: kvDim, into: keyPointer(layer: layer, position: position))
-        type.store(v, count: kvDim, into: valuePointer(layer: layer, position: position))
-    }
-
     /// Row `position` of `layer`'s keys [rowBytes]; position < allocated.
     func keyPointer(layer: Int, position: Int) -> UnsafeMutableRawPointer {
         keys.unsafelyUnwrapped + (layer * allocated + position) * rowBytes
