@@ -179,7 +179,8 @@ let prefetchRowBytesLimit = 1024
 
 /// Asks for the `rowBytes` bytes at `row` and at `row + apart` (a row pair two rows ahead
 /// of the one being computed) so both weight streams keep arriving while a batch of
-/// vectors keeps the core busy between loads. Only for rows of at most
+/// vectors keeps the core busy between loads; batches of `batchPrefetchMinimumBatch` or
+/// more ask group by group further ahead instead (`prefetchAhead`). Only for rows of at most
 /// `prefetchRowBytesLimit` bytes (the 896-column rows of the 0.5B model it was added
 /// for): a longer row's burst of requests (2 x 43 lines for a 4864-column Q4_K row, 2 x 36
 /// for a 4096-column Q4_0 row of Qwen-7B) stalled the loads it ran ahead of, on Zen 4
@@ -218,11 +219,13 @@ let prefetchRowBytesLimit = 1024
 @inline(__always) func rowPairs32<F: Lane32>(_: F.Type, _ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int,
                                             _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
     withBatch512(v, count) { batch in
-        let half = rows / 2, apart = half &* rowBytes
+        let half = rows / 2, apart = half &* rowBytes, far = count >= batchPrefetchMinimumBatch
         for r in 0..<half {
             let row = w + r &* rowBytes
-            prefetchRowPair(row + 2 &* rowBytes, rowBytes, apart, ahead: r &+ 2 < half)
+            prefetchRowPair(row + 2 &* rowBytes, rowBytes, apart, ahead: !far && r &+ 2 < half)
             forEachLaneGroup(blocks: cols / 32, blockBytes: F.blockBytes) { offset, g, record in
+                prefetchAhead(row + offset, bytes: g &* F.blockBytes, far: far)
+                prefetchAhead(row + (apart &+ offset), bytes: g &* F.blockBytes, far: far)
                 group32x2(F.self, row + offset, apart, size: g, batch, record)
             }
             batch.finishRows(y + r, second: half, yStride)
@@ -236,12 +239,14 @@ let prefetchRowBytesLimit = 1024
                                   _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
     let bytes = isQ5 ? 176 : 144, bits = isQ5 ? 5 : 4
     withBatch512(v, count) { batch in
-        let half = rows / 2, apart = half &* rowBytes
+        let half = rows / 2, apart = half &* rowBytes, far = count >= batchPrefetchMinimumBatch
         for r in 0..<half {
             let row = w + r &* rowBytes
-            prefetchRowPair(row + 2 &* rowBytes, rowBytes, apart, ahead: r &+ 2 < half)
+            prefetchRowPair(row + 2 &* rowBytes, rowBytes, apart, ahead: !far && r &+ 2 < half)
             for i in 0..<(cols / 256) {
                 let q = row + i &* bytes, record = i &* (256 &+ Record.lanes)
+                prefetchAhead(q, bytes: bytes, far: far)
+                prefetchAhead(q + apart, bytes: bytes, far: far)
                 let (scales0, mins0) = factorsK4(q), (scales1, mins1) = factorsK4(q + apart)
                 let scales = pair(scales0, scales1), mins = pair(mins0, mins1)
                 let codes = decodeCodes512(bits: bits, q + 16, apart, size: 8)
@@ -262,12 +267,14 @@ let prefetchRowBytesLimit = 1024
 @inline(__always) func rowPairsQ6K(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int,
                                    _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
     withBatch512(v, count) { batch in
-        let half = rows / 2, apart = half &* rowBytes
+        let half = rows / 2, apart = half &* rowBytes, far = count >= batchPrefetchMinimumBatch
         for r in 0..<half {
             let row = w + r &* rowBytes
-            prefetchRowPair(row + 2 &* rowBytes, rowBytes, apart, ahead: r &+ 2 < half)
+            prefetchRowPair(row + 2 &* rowBytes, rowBytes, apart, ahead: !far && r &+ 2 < half)
             for i in 0..<(cols / 256) {
                 let q = row + i &* 210, record = i &* (256 &+ Record.lanes)
+                prefetchAhead(q, bytes: 210, far: far)
+                prefetchAhead(q + apart, bytes: 210, far: far)
                 let (first0, second0) = factorsQ6K(q), (first1, second1) = factorsQ6K(q + apart)
                 let first = pair(first0, first1), second = pair(second0, second1)
                 let c = decodeCodes512(bits: 6, q + 18, apart, size: 8)

@@ -28,6 +28,31 @@ let hasVNNI = true
 let hasVNNI = false
 #endif
 
+/// Vectors from which a batched decode kernel asks for its weights `batchPrefetchDistance`
+/// bytes ahead of the group it is computing (`prefetchAhead`). One vector's products are
+/// bound by the memory's bandwidth and the hardware prefetcher keeps up with them; a batch
+/// of several spends long enough on each group that the loads of the next ones start late
+/// and the core waits for memory between bursts of arithmetic instead of overlapping the
+/// two. Zen 4, default model, decode step over the model's matrices, 2 threads (noisy
+/// host, two to three rounds): AVX-512 target B=8 32.0-32.4 -> 26.1-27.3 ms (ffn_down
+/// 9.0-9.2 -> 6.4-6.7, output head 8.2-8.4 -> 6.6-6.9), B=4 19.2-20.3 -> 18.7-19.9; AVX2
+/// target B=4 22.8-24.1 -> 21.9-23.5 (ffn_down 7.1-7.4 -> 5.1-5.5), B=8 37.7-40.4 ->
+/// 36.4-37.8; B=2 alike within the noise, so from 4 (BENCHMARKS.md).
+let batchPrefetchMinimumBatch = 4
+/// 4, 8 and 16 KB measured alike (B=8 step 26.1, 27.3, 26.6 ms); 2 KB 28.7.
+let batchPrefetchDistance = 8192
+
+/// Asks for the `bytes` bytes `batchPrefetchDistance` past p (ahead in p's row stream)
+/// when `far`, a cache line at a time.
+@inline(__always) func prefetchAhead(_ p: UnsafeRawPointer, bytes: Int, far: Bool) {
+    guard far else { return }
+    var offset = 0
+    while offset < bytes {
+        qe_prefetch(p + (batchPrefetchDistance &+ offset))
+        offset &+= 64
+    }
+}
+
 /// Up to 8 code vectors of a group (those past the group's size are zero).
 typealias CodeVectors = (__m256i, __m256i, __m256i, __m256i, __m256i, __m256i, __m256i, __m256i)
 
@@ -360,9 +385,11 @@ struct Group32 {
         }
     }
     withBatch(v, count) { batch in
+        let far = count >= batchPrefetchMinimumBatch
         for r in 0..<rows {
             let row = w + r &* rowBytes
             forEachLaneGroup(blocks: cols / 32, blockBytes: F.blockBytes) { offset, g, record in
+                prefetchAhead(row + offset, bytes: g &* F.blockBytes, far: far)
                 group32(F.self, row + offset, size: g, batch, record)
             }
             batch.finishRow(y + r, yStride)
@@ -431,10 +458,12 @@ struct Group32 {
         }
     }
     withBatch(v, count) { batch in
+        let far = count >= batchPrefetchMinimumBatch
         for r in 0..<rows {
             let row = w + r &* rowBytes
             for i in 0..<(cols / 256) {
                 let q = row + i &* bytes, record = i &* (256 &+ Record.lanes)
+                prefetchAhead(q, bytes: bytes, far: far)
                 let (scales, mins) = factorsK4(q)
                 let codes = decodeCodes(bits: bits, q + 16, size: 8)
                 for b in 0..<count {
@@ -478,9 +507,11 @@ struct Group32 {
         }
     }
     withBatch(v, count) { batch in
+        let far = count >= batchPrefetchMinimumBatch
         for r in 0..<rows {
             let row = w + r &* rowBytes
             for i in 0..<(cols / 256) {
+                prefetchAhead(row + i &* 210, bytes: 210, far: far)
                 let block = decodeBlockQ6K(row + i &* 210), record = i &* (256 &+ Record.lanes)
                 for b in 0..<count { batch.sums[b] = dotBlockQ6K(block, batch.records[b] + record, batch.sums[b]) }
             }
