@@ -34,8 +34,8 @@ let hasVNNI = false
 /// of several spends long enough on each group that the loads of the next ones start late
 /// and the core waits for memory between bursts of arithmetic instead of overlapping the
 /// two. Zen 4, default model, decode step over the model's matrices, 2 threads (noisy
-/// host, two to three rounds): AVX-512 target B=8 32.0-32.4 -> 26.1-27.3 ms (ffn_down
-/// 9.0-9.2 -> 6.4-6.7, output head 8.2-8.4 -> 6.6-6.9), B=4 19.2-20.3 -> 18.7-19.9; AVX2
+/// host, three to five rounds): AVX-512 target B=8 28.1-32.4 -> 24.6-27.3 ms (ffn_down
+/// 7.7-9.2 -> 5.7-6.7, output head 7.8-8.4 -> 6.5-6.9), B=4 17.9-20.3 -> 17.4-19.9; AVX2
 /// target B=4 22.8-24.1 -> 21.9-23.5 (ffn_down 7.1-7.4 -> 5.1-5.5), B=8 37.7-40.4 ->
 /// 36.4-37.8; B=2 alike within the noise, so from 4 (BENCHMARKS.md).
 let batchPrefetchMinimumBatch = 4
