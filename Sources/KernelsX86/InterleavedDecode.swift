@@ -397,8 +397,6 @@ struct Group32 {
     }
 }
 
-/// The 8 6-bit scales and the 8 6-bit mins of a Q4_K/Q5_K block (12 bytes at p) as two
-/// vectors of 8 int16 (ggml's get_scale_min_k4 for all j at once).
 /// A Q4_K/Q5_K block's per-lane (sub-block) factors: d * scale and -dmin * min. The
 /// block starts with d, dmin (f16) and twelve bytes of 6-bit scales and mins (ggml's
 /// get_scale_min_k4): with u0, u1, u2 its three 32-bit words, scales 0-3 = u0 & 0x3f..,
@@ -511,8 +509,9 @@ struct Group32 {
         for r in 0..<rows {
             let row = w + r &* rowBytes
             for i in 0..<(cols / 256) {
-                prefetchAhead(row + i &* 210, bytes: 210, far: far)
-                let block = decodeBlockQ6K(row + i &* 210), record = i &* (256 &+ Record.lanes)
+                let q = row + i &* 210, record = i &* (256 &+ Record.lanes)
+                prefetchAhead(q, bytes: 210, far: far)
+                let block = decodeBlockQ6K(q)
                 for b in 0..<count { batch.sums[b] = dotBlockQ6K(block, batch.records[b] + record, batch.sums[b]) }
             }
             batch.finishRow(y + r, yStride)

@@ -253,10 +253,11 @@ final class ForwardPass {
                        activations: promptActivations)
             }
         }
-        func normalize(_ weight: [Float], rows: some Sequence<Int>) {
-            weight.withUnsafeBufferPointer { w in
-                for row in rows { rmsNorm(xp + row * hidden, w.baseAddress!, normedp + row * hidden, n: hidden, eps: c.rmsNormEps) }
-            }
+        /// normed[row] = RMSNorm(x[row]) * weight[hidden] for each row (a buffer, not the
+        /// array: pool threads call it, and should not touch arrays themselves).
+        func normalize(_ weight: UnsafeBufferPointer<Float>, rows: some Sequence<Int>) {
+            guard let w = weight.baseAddress else { return }
+            for row in rows { rmsNorm(xp + row * hidden, w, normedp + row * hidden, n: hidden, eps: c.rmsNormEps) }
         }
         /// Qwen3's RMSNorm over each head of q or k (`heads` consecutive headDim-wide
         /// vectors, in place); nothing for an architecture without it (empty weight).
@@ -294,7 +295,7 @@ final class ForwardPass {
 
         for layerIndex in 0..<weights.layers.count {
             let layer = try weights.layers.layer(layerIndex)   // GPTQ: repacked on its first use
-            forEachRowRange { rows in normalize(layer.attentionNorm, rows: rows) }
+            layer.attentionNorm.withUnsafeBufferPointer { norm in forEachRowRange { rows in normalize(norm, rows: rows) } }
             linear([layer.query, layer.key, layer.value], normedp, [qp, kp, vp])
 
             for row in 0..<rowCount {
@@ -385,9 +386,11 @@ final class ForwardPass {
                 }
             }
             linear([layer.attentionOutput], attention.pointer, [projectedp])
-            forEachRowRange { rows in
-                addInPlace(xp + rows.lowerBound * hidden, projectedp + rows.lowerBound * hidden, n: rows.count * hidden)
-                normalize(layer.ffnNorm, rows: rows)
+            layer.ffnNorm.withUnsafeBufferPointer { norm in
+                forEachRowRange { rows in
+                    addInPlace(xp + rows.lowerBound * hidden, projectedp + rows.lowerBound * hidden, n: rows.count * hidden)
+                    normalize(norm, rows: rows)
+                }
             }
             linear([layer.gate, layer.up], normedp, [gatep, upp])
             forEachRowRange { rows in swiGLU(gatep + rows.lowerBound * ffn, upp + rows.lowerBound * ffn, rows.count * ffn) }
@@ -412,7 +415,9 @@ final class ForwardPass {
             }
         }
         let vocab = c.vocabSize
-        normalize(weights.outputNorm, rows: headRows.map(\.row) + allChunks.flatMap { $0.first..<($0.first + $0.count) })
+        weights.outputNorm.withUnsafeBufferPointer { norm in
+            normalize(norm, rows: headRows.map(\.row) + allChunks.flatMap { $0.first..<($0.first + $0.count) })
+        }
         if !headRows.isEmpty {
             if headInput.count < headRows.count * hidden { headInput = FloatBuffer(headRows.count * hidden) }
             if logitRows.count < headRows.count * vocab { logitRows = FloatBuffer(headRows.count * vocab) }
