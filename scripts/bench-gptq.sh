@@ -5,11 +5,13 @@
 # token x tok/s / the machine's read bandwidth (scripts/bandwidth.c, same thread count).
 # llama.cpp cannot read GPTQ checkpoints, so there is no side-by-side run here.
 #   bash scripts/bench-gptq.sh [rounds]
+# QWEN=path/to/qwen measures another build (an older one, for a before/after); QWEN_ISA
+# picks the kernels' instruction set as everywhere.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-2}
 SCALE_DIR=${SCALE_DIR:-${QWEN_CACHE:-$HOME/.cache/qwen-embed}/scale}
-QWEN=.build/release/qwen
+QWEN=${QWEN:-.build/release/qwen}
 for kind in 7b-int4 7b-int8; do
   [ -f "$SCALE_DIR/$kind/config.json" ] || python3 scripts/make-scale-checkpoints.py "$SCALE_DIR" "$kind" >/dev/null
 done

@@ -69,4 +69,39 @@ public final class QuantizedActivations {
             for b in 0..<count { prepareOne(b) }
         }
     }
+
+    /// Fills `vectors` with 2 count int8 vectors for the inputs x[count, cols] (`cols` a
+    /// multiple of 32): vector 2b is x_b quantized as `prepare` quantizes it, vector 2b + 1
+    /// the remainder x_b - d8 * q8 quantized the same way (its `x` is nil). A product summed
+    /// over each pair misses only the remainder's rounding: per value at most half its
+    /// block's scale, max|x| / 254 / 254 (~15 bits), against max|x| / 254 for x_b's vector
+    /// alone.
+    public func prepareRefined(_ x: UnsafePointer<Float>, count: Int, cols: Int, kernels: KernelTable, pool: ThreadPool? = nil) {
+        reserve(values: 2 * count * cols, vectors: 2 * count)
+        let recordBytes = Int(qe_lane_record_bytes(cols))
+        let (q8, d8, s8, lanes, slots, quantizeQ8) = (q8, d8, s8, lanes, slots, kernels.quantizeQ8)
+        let quantizeInto = { (slot: Int, input: UnsafePointer<Float>) in
+            let q = q8 + slot * cols, d = d8 + slot * cols / 32, s = s8 + slot * cols / 32, l = lanes + slot * recordBytes
+            quantizeQ8(input, cols, q, d, s, l)
+            var vector = qe_vector()
+            vector.q8 = UnsafePointer(q); vector.d8 = UnsafePointer(d); vector.s8 = UnsafePointer(s)
+            vector.lanes = UnsafeRawPointer(l).assumingMemoryBound(to: UInt8.self)
+            slots[slot] = vector
+        }
+        let prepareOne = { (b: Int) in
+            let input = x + b * cols
+            quantizeInto(2 * b, input)
+            slots[2 * b].x = input
+            let q = q8 + 2 * b * cols, d = d8 + 2 * b * cols / 32
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: cols) { remainder in   // [cols]
+                for j in 0..<cols { remainder[j] = input[j] - d[j / 32] * Float(q[j]) }
+                quantizeInto(2 * b + 1, UnsafePointer(remainder.baseAddress!))
+            }
+        }
+        if let pool, count > 1 {
+            pool.parallelFor(count) { b in prepareOne(b) }
+        } else {
+            for b in 0..<count { prepareOne(b) }
+        }
+    }
 }

@@ -94,14 +94,17 @@ public struct WeightMatrix: @unchecked Sendable {
     /// weights, regrouped at load so each 32-column block has one scale). matvec and
     /// matmul gather their input through it; nil is the identity.
     public internal(set) var inputOrder: UnsafePointer<Int32>?
-    /// Whether prefill (`matmul`) multiplies this quantized matrix in f32 rather than with
-    /// the decode kernels' int8 activations. GPTQ matrices: Qwen's GPTQ checkpoints are
-    /// held to transformers' f32 logits, and int8 activations move those of the generated
-    /// test checkpoints (whose activations have outliers) by up to 0.3 (QwenV1ReferenceTests).
-    public internal(set) var floatPrefill = false
+    /// Whether prefill (`matmul`) multiplies this quantized matrix with each token's int8
+    /// vector and then its remainder's (`QuantizedActivations.prepareRefined`: ~15 bits of
+    /// the activations; in f32 where that is slower, `KernelTable.refinesPrefill`) rather
+    /// than with the int8 vector alone. GPTQ matrices: Qwen's GPTQ
+    /// checkpoints are held to transformers' f32 logits, and int8 activations alone move
+    /// those of the generated test checkpoints (whose activations have outliers) by up to
+    /// 0.3 (QwenV1ReferenceTests, whose prefill tolerance is 0.02).
+    public internal(set) var refinedPrefill = false
     /// Whether `matmul` multiplies this matrix with the decode kernels' int8 arithmetic, so
     /// each token's prefill row is bit for bit its decode row, whatever the batch.
-    public var prefillsThroughDecodeKernels: Bool { type.activationForm == .q8 && !floatPrefill }
+    public var prefillsThroughDecodeKernels: Bool { type.activationForm == .q8 && !refinedPrefill }
 
     /// Throws when `cols` is not a whole number of blocks, or `layout` is interleaved for a
     /// float format.
@@ -131,7 +134,7 @@ public struct WeightMatrix: @unchecked Sendable {
             throw KernelError.invalidShape("rows \(first)..<\(first + count) of a \(rows)-row matrix")
         }
         var part = try WeightMatrix(type: type, rows: count, cols: cols, data: row(first), layout: layout, inputOrder: inputOrder)
-        part.floatPrefill = floatPrefill
+        part.refinedPrefill = refinedPrefill
         return part
     }
 }

@@ -191,7 +191,7 @@ extension RepackedMatrix {
         }
         var matrix = try WeightMatrix(type: type, rows: out, cols: n, data: storage, layout: .interleaved,
                                       inputOrder: orderStorage.map { UnsafePointer($0) })
-        matrix.floatPrefill = true
+        matrix.refinedPrefill = true
         return RepackedMatrix(matrix: matrix, storage: storage, order: orderStorage)
     }
 }

@@ -110,6 +110,15 @@ public struct KernelTable: @unchecked Sendable {
     /// a model's engine takes either as enough, `Engine.prefillRowsAreIndependent`.)
     public var prefillRowsAreIndependent: Bool { gemm != nil }
 
+    /// Whether matrices marked `WeightMatrix.refinedPrefill` (GPTQ) prefill through the
+    /// int8 kernels, each token's vector and then its remainder's, rather than in f32: where
+    /// the int8 dot is vpdpbusd. Qwen-7B-Chat-Int4's shapes, prompt of 64, Zen 4: AVX-512
+    /// 19.9 against 13.6 tok/s at 2 threads, 9.8 against 6.9 at 1; the AVX2 kernels
+    /// (vpmaddubsw + vpmaddwd, twice the instructions) 9.6 against 9.8, level; the portable
+    /// kernels 0.24 against OpenBLAS's 2.1 (BENCHMARKS.md). AVX-VNNI's dot is AVX-512's at
+    /// half the width, as is its f32 GEMM.
+    public var refinesPrefill: Bool { isa == .avx512 || isa == .avxvnni }
+
     /// The decode kernel for w's format and layout.
     @inline(__always) public func rows(for w: WeightMatrix) -> RowsKernel {
         w.layout == .interleaved ? interleavedRowKernels[w.type.tableIndex]! : rowKernels[w.type.tableIndex]

@@ -72,8 +72,10 @@ public func matmul(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ y: UnsafeMuta
 /// Y_i[n, rows_i] = X[n, cols] W_i^T for several matrices sharing the input (q/k/v,
 /// gate/up), as one job on the pool (prefill). Quantized matrices go through the decode
 /// kernels' int8 arithmetic (`matmulInt8`): each token's result is bit for bit what
-/// `matvec` gives for it alone. Float matrices, those marked `floatPrefill` (GPTQ), or a
-/// call mixing them with others go through f32 products (`matmulFloat`).
+/// `matvec` gives for it alone; those marked `refinedPrefill` (GPTQ) take each token's
+/// int8 remainder through the same kernels too, or f32 products where the table's int8
+/// dot is not the faster (`KernelTable.refinesPrefill`). Float matrices, or a call mixing
+/// float and quantized ones, go through f32 products (`matmulFloat`).
 public func matmul(_ ws: [WeightMatrix], _ x: UnsafePointer<Float>, _ ys: [UnsafeMutablePointer<Float>], n: Int, pool: ThreadPool,
                    kernels: KernelTable, activations: QuantizedActivations? = nil) {
     guard !ws.isEmpty, n > 0 else { return }
@@ -82,8 +84,10 @@ public func matmul(_ ws: [WeightMatrix], _ x: UnsafePointer<Float>, _ ys: [Unsaf
             matmul(ws, x, ys, n: n, pool: pool, kernels: kernels, activations: activations)
         }
     }
-    if ws.allSatisfy(\.prefillsThroughDecodeKernels) {
-        matmulInt8(ws, x, ys, n: n, pool: pool, kernels: kernels, activations: activations ?? QuantizedActivations(capacity: n * ws[0].cols))
+    if ws.allSatisfy({ $0.type.activationForm == .q8 && (!$0.refinedPrefill || kernels.refinesPrefill) }) {
+        let refined = ws.contains(where: \.refinedPrefill)
+        matmulInt8(ws, x, ys, n: n, refined: refined, pool: pool, kernels: kernels,
+                   activations: activations ?? QuantizedActivations(capacity: (refined ? 2 : 1) * n * ws[0].cols))
     } else {
         matmulFloat(ws, x, ys, n: n, pool: pool, kernels: kernels)
     }
@@ -103,15 +107,22 @@ let int8TileRecordBytes = 32 << 10
 let int8TileMinimumTokens = 16
 
 /// The int8 prefill product: X quantized once (every token's `qe_vector`, into
-/// `activations`), then W cut into pieces of rows spread over the pool, each piece run
-/// over the batch in tiles of tokens whose records fit `int8TileRecordBytes` (at least
-/// `int8TileMinimumTokens` tokens). Every piece-tile is one call of the format's decode
-/// kernel (`KernelTable.rows`), which decodes each weight group once for the tile's tokens.
-func matmulInt8(_ ws: [WeightMatrix], _ x: UnsafePointer<Float>, _ ys: [UnsafeMutablePointer<Float>], n: Int,
+/// `activations`; with `refined`, each token's vector followed by its remainder's,
+/// `QuantizedActivations.prepareRefined`), then W cut into pieces of rows spread over the
+/// pool, each piece run over the batch in tiles of tokens whose records fit
+/// `int8TileRecordBytes` (at least `int8TileMinimumTokens` tokens). Every piece-tile is one
+/// call of the format's decode kernel (`KernelTable.rows`), which decodes each weight group
+/// once for the tile's vectors; refined, a token's row is the sum of its two vectors' rows.
+func matmulInt8(_ ws: [WeightMatrix], _ x: UnsafePointer<Float>, _ ys: [UnsafeMutablePointer<Float>], n: Int, refined: Bool,
                 pool: ThreadPool, kernels: KernelTable, activations: QuantizedActivations) {
     let cols = ws[0].cols
-    activations.prepare(x, count: n, cols: cols, forms: [.q8], kernels: kernels, pool: pool)
-    let vectors = activations.vectors                                  // [n]
+    if refined {
+        activations.prepareRefined(x, count: n, cols: cols, kernels: kernels, pool: pool)
+    } else {
+        activations.prepare(x, count: n, cols: cols, forms: [.q8], kernels: kernels, pool: pool)
+    }
+    let vectorsPerToken = refined ? 2 : 1
+    let vectors = activations.vectors                                  // [n * vectorsPerToken]
     let tileTokens = min(n, max(int8TileMinimumTokens, int8TileRecordBytes / Int(qe_lane_record_bytes(cols))))
     // Pieces of 8...64 rows, about 4 per thread.
     let totalRows = ws.reduce(0) { $0 + $1.rows }
@@ -124,7 +135,17 @@ func matmulInt8(_ ws: [WeightMatrix], _ x: UnsafePointer<Float>, _ ys: [UnsafeMu
                 while t < n {
                     let count = min(tileTokens, n &- t)
                     let y = ys[i] + (t &* w.rows &+ first)                // [count, w.rows] from row first
-                    rowKernels[i](w.row(first), w.rowBytes, w.cols, rows, vectors + t, count, y, w.rows)
+                    if refined {
+                        withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 &* count &* rows) { pairs in   // [2 count, rows]
+                            let p = pairs.baseAddress!
+                            rowKernels[i](w.row(first), w.rowBytes, w.cols, rows, vectors + 2 &* t, 2 &* count, p, rows)
+                            for b in 0..<count {
+                                for r in 0..<rows { y[b &* w.rows &+ r] = p[2 &* b &* rows &+ r] + p[(2 &* b &+ 1) &* rows &+ r] }
+                            }
+                        }
+                    } else {
+                        rowKernels[i](w.row(first), w.rowBytes, w.cols, rows, vectors + t, count, y, w.rows)
+                    }
                     t &+= count
                 }
             }

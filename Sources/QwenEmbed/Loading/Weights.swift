@@ -78,7 +78,7 @@ public final class LayerStore: @unchecked Sendable {
 extension TransformerWeights {
     /// Whether every matrix's prefill product is its decode arithmetic, each token's row
     /// whatever the batch (`WeightMatrix.prefillsThroughDecodeKernels`: GGUF-quantized
-    /// weights); false while blocks are built on first use (GPTQ, whose prefill is f32).
+    /// weights); false while blocks are built on first use (GPTQ, whose prefill is refined).
     var everyMatrixPrefillsThroughDecodeKernels: Bool {
         guard let blocks = layers.builtAtLoad, output.prefillsThroughDecodeKernels else { return false }
         return blocks.allSatisfy { block in
