@@ -121,8 +121,7 @@ func matmulInt8(_ ws: [WeightMatrix], _ x: UnsafePointer<Float>, _ ys: [UnsafeMu
     } else {
         activations.prepare(x, count: n, cols: cols, forms: [.q8], kernels: kernels, pool: pool)
     }
-    let vectorsPerToken = refined ? 2 : 1
-    let vectors = activations.vectors                                  // [n * vectorsPerToken]
+    let vectors = activations.vectors                                  // [n]; refined [2 n]: x_t at 2 t, its remainder at 2 t + 1
     let tileTokens = min(n, max(int8TileMinimumTokens, int8TileRecordBytes / Int(qe_lane_record_bytes(cols))))
     // Pieces of 8...64 rows, about 4 per thread.
     let totalRows = ws.reduce(0) { $0 + $1.rows }
