@@ -43,30 +43,53 @@ public final class QuantizedActivations {
         slots = .allocate(capacity: vectorCapacity)
     }
 
+    /// Quantizes one input into a slot's share of the buffers (`quantizeQ8`), on any thread:
+    /// plain pointers, so the pool's threads never touch the class.
+    private struct SlotQuantizer {
+        let q8: UnsafeMutablePointer<Int8>, d8: UnsafeMutablePointer<Float>, s8: UnsafeMutablePointer<Float>
+        let lanes: UnsafeMutableRawPointer
+        let cols: Int, recordBytes: Int
+        let quantizeQ8: QuantizeQ8Kernel
+
+        /// input[cols] quantized into slot `slot` (values at slot * cols, records at
+        /// slot * recordBytes): its vector, `x` unset.
+        func vector(_ input: UnsafePointer<Float>, slot: Int) -> qe_vector {
+            let q = q8 + slot * cols, d = d8 + slot * cols / 32, s = s8 + slot * cols / 32, l = lanes + slot * recordBytes
+            quantizeQ8(input, cols, q, d, s, l)
+            var vector = qe_vector()
+            vector.q8 = UnsafePointer(q); vector.d8 = UnsafePointer(d); vector.s8 = UnsafePointer(s)
+            vector.lanes = UnsafeRawPointer(l).assumingMemoryBound(to: UInt8.self)
+            return vector
+        }
+    }
+
+    /// The quantizer for inputs of `cols` (a multiple of 32) into the current buffers.
+    private func slotQuantizer(cols: Int, kernels: KernelTable) -> SlotQuantizer {
+        SlotQuantizer(q8: q8, d8: d8, s8: s8, lanes: lanes, cols: cols, recordBytes: Int(qe_lane_record_bytes(cols)),
+                      quantizeQ8: kernels.quantizeQ8)
+    }
+
+    /// Runs body(b) for b in 0..<count, side by side on `pool` when one is given.
+    private static func forEachVector(_ count: Int, pool: ThreadPool?, _ body: (Int) -> Void) {
+        if let pool, count > 1 {
+            pool.parallelFor(count) { b in body(b) }
+        } else {
+            for b in 0..<count { body(b) }
+        }
+    }
+
     /// Fills `vectors` for the `count` inputs x[count, cols] (row b at x + b * cols) with
     /// the forms `forms` asks for, with `kernels`' quantizer; several vectors are quantized
     /// side by side on `pool` when one is given.
     public func prepare(_ x: UnsafePointer<Float>, count: Int = 1, cols: Int, forms: Set<ActivationForm>, kernels: KernelTable,
                         pool: ThreadPool? = nil) {
         reserve(values: count * cols, vectors: count)
-        let quantize = forms.contains(.q8) && cols % 32 == 0
-        let recordBytes = quantize ? Int(qe_lane_record_bytes(cols)) : 0
-        let (q8, d8, s8, lanes, slots, quantizeQ8) = (q8, d8, s8, lanes, slots, kernels.quantizeQ8)
-        let prepareOne = { (b: Int) in
-            var vector = qe_vector()
+        let quantizer = forms.contains(.q8) && cols % 32 == 0 ? slotQuantizer(cols: cols, kernels: kernels) : nil
+        let slots = slots
+        Self.forEachVector(count, pool: quantizer == nil ? nil : pool) { b in
+            var vector = quantizer?.vector(x + b * cols, slot: b) ?? qe_vector()
             vector.x = x + b * cols
-            if quantize {
-                let q = q8 + b * cols, d = d8 + b * cols / 32, s = s8 + b * cols / 32, l = lanes + b * recordBytes
-                quantizeQ8(x + b * cols, cols, q, d, s, l)
-                vector.q8 = UnsafePointer(q); vector.d8 = UnsafePointer(d); vector.s8 = UnsafePointer(s)
-                vector.lanes = UnsafeRawPointer(l).assumingMemoryBound(to: UInt8.self)
-            }
             slots[b] = vector
-        }
-        if let pool, count > 1, quantize {
-            pool.parallelFor(count) { b in prepareOne(b) }
-        } else {
-            for b in 0..<count { prepareOne(b) }
         }
     }
 
@@ -78,30 +101,17 @@ public final class QuantizedActivations {
     /// alone.
     public func prepareRefined(_ x: UnsafePointer<Float>, count: Int, cols: Int, kernels: KernelTable, pool: ThreadPool? = nil) {
         reserve(values: 2 * count * cols, vectors: 2 * count)
-        let recordBytes = Int(qe_lane_record_bytes(cols))
-        let (q8, d8, s8, lanes, slots, quantizeQ8) = (q8, d8, s8, lanes, slots, kernels.quantizeQ8)
-        let quantizeInto = { (slot: Int, input: UnsafePointer<Float>) in
-            let q = q8 + slot * cols, d = d8 + slot * cols / 32, s = s8 + slot * cols / 32, l = lanes + slot * recordBytes
-            quantizeQ8(input, cols, q, d, s, l)
-            var vector = qe_vector()
-            vector.q8 = UnsafePointer(q); vector.d8 = UnsafePointer(d); vector.s8 = UnsafePointer(s)
-            vector.lanes = UnsafeRawPointer(l).assumingMemoryBound(to: UInt8.self)
-            slots[slot] = vector
-        }
-        let prepareOne = { (b: Int) in
+        let quantizer = slotQuantizer(cols: cols, kernels: kernels), slots = slots
+        Self.forEachVector(count, pool: pool) { b in
             let input = x + b * cols
-            quantizeInto(2 * b, input)
-            slots[2 * b].x = input
-            let q = q8 + 2 * b * cols, d = d8 + 2 * b * cols / 32
+            var vector = quantizer.vector(input, slot: 2 * b)
+            vector.x = input
+            slots[2 * b] = vector
+            let (q, d) = (vector.q8!, vector.d8!)   // set just above
             withUnsafeTemporaryAllocation(of: Float.self, capacity: cols) { remainder in   // [cols]
                 for j in 0..<cols { remainder[j] = input[j] - d[j / 32] * Float(q[j]) }
-                quantizeInto(2 * b + 1, UnsafePointer(remainder.baseAddress!))
+                slots[2 * b + 1] = quantizer.vector(UnsafePointer(remainder.baseAddress!), slot: 2 * b + 1)
             }
-        }
-        if let pool, count > 1 {
-            pool.parallelFor(count) { b in prepareOne(b) }
-        } else {
-            for b in 0..<count { prepareOne(b) }
         }
     }
 }
