@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Our engine and llama.cpp side by side on the same GGUF, in one invocation: for each
 # round, each thread count and each kernel path this CPU runs (the selected one and every
-# lower one, generic included), `qwen bench` then `llama-bench` (pp512, tg128), alternating.
+# lower one, generic included), `qwen bench` then `llama-bench` (pp512, tg128), alternating:
+# ours runs again right before each reference, so every ratio compares two runs a minute
+# apart at most (the shared host's memory speed moves by a third within minutes), and both
+# sides report the best of their -r 2 repetitions (`qwen bench` takes the best; llama-bench's
+# avg_ts is the mean, so its samples_ts are used).
 # Also the machine's read bandwidth per thread count and decode as a fraction of the
 # bandwidth limit (weight bytes read per token x tok/s / bandwidth). Prints one markdown
-# row per (path, threads, round) for BENCHMARKS.md; only ratios from one run compare.
+# row per (path, threads, reference, round) for BENCHMARKS.md; only ratios from one run compare.
 #   scripts/bench.sh [-m MODEL] [-t "1 2"] [-r ROUNDS] [-i "avx512 avx2"] [-p 512] [-n 128]
 # On a machine with AVX-512, AVX2/AVX-VNNI rows are also compared with llama.cpp built for
 # AVX2 only (scripts/build-llama-cpp.sh --avx2): the same instruction set on both sides.
@@ -35,13 +39,13 @@ for t in $THREADS; do bandwidth[$t]=$("$BW" "$t"); done
 rm -f "$BW"
 CPU=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
 
-llama() { # bin threads [extra llama-bench options] -> "pp tg"
+llama() { # bin threads [extra llama-bench options] -> "pp tg", each the best repetition
   local bin=$1 threads=$2; shift 2
   "$bin/llama-bench" -m "$MODEL" -p "$PROMPT" -n "$GEN" -t "$threads" -r 2 "$@" -o json 2>/dev/null | python3 -c '
 import json, sys
 rows = json.load(sys.stdin)
-pp = next(r["avg_ts"] for r in rows if r["n_prompt"] > 0 and r["n_gen"] == 0)
-tg = next(r["avg_ts"] for r in rows if r["n_gen"] > 0 and r["n_prompt"] == 0)
+pp = next(max(r["samples_ts"]) for r in rows if r["n_prompt"] > 0 and r["n_gen"] == 0)
+tg = next(max(r["samples_ts"]) for r in rows if r["n_gen"] > 0 and r["n_prompt"] == 0)
 print(pp, tg)'
 }
 
@@ -51,7 +55,6 @@ for round in $(seq 1 "$ROUNDS"); do
   for t in $THREADS; do
     for isa in $ISAS; do
       n=$GEN; [ "$isa" = generic ] && n=32   # the portable path decodes ~10x slower
-      ours=$("$QWEN" bench -m "$MODEL" -p "$PROMPT" -n "$n" -t "$t" -r 2 --isa "$isa" --json)
       refs=("llama.cpp native:$LLAMA")
       avx2=false; { [ "$isa" = avx2 ] || [ "$isa" = avxvnni ]; } && avx2=true
       if [ -n "$LLAMA_AVX2" ] && $avx2; then refs+=("llama.cpp AVX2 build:$LLAMA_AVX2"); fi
@@ -59,6 +62,7 @@ for round in $(seq 1 "$ROUNDS"); do
       if [ -n "$IK_AVX2" ] && $avx2; then refs+=("ik_llama.cpp AVX2 build -rtr 1:$IK_AVX2"); fi
       for ref in "${refs[@]}"; do
         extra=(); [[ $ref == ik_llama.cpp* ]] && extra=(-rtr 1)
+        ours=$("$QWEN" bench -m "$MODEL" -p "$PROMPT" -n "$n" -t "$t" -r 2 --isa "$isa" --json)
         theirs=$(llama "${ref#*:}" "$t" "${extra[@]}")
         python3 - "$ours" "$theirs" "$t" "$isa" "${ref%%:*}" "${bandwidth[$t]}" "$CPU" <<'PY'
 import datetime, json, sys
