@@ -4,7 +4,9 @@ import Glibc
 
 // The cheap elementwise steps of the transformer block, portable Swift: RMSNorm, RoPE,
 // softmax, residual adds. Attention and SwiGLU, which convert f16 and call exp per
-// element, are kernels of the table (`KernelTable.attend`, `KernelTable.swiGLU`).
+// element, are kernels of the table (`KernelTable.attend`, `KernelTable.swiGLU`); so is
+// RMSNorm (`KernelTable.rmsNorm`: the x86 tables fuse its squares with vfmadd, the
+// portable table is this function).
 
 /// y = x / sqrt(mean(x^2) + eps) * weight, for one row of n values. x and y may alias.
 @inlinable

@@ -14,7 +14,7 @@ enum GenericKernels {
         interleavedRowKernels: GGMLType.allCases.map(interleavedRows),
         interleavedDequantizeKernels: GGMLType.allCases.map(interleavedDequantize),
         quantizeQ8: quantizeQ8, attend: attendHead, attendQ8: attendHeadQ8, attendBlock: attendBlock, swiGLU: swiGLU,
-        gemm: nil)
+        rmsNorm: { Kernels.rmsNorm($0, $1, $2, n: $3, eps: $4) }, gemm: nil)
 
     /// The decode kernel for `type`: one vector at a time (the generic path is the
     /// portable reference, not tuned for batches).

@@ -54,6 +54,8 @@ public typealias AttendBlockKernel = (UnsafePointer<UnsafePointer<Float>>, Unsaf
 public typealias GEMMKernel = (UnsafePointer<Float>, Int, UnsafePointer<Float>, Int, Int, UnsafeMutablePointer<Float>, Int) -> Void
 /// gate[i] = silu(gate[i]) * up[i]: (gate, up, n).
 public typealias SwiGLUKernel = (UnsafeMutablePointer<Float>, UnsafePointer<Float>, Int) -> Void
+/// `rmsNorm` (Elementwise.swift), bit for bit: (x, weight, y, n, eps).
+public typealias RMSNormKernel = (UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Float) -> Void
 
 /// The instruction sets kernels are compiled for, lowest first.
 public enum InstructionSet: String, CaseIterable, Sendable, Comparable {
@@ -99,6 +101,10 @@ public struct KernelTable: @unchecked Sendable {
     /// Prefill attention of a block of queries sharing a KV head (either cache type).
     public let attendBlock: AttendBlockKernel
     public let swiGLU: SwiGLUKernel
+    /// RMSNorm of one row. The portable `rmsNorm` sums squares with SIMD16's addProduct,
+    /// which a module compiled for baseline x86-64 (no FMA) turns into a libm fmaf call per
+    /// value; the x86 tables compute the same fused sums with vfmadd.
+    public let rmsNorm: RMSNormKernel
     /// Prefill's product of a dequantized tile with the token batch; nil: OpenBLAS sgemm.
     public let gemm: GEMMKernel?
 
@@ -191,6 +197,7 @@ protocol X86KernelSet {
                             _ lengths: UnsafePointer<Int>, _ count: Int, _ keys: UnsafeRawPointer, _ values: UnsafeRawPointer,
                             _ rowBytes: Int, _ headDim: Int, _ q8: Bool, _ scratch: UnsafeMutablePointer<Float>)
     static func swiGLU(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, _ n: Int)
+    static func rmsNorm(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int, _ eps: Float)
 }
 
 extension KernelsAVX2.X86Kernels: X86KernelSet {}
@@ -210,6 +217,6 @@ private func x86Table<K: X86KernelSet>(_ isa: InstructionSet, _: K.Type, gemm: G
                            $1?.interleavedDequantize ?? GenericKernels.interleavedDequantize($0)
                        },
                        quantizeQ8: K.quantizeQ8, attend: K.attendHead, attendQ8: K.attendHeadQ8, attendBlock: K.attendBlock, swiGLU: K.swiGLU,
-                       gemm: gemm)
+                       rmsNorm: K.rmsNorm, gemm: gemm)
 }
 #endif

@@ -165,6 +165,35 @@ import _Builtin_intrinsics.intel
     }
 }
 
+/// `rmsNorm` of Kernels' Elementwise.swift with the same arithmetic in the same order: the
+/// squares fused into 16 lanes (lane i takes x[16 k + i]; vfmadd rounds as fmaf does), the
+/// lanes summed one after another from -0 as SIMD16's `sum()`, the last n % 16 squares
+/// added unfused, then (x * scale) * weight per value.
+@inline(__always) func rmsNorm8(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+                                _ n: Int, _ eps: Float) {
+    var low = _mm256_setzero_ps(), high = _mm256_setzero_ps()   // lanes 0-7, 8-15
+    var i = 0
+    while i &+ 16 <= n {
+        let a = loadFloat8(x, i), b = loadFloat8(x, i &+ 8)
+        low = _mm256_fmadd_ps(a, a, low)
+        high = _mm256_fmadd_ps(b, b, high)
+        i &+= 16
+    }
+    var total: Float = withUnsafeTemporaryAllocation(of: Float.self, capacity: 16) { lanes in   // [16]
+        storeFloat8(lanes.baseAddress!, 0, low)
+        storeFloat8(lanes.baseAddress!, 8, high)
+        var sum: Float = -0.0
+        for lane in lanes { sum += lane }
+        return sum
+    }
+    while i < n { total += x[i] * x[i]; i &+= 1 }
+    let scale = 1 / (total / Float(n) + eps).squareRoot()
+    let scale8 = _mm256_set1_ps(scale)
+    var j = 0
+    while j &+ 8 <= n { storeFloat8(y, j, _mm256_mul_ps(_mm256_mul_ps(loadFloat8(x, j), scale8), loadFloat8(weight, j))); j &+= 8 }
+    while j < n { y[j] = x[j] * scale * weight[j]; j &+= 1 }
+}
+
 /// gate[i] = gate[i] / (1 + e^-gate[i]) * up[i]
 @inline(__always) func swiGLU8(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, _ n: Int) {
     let one = _mm256_set1_ps(1), signBit = _mm256_set1_ps(-0.0)

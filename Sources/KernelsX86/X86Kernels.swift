@@ -119,6 +119,13 @@ public enum X86Kernels {
         swiGLU8(gate, up, n)
     }
 
+    /// y = x / sqrt(mean(x^2) + eps) * weight for one row of n values (x and y may alias):
+    /// Kernels' portable `rmsNorm` bit for bit.
+    @inline(never) public static func rmsNorm(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+                                              _ n: Int, _ eps: Float) {
+        rmsNorm8(x, weight, y, n, eps)
+    }
+
     /// x[cols] (cols a multiple of 32) -> q8[cols], d8[cols/32], s8[cols/32]: per 32
     /// values d = max|x| / 127, q = round-to-nearest-even(x / d), s = d * Σ q; and the
     /// interleaved copy with its lane sums, lanes[qe_lane_record_bytes(cols)].

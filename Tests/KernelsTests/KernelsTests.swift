@@ -323,6 +323,28 @@ final class KernelsTests: XCTestCase {
         }
     }
 
+    /// Every table's RMSNorm is the portable `rmsNorm` bit for bit (the x86 tables fuse the
+    /// squares with vfmadd where the portable module calls fmaf), for rows with and
+    /// without a remainder past 16 and 8, and in place (x and y the same buffer).
+    func testRMSNormKernelsEqualPortableBitForBit() {
+        var random = SystemRandomNumberGenerator()
+        for n in [896, 128, 64, 37, 7] {
+            let x = (0..<n).map { _ in Float.random(in: -40...40, using: &random) }
+            let weight = (0..<n).map { _ in Float.random(in: -2...2, using: &random) }
+            var expected = [Float](repeating: 0, count: n)
+            rmsNorm(x, weight, &expected, n: n, eps: 1e-6)
+            for table in Self.tables {
+                var y = [Float](repeating: .nan, count: n), inPlace = x
+                table.rmsNorm(x, weight, &y, n, 1e-6)
+                inPlace.withUnsafeMutableBufferPointer { table.rmsNorm($0.baseAddress!, weight, $0.baseAddress!, n, 1e-6) }
+                for (result, how) in [(y, "into y"), (inPlace, "in place")] {
+                    let differing = result.indices.first { result[$0].bitPattern != expected[$0].bitPattern }
+                    XCTAssertNil(differing, "\(table.isa) rmsNorm \(how), n=\(n): value \(differing ?? -1) differs")
+                }
+            }
+        }
+    }
+
     /// Attention and SwiGLU of every instruction set against plain scalar formulas.
     func testAttentionAndSwiGLUEqualScalar() {
         var random = SystemRandomNumberGenerator()

@@ -253,17 +253,18 @@ final class ForwardPass {
                        activations: promptActivations)
             }
         }
+        let rmsNormRow = kernels.rmsNorm
         /// normed[row] = RMSNorm(x[row]) * weight[hidden] for each row (a buffer, not the
         /// array: pool threads call it, and should not touch arrays themselves).
         func normalize(_ weight: UnsafeBufferPointer<Float>, rows: some Sequence<Int>) {
             guard let w = weight.baseAddress else { return }
-            for row in rows { rmsNorm(xp + row * hidden, w, normedp + row * hidden, n: hidden, eps: c.rmsNormEps) }
+            for row in rows { rmsNormRow(xp + row * hidden, w, normedp + row * hidden, hidden, c.rmsNormEps) }
         }
         /// Qwen3's RMSNorm over each head of q or k (`heads` consecutive headDim-wide
         /// vectors, in place); nothing for an architecture without it (empty weight).
         func normalizeHeads(_ y: UnsafeMutablePointer<Float>, heads: Int, _ weight: UnsafeBufferPointer<Float>) {
             guard !weight.isEmpty, let w = weight.baseAddress else { return }
-            for head in 0..<heads { rmsNorm(y + head * headDim, w, y + head * headDim, n: headDim, eps: c.rmsNormEps) }
+            for head in 0..<heads { rmsNormRow(y + head * headDim, w, y + head * headDim, headDim, c.rmsNormEps) }
         }
         /// y[row, 0..<bias.count] += bias for the row; nothing for an empty bias.
         func addBias(_ y: UnsafeMutablePointer<Float>, row: Int, _ bias: UnsafeBufferPointer<Float>) {
