@@ -13,7 +13,7 @@ enum GenericKernels {
         isa: .generic, rowKernels: GGMLType.allCases.map(rows), dequantizeKernels: GGMLType.allCases.map(dequantize),
         interleavedRowKernels: GGMLType.allCases.map(interleavedRows),
         interleavedDequantizeKernels: GGMLType.allCases.map(interleavedDequantize),
-        quantizeQ8: quantizeQ8, attend: attendHead, attendQ8: attendHeadQ8, attendBlock: attendBlock, swiGLU: swiGLU,
+        quantizeQ8: quantizeQ8, attend: headByHead(attendHead), attendQ8: headByHead(attendHeadQ8), attendBlock: attendBlock, swiGLU: swiGLU,
         rmsNorm: { Kernels.rmsNorm($0, $1, $2, n: $3, eps: $4) }, gemm: nil)
 
     /// The decode kernel for `type`: one vector at a time (the generic path is the
@@ -205,7 +205,17 @@ enum GenericKernels {
         writeLaneRecords(q8, d8, cols: cols, lanes)
     }
 
-    /// The scalar reference of the f16 attention kernel (`AttendKernel`).
+    /// An `AttendKernel` that runs a one-head kernel for each head in turn.
+    static func headByHead(_ attendOne: @escaping (UnsafePointer<Float>, UnsafeRawPointer, UnsafeRawPointer, Int, Int, Int,
+                                                   UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) -> Void) -> AttendKernel {
+        { q, heads, keys, values, rowBytes, length, headDim, scores, out in
+            for h in 0..<heads {
+                attendOne(q + h &* headDim, keys, values, rowBytes, length, headDim, scores + h &* length, out + h &* headDim)
+            }
+        }
+    }
+
+    /// The scalar reference of the f16 attention kernel (`AttendKernel`), one head.
     static func attendHead(_ q: UnsafePointer<Float>, _ keys: UnsafeRawPointer, _ values: UnsafeRawPointer,
                            _ rowBytes: Int, _ length: Int, _ headDim: Int,
                            _ scores: UnsafeMutablePointer<Float>, _ out: UnsafeMutablePointer<Float>) {

@@ -27,15 +27,16 @@ public typealias DequantizeKernel = (UnsafeRawPointer, Int, UnsafeMutablePointer
 /// lane records lanes[qe_lane_record_bytes(cols)] (kernel_abi.h, `writeLaneRecords`).
 public typealias QuantizeQ8Kernel = (UnsafePointer<Float>, Int, UnsafeMutablePointer<Int8>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>,
                                      UnsafeMutableRawPointer) -> Void
-/// Causal attention of one query head over `length` cached positions: (q, keys, values,
-/// rowBytes, length, headDim, scores, out) with
-///   q:      [headDim] f32 (already rotated and scaled)
-///   keys:   [length] rows `rowBytes` apart (KVRows.swift); this head's headDim values
+/// Causal attention of `heads` query heads sharing one KV head over `length` cached
+/// positions: (q, heads, keys, values, rowBytes, length, headDim, scores, out) with
+///   q:      [heads, headDim] f32 (already rotated and scaled)
+///   keys:   [length] rows `rowBytes` apart (KVRows.swift); the KV head's headDim values
 ///           start at keys: f16 for `attend`, Q8_0 blocks for `attendQ8`
 ///   values: [length] rows, likewise
-///   scores: [length] f32 scratch
-///   out:    [headDim] f32
-public typealias AttendKernel = (UnsafePointer<Float>, UnsafeRawPointer, UnsafeRawPointer, Int, Int, Int,
+///   scores: [heads, length] f32 scratch
+///   out:    [heads, headDim] f32
+/// Each head's result is the same bit for bit whatever `heads` it is computed with.
+public typealias AttendKernel = (UnsafePointer<Float>, Int, UnsafeRawPointer, UnsafeRawPointer, Int, Int, Int,
                                  UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) -> Void
 /// Prefill attention of `count` queries sharing one KV head, tiled over positions with an
 /// online softmax (no score row of the whole length): (queries, outs, lengths, count, keys,
@@ -189,10 +190,10 @@ protocol X86KernelSet {
                                             interleavedRows: RowsKernel?, interleavedDequantize: DequantizeKernel?)?
     static func quantizeQ8(_ x: UnsafePointer<Float>, _ cols: Int, _ q8: UnsafeMutablePointer<Int8>, _ d8: UnsafeMutablePointer<Float>,
                            _ s8: UnsafeMutablePointer<Float>, _ lanes: UnsafeMutableRawPointer)
-    static func attendHead(_ q: UnsafePointer<Float>, _ keys: UnsafeRawPointer, _ values: UnsafeRawPointer, _ rowBytes: Int,
-                           _ length: Int, _ headDim: Int, _ scores: UnsafeMutablePointer<Float>, _ out: UnsafeMutablePointer<Float>)
-    static func attendHeadQ8(_ q: UnsafePointer<Float>, _ keys: UnsafeRawPointer, _ values: UnsafeRawPointer, _ rowBytes: Int,
-                             _ length: Int, _ headDim: Int, _ scores: UnsafeMutablePointer<Float>, _ out: UnsafeMutablePointer<Float>)
+    static func attendHeads(_ q: UnsafePointer<Float>, _ heads: Int, _ keys: UnsafeRawPointer, _ values: UnsafeRawPointer, _ rowBytes: Int,
+                            _ length: Int, _ headDim: Int, _ scores: UnsafeMutablePointer<Float>, _ out: UnsafeMutablePointer<Float>)
+    static func attendHeadsQ8(_ q: UnsafePointer<Float>, _ heads: Int, _ keys: UnsafeRawPointer, _ values: UnsafeRawPointer, _ rowBytes: Int,
+                              _ length: Int, _ headDim: Int, _ scores: UnsafeMutablePointer<Float>, _ out: UnsafeMutablePointer<Float>)
     static func attendBlock(_ queries: UnsafePointer<UnsafePointer<Float>>, _ outs: UnsafePointer<UnsafeMutablePointer<Float>>,
                             _ lengths: UnsafePointer<Int>, _ count: Int, _ keys: UnsafeRawPointer, _ values: UnsafeRawPointer,
                             _ rowBytes: Int, _ headDim: Int, _ q8: Bool, _ scratch: UnsafeMutablePointer<Float>)
@@ -216,7 +217,7 @@ private func x86Table<K: X86KernelSet>(_ isa: InstructionSet, _: K.Type, gemm: G
                        interleavedDequantizeKernels: zip(GGMLType.allCases, entries).map {
                            $1?.interleavedDequantize ?? GenericKernels.interleavedDequantize($0)
                        },
-                       quantizeQ8: K.quantizeQ8, attend: K.attendHead, attendQ8: K.attendHeadQ8, attendBlock: K.attendBlock, swiGLU: K.swiGLU,
+                       quantizeQ8: K.quantizeQ8, attend: K.attendHeads, attendQ8: K.attendHeadsQ8, attendBlock: K.attendBlock, swiGLU: K.swiGLU,
                        rmsNorm: K.rmsNorm, gemm: gemm)
 }
 #endif

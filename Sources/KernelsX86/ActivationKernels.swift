@@ -165,6 +165,111 @@ import _Builtin_intrinsics.intel
     }
 }
 
+/// `attend` for `heads` query heads sharing one KV head: q[heads, headDim],
+/// scores[heads, length], out[heads, headDim], head h's rows at h * headDim (h * length).
+/// Up to four heads pass over the keys and values together (`attendSideBySide`); a last
+/// single head, or a headDim that is not a multiple of 8, takes `attend` per head.
+@inline(__always) func attendGroup(_ q: UnsafePointer<Float>, _ heads: Int, _ keys: UnsafeRawPointer, _ values: UnsafeRawPointer,
+                                   _ rowBytes: Int, _ length: Int, _ headDim: Int,
+                                   _ scores: UnsafeMutablePointer<Float>, _ out: UnsafeMutablePointer<Float>) {
+    var h = 0
+    while headDim & 7 == 0, heads &- h >= 2 {
+        let n = min(4, heads &- h)                                        // 7 heads: 4, then 3
+        let qh = q + h &* headDim, sh = scores + h &* length, oh = out + h &* headDim
+        switch n {
+        case 4: attendSideBySide(FourHeads.self, qh, keys, values, rowBytes, length, headDim, sh, oh)
+        case 3: attendSideBySide(ThreeHeads.self, qh, keys, values, rowBytes, length, headDim, sh, oh)
+        default: attendSideBySide(TwoHeads.self, qh, keys, values, rowBytes, length, headDim, sh, oh)
+        }
+        h &+= n
+    }
+    while h < heads {
+        attend(q + h &* headDim, keys, values, rowBytes, length, headDim, scores + h &* length, out + h &* headDim)
+        h &+= 1
+    }
+}
+
+/// A number of heads `attendSideBySide` takes (a type, so each count gets its own code).
+protocol SideBySideHeads { static var n: Int { get } }
+enum TwoHeads: SideBySideHeads { static var n: Int { 2 } }
+enum ThreeHeads: SideBySideHeads { static var n: Int { 3 } }
+enum FourHeads: SideBySideHeads { static var n: Int { 4 } }
+
+/// `attend` for H.n heads (2...4; headDim a multiple of 8) side by side: each key row and
+/// each value row is read and converted from f16 once for the n heads, their dot
+/// products are n independent chains (one head's chain left the core waiting on its FMA
+/// latency), and each head's output sums stay in registers, 16 columns per pass over the
+/// positions, instead of a load and a store per position. A head's operations are
+/// `attend`'s in the same order (the same FMAs from zero, `hsum`, `exponentiate`, each
+/// position's weight scores[t] * inverse, the value sums position by position), so its
+/// result is the single head's bit for bit.
+@inline(__always) func attendSideBySide<H: SideBySideHeads>(_: H.Type, _ q: UnsafePointer<Float>, _ keys: UnsafeRawPointer,
+                                                            _ values: UnsafeRawPointer, _ rowBytes: Int, _ length: Int, _ headDim: Int,
+                                                            _ scores: UnsafeMutablePointer<Float>, _ out: UnsafeMutablePointer<Float>) {
+    let n = H.n
+    let q1 = q + headDim, q2 = q1 + headDim, q3 = q2 + headDim                        // [headDim] each
+    let s1 = scores + length, s2 = s1 + length, s3 = s2 + length                      // [length] each
+    var m0 = -Float.infinity, m1 = m0, m2 = m0, m3 = m0
+    for t in 0..<length {
+        let key = keys + t &* rowBytes
+        var a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0
+        var i = 0
+        while i < headDim {
+            let k = F16.load8(key, i)
+            a0 = _mm256_fmadd_ps(loadFloat8(q, i), k, a0)
+            a1 = _mm256_fmadd_ps(loadFloat8(q1, i), k, a1)
+            if n > 2 { a2 = _mm256_fmadd_ps(loadFloat8(q2, i), k, a2) }
+            if n > 3 { a3 = _mm256_fmadd_ps(loadFloat8(q3, i), k, a3) }
+            i &+= 8
+        }
+        let x0 = hsum(a0), x1 = hsum(a1)
+        scores[t] = x0; m0 = max(m0, x0)
+        s1[t] = x1; m1 = max(m1, x1)
+        if n > 2 { let x2 = hsum(a2); s2[t] = x2; m2 = max(m2, x2) }
+        if n > 3 { let x3 = hsum(a3); s3[t] = x3; m3 = max(m3, x3) }
+    }
+    @inline(__always) func weigh(_ s: UnsafeMutablePointer<Float>, _ maximum: Float) {   // s[t] = attention weight of t
+        let inverse = 1 / exponentiate(s, length, maximum: maximum)
+        for t in 0..<length { s[t] = s[t] * inverse }
+    }
+    weigh(scores, m0)
+    weigh(s1, m1)
+    if n > 2 { weigh(s2, m2) }
+    if n > 3 { weigh(s3, m3) }
+    // The value sums, 16 columns per pass over the positions (8 for a last 8).
+    var i = 0
+    while i < headDim {
+        let wide = i &+ 16 <= headDim
+        var o0 = _mm256_setzero_ps(), o1 = o0, o2 = o0, o3 = o0                       // out[h][i ..< i + 8]
+        var p0 = o0, p1 = o0, p2 = o0, p3 = o0                                         // out[h][i + 8 ..< i + 16]
+        for t in 0..<length {
+            let row = values + t &* rowBytes, v = F16.load8(row, i)
+            let w0 = _mm256_set1_ps(scores[t]), w1 = _mm256_set1_ps(s1[t])
+            let w2 = n > 2 ? _mm256_set1_ps(s2[t]) : w0, w3 = n > 3 ? _mm256_set1_ps(s3[t]) : w0
+            o0 = _mm256_fmadd_ps(w0, v, o0)
+            o1 = _mm256_fmadd_ps(w1, v, o1)
+            if n > 2 { o2 = _mm256_fmadd_ps(w2, v, o2) }
+            if n > 3 { o3 = _mm256_fmadd_ps(w3, v, o3) }
+            if wide {
+                let u = F16.load8(row, i &+ 8)
+                p0 = _mm256_fmadd_ps(w0, u, p0)
+                p1 = _mm256_fmadd_ps(w1, u, p1)
+                if n > 2 { p2 = _mm256_fmadd_ps(w2, u, p2) }
+                if n > 3 { p3 = _mm256_fmadd_ps(w3, u, p3) }
+            }
+        }
+        @inline(__always) func store(_ h: Int, _ low: __m256, _ high: __m256) {
+            storeFloat8(out + h &* headDim, i, low)
+            if wide { storeFloat8(out + h &* headDim, i &+ 8, high) }
+        }
+        store(0, o0, p0)
+        store(1, o1, p1)
+        if n > 2 { store(2, o2, p2) }
+        if n > 3 { store(3, o3, p3) }
+        i &+= wide ? 16 : 8
+    }
+}
+
 /// `rmsNorm` of Kernels' Elementwise.swift with the same arithmetic in the same order: the
 /// squares fused into 16 lanes (lane i takes x[16 k + i]; vfmadd rounds as fmaf does), the
 /// lanes summed one after another from -0 as SIMD16's `sum()`, the last n % 16 squares

@@ -176,7 +176,7 @@ extension X86Kernels {
     /// Causal attention of `count` queries sharing one KV head, tiled over positions with
     /// an online softmax: outs[i][headDim] = softmax(queries[i] · keys[0 ..< lengths[i]]) ·
     /// values[0 ..< lengths[i]] for f16 rows, or Q8_0 rows when q8 (headDim a multiple of
-    /// 32; keys/values and rowBytes as for `attendHead`; scratch:
+    /// 32; keys/values and rowBytes as for `attendHeads`; scratch:
     /// qe_attend_block_scratch(count, headDim) floats).
     @inline(never) public static func attendBlock(_ queries: UnsafePointer<UnsafePointer<Float>>,
                                                   _ outs: UnsafePointer<UnsafeMutablePointer<Float>>,

@@ -76,11 +76,14 @@ import _Builtin_intrinsics.intel
 }
 
 extension X86Kernels {
-    /// Causal attention of one query head over a Q8_0 KV cache (see Kernels' `AttendKernel`).
-    @inline(never) public static func attendHeadQ8(_ q: UnsafePointer<Float>, _ keys: UnsafeRawPointer, _ values: UnsafeRawPointer,
-                                                   _ rowBytes: Int, _ length: Int, _ headDim: Int,
-                                                   _ scores: UnsafeMutablePointer<Float>, _ out: UnsafeMutablePointer<Float>) {
-        attendQ8(q, keys, values, rowBytes, length, headDim, scores, out)
+    /// Causal attention of query heads sharing a KV head over a Q8_0 KV cache, one head
+    /// after another (see Kernels' `AttendKernel`).
+    @inline(never) public static func attendHeadsQ8(_ q: UnsafePointer<Float>, _ heads: Int, _ keys: UnsafeRawPointer,
+                                                    _ values: UnsafeRawPointer, _ rowBytes: Int, _ length: Int, _ headDim: Int,
+                                                    _ scores: UnsafeMutablePointer<Float>, _ out: UnsafeMutablePointer<Float>) {
+        for h in 0..<heads {
+            attendQ8(q + h &* headDim, keys, values, rowBytes, length, headDim, scores + h &* length, out + h &* headDim)
+        }
     }
 }
 #endif

@@ -108,10 +108,10 @@ public enum X86Kernels {
     }
 
     /// Causal attention of one query head over an f16 KV cache (see Kernels' `AttendKernel`).
-    @inline(never) public static func attendHead(_ q: UnsafePointer<Float>, _ keys: UnsafeRawPointer, _ values: UnsafeRawPointer,
-                                                 _ rowBytes: Int, _ length: Int, _ headDim: Int,
-                                                 _ scores: UnsafeMutablePointer<Float>, _ out: UnsafeMutablePointer<Float>) {
-        attend(q, keys, values, rowBytes, length, headDim, scores, out)
+    @inline(never) public static func attendHeads(_ q: UnsafePointer<Float>, _ heads: Int, _ keys: UnsafeRawPointer,
+                                                  _ values: UnsafeRawPointer, _ rowBytes: Int, _ length: Int, _ headDim: Int,
+                                                  _ scores: UnsafeMutablePointer<Float>, _ out: UnsafeMutablePointer<Float>) {
+        attendGroup(q, heads, keys, values, rowBytes, length, headDim, scores, out)
     }
 
     /// gate[i] = silu(gate[i]) * up[i] for i in 0..<n.

@@ -57,7 +57,7 @@ final class AttentionBlockTests: XCTestCase {
                             values.withUnsafeBytes { vp in
                                 let attend = q8 ? table.attendQ8 : table.attend
                                 Array(queries[(i * headDim)..<((i + 1) * headDim)]).withUnsafeBufferPointer { q in
-                                    attend(q.baseAddress!, kp.baseAddress! + headBytes, vp.baseAddress! + headBytes, rowBytes, lengths[i],
+                                    attend(q.baseAddress!, 1, kp.baseAddress! + headBytes, vp.baseAddress! + headBytes, rowBytes, lengths[i],
                                            headDim, &scores, &single)
                                 }
                             }

@@ -75,7 +75,7 @@ final class KVCacheKernelTests: XCTestCase {
                 var scores = [Float](repeating: 0, count: length), out = [Float](repeating: .nan, count: headDim)
                 keys.withUnsafeBytes { kp in
                     values.withUnsafeBytes { vp in
-                        table.attendQ8(q, kp.baseAddress! + headBytes, vp.baseAddress! + headBytes, rowBytes, length, headDim, &scores, &out)
+                        table.attendQ8(q, 1, kp.baseAddress! + headBytes, vp.baseAddress! + headBytes, rowBytes, length, headDim, &scores, &out)
                     }
                 }
                 return out
@@ -110,8 +110,8 @@ final class KVCacheKernelTests: XCTestCase {
         for table in KernelsTests.tables {
             var scores = [Float](repeating: 0, count: length)
             var a = [Float](repeating: .nan, count: headDim), b = [Float](repeating: .nan, count: headDim)
-            f16.withUnsafeBytes { table.attend(q, $0.baseAddress!, $0.baseAddress! + length * rowBytesF16, rowBytesF16, length, headDim, &scores, &a) }
-            q8.withUnsafeBytes { table.attendQ8(q, $0.baseAddress!, $0.baseAddress! + length * rowBytesQ8, rowBytesQ8, length, headDim, &scores, &b) }
+            f16.withUnsafeBytes { table.attend(q, 1, $0.baseAddress!, $0.baseAddress! + length * rowBytesF16, rowBytesF16, length, headDim, &scores, &a) }
+            q8.withUnsafeBytes { table.attendQ8(q, 1, $0.baseAddress!, $0.baseAddress! + length * rowBytesQ8, rowBytesQ8, length, headDim, &scores, &b) }
             // Each value moves by at most max|block| / 254 = 2 / 254; the output is a convex
             // combination of values, its weights moved by the keys' error.
             for i in 0..<headDim { XCTAssertEqual(a[i], b[i], accuracy: 0.02, "\(table.isa) \(i)") }

@@ -361,13 +361,53 @@ final class KernelsTests: XCTestCase {
         let up = (0..<37).map { _ in Float.random(in: -2...2, using: &random) }
         for table in Self.tables {
             var scores = [Float](repeating: 0, count: length), out = [Float](repeating: .nan, count: headDim)
-            table.attend(q, keys, values, 2 * kvStride, length, headDim, &scores, &out)
+            table.attend(q, 1, keys, values, 2 * kvStride, length, headDim, &scores, &out)
             for i in 0..<headDim { XCTAssertEqual(Double(out[i]), want[i], accuracy: 1e-5, "\(table.isa) attention \(i)") }
             var g = gate
             table.swiGLU(&g, up, g.count)
             for i in 0..<g.count {
                 let expected = Double(gate[i]) / (1 + Foundation.exp(-Double(gate[i]))) * Double(up[i])
                 XCTAssertEqual(Double(g[i]), expected, accuracy: abs(expected) * 1e-5 + 1e-6, "\(table.isa) swiGLU \(i)")
+            }
+        }
+    }
+
+    /// Attention of several query heads sharing a KV head gives each head exactly what it
+    /// gets alone, on every table and cache type: the x86 f16 kernel takes up to four heads
+    /// side by side (headDim a multiple of 8), the others one head at a time.
+    func testGroupedAttentionEqualsOneHeadAtATimeBitForBit() {
+        var random = SystemRandomNumberGenerator()
+        for (headDim, q8) in [(64, false), (128, false), (72, false), (36, false), (64, true)] {
+            // One KV head's rows in a cache of two KV heads (rowBytes covers both), f16 or Q8_0.
+            let headBytes = q8 ? headDim / 32 * Q8_0Format.blockBytes : 2 * headDim, rowBytes = 2 * headBytes
+            for length in [1, 7, 33, 300] {
+                let cache = (0..<(2 * length * rowBytes)).map { i -> UInt8 in
+                    // f16: finite halves in (-2, 2) (exponent byte 0x3C-0x3F or 0xBC-0xBF); Q8_0: any int8, small scales.
+                    if q8 { return i % Q8_0Format.blockBytes == 1 ? 0x20 : UInt8.random(in: 0...255, using: &random) }
+                    return i % 2 == 1 ? UInt8.random(in: 0x38...0x3F, using: &random) | (Bool.random(using: &random) ? 0x80 : 0)
+                                      : UInt8.random(in: 0...255, using: &random)
+                }
+                for heads in 1...8 {
+                    let q = (0..<(heads * headDim)).map { _ in Float.random(in: -1...1, using: &random) }
+                    cache.withUnsafeBytes { c in
+                        let keys = c.baseAddress! + headBytes, values = keys + length * rowBytes
+                        for table in Self.tables {
+                            let attend = q8 ? table.attendQ8 : table.attend
+                            var scores = [Float](repeating: .nan, count: heads * length)
+                            var together = [Float](repeating: .nan, count: heads * headDim)
+                            attend(q, heads, keys, values, rowBytes, length, headDim, &scores, &together)
+                            for h in 0..<heads {
+                                var alone = [Float](repeating: .nan, count: headDim), one = [Float](repeating: .nan, count: length)
+                                Array(q[(h * headDim)..<((h + 1) * headDim)]).withUnsafeBufferPointer {
+                                    attend($0.baseAddress!, 1, keys, values, rowBytes, length, headDim, &one, &alone)
+                                }
+                                let differing = (0..<headDim).first { together[h * headDim + $0].bitPattern != alone[$0].bitPattern }
+                                XCTAssertNil(differing, "\(table.isa) q8 \(q8) headDim \(headDim) length \(length): head \(h) of \(heads), value \(differing ?? -1)")
+                                XCTAssertFalse(alone.contains { !$0.isFinite }, "\(table.isa): head \(h) not finite")
+                            }
+                        }
+                    }
+                }
             }
         }
     }
@@ -489,9 +529,9 @@ final class KernelsTests: XCTestCase {
         let keys: [Float16] = [1, 0, 0, 1], values: [Float16] = [3, 4, 5, 6]
         for table in Self.tables {
             var scores = [Float](repeating: 0, count: 2), out = [Float](repeating: 0, count: 2)
-            table.attend([1, 1], keys, values, 4, 1, 2, &scores, &out)
+            table.attend([1, 1], 1, keys, values, 4, 1, 2, &scores, &out)
             XCTAssertEqual(out, [3, 4], "\(table.isa)")
-            table.attend([0, 0], keys, values, 4, 2, 2, &scores, &out)
+            table.attend([0, 0], 1, keys, values, 4, 2, 2, &scores, &out)
             XCTAssertEqual(out[0], 4, accuracy: 1e-6, "\(table.isa)")   // equal weights: the mean
             XCTAssertEqual(out[1], 5, accuracy: 1e-6, "\(table.isa)")
         }

@@ -108,7 +108,7 @@ final class ForwardPass {
     private var up = FloatBuffer(1)         // [R, ffn]
     private var cosines = FloatBuffer(1)    // [R, ropeDim / 2] RoPE angles of each row's position
     private var sines = FloatBuffer(1)      // [R, ropeDim / 2]
-    private var scores = FloatBuffer(1)     // [pool.threads, scoreCapacity] attention weights
+    private var scores = FloatBuffer(1)     // [pool.threads, group, scoreCapacity] attention weights of a decode item's heads
     private var scoreCapacity = 0
     /// Rows of a prompt chunk per prefill attention block: about 64 queries (rows x the
     /// query heads of a KV head), whose outputs and the tile's keys and values stay in L2.
@@ -234,13 +234,13 @@ final class ForwardPass {
                 }
             }
         }
+        let groupSize = c.headCount / c.kvHeadCount
         if longest > scoreCapacity {
             scoreCapacity = max(longest, 2 * scoreCapacity, 256)
-            scores = FloatBuffer(pool.threads * scoreCapacity)
+            scores = FloatBuffer(pool.threads * groupSize * scoreCapacity)
         }
         let attentionScale = 1 / Float(headDim).squareRoot()
         let queryScales = rowPosition.map { attentionScale * logNScale(position: $0) }   // [R] incl. Qwen v1's logN
-        let groupSize = c.headCount / c.kvHeadCount
 
         /// Y_i = X W_i^T over all rows: the decode rows together, the prompt rows by matmul.
         func linear(_ ws: [WeightMatrix], _ input: UnsafeMutablePointer<Float>, _ outputs: [UnsafeMutablePointer<Float>]) {
@@ -343,27 +343,32 @@ final class ForwardPass {
                 }
             }
 
-            // Causal attention, scratch per pool thread. Decode rows: one pool item per (row,
-            // head), the kernel of the row's cache type. Prompt rows: one item per block of
-            // a chunk's rows and KV head (`attendBlock`, tiled over positions), the blocks
-            // with the latest positions first so the costliest start first.
-            let out = attention.pointer, scoreBase = scores.pointer, stride = scoreCapacity
-            let attendF16 = kernels.attend, attendQ8 = kernels.attendQ8, attendBlock = kernels.attendBlock, heads = c.headCount
+            // Causal attention, scratch per pool thread. Decode rows: one pool item per row
+            // and part of a KV head's query heads (`decodeParts` parts, consecutive heads;
+            // the kernel of the row's cache type reads each key and value once for the
+            // part). Prompt rows: one item per block of a chunk's rows and KV head
+            // (`attendBlock`, tiled over positions), the blocks with the latest positions
+            // first so the costliest start first.
+            let out = attention.pointer, scoreBase = scores.pointer, stride = groupSize * scoreCapacity
+            let attendF16 = kernels.attend, attendQ8 = kernels.attendQ8, attendBlock = kernels.attendBlock
             let singleRows = blockedAttention ? decodeRows : rowCount
+            let parts = decodeParts(rows: singleRows, kvHeads: c.kvHeadCount, group: groupSize), partsPerRow = c.kvHeadCount * parts
             let blockBase = blockScratch.pointer, blockStride = blockScratchFloats
             rowPosition.withUnsafeBufferPointer { positions in
                 attentionBlocks.withUnsafeBufferPointer { blocks in
-                    pool.parallelFor(singleRows * heads + blocks.count) { item, thread in
-                        guard item >= singleRows * heads else {
-                            let row = item / heads, h = item % heads, kvHead = h / groupSize
+                    pool.parallelFor(singleRows * partsPerRow + blocks.count) { item, thread in
+                        guard item >= singleRows * partsPerRow else {
+                            let row = item / partsPerRow, kvHead = item % partsPerRow / parts, part = item % parts
+                            let firstHead = kvHead * groupSize + part * groupSize / parts
+                            let headCount = kvHead * groupSize + (part + 1) * groupSize / parts - firstHead
                             let rows = rowCaches[row], offset = kvHead * rows.headBytes
-                            let query = qp + row * qDim + h * headDim, result = out + row * qDim + h * headDim
+                            let query = qp + row * qDim + firstHead * headDim, result = out + row * qDim + firstHead * headDim
                             let attend = rows.q8 ? attendQ8 : attendF16
-                            attend(query, rows.keys + offset, rows.values + offset, rows.rowBytes, positions[row] + 1, headDim,
-                                   scoreBase + thread * stride, result)
+                            attend(query, headCount, rows.keys + offset, rows.values + offset, rows.rowBytes, positions[row] + 1,
+                                   headDim, scoreBase + thread * stride, result)
                             return
                         }
-                        let block = blocks[item - singleRows * heads], count = block.rows * groupSize
+                        let block = blocks[item - singleRows * partsPerRow], count = block.rows * groupSize
                         let rows = rowCaches[block.row], offset = block.kvHead * rows.headBytes
                         withUnsafeTemporaryAllocation(of: UnsafePointer<Float>.self, capacity: count) { queries in
                             withUnsafeTemporaryAllocation(of: UnsafeMutablePointer<Float>.self, capacity: count) { outs in
@@ -449,6 +454,15 @@ final class ForwardPass {
         guard config.useDynamicNTK, length > config.contextLength else { return 1 }
         let contextValue = log2(Double(length) / Double(config.contextLength)) + 1
         return max(pow(2, ceil(contextValue)) - 1, 1)
+    }
+
+    /// Parts each KV head's `group` query heads are cut into for the attention of `rows`
+    /// decode rows: whole groups (the kernel reads each key and value once for up to four
+    /// heads, `AttendKernel`) unless that leaves the pool fewer than two items per thread,
+    /// then as many parts as that takes (one head each at most).
+    func decodeParts(rows: Int, kvHeads: Int, group: Int) -> Int {
+        let items = max(1, rows * kvHeads), wanted = 2 * pool.threads
+        return min(group, max(1, (wanted + items - 1) / items))
     }
 
     /// The RoPE base for an NTK alpha: base * alpha^(d / (d - 2)), d the rotated dims.
