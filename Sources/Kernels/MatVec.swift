@@ -99,7 +99,7 @@ public func matmul(_ ws: [WeightMatrix], _ x: UnsafePointer<Float>, _ ys: [Unsaf
 /// rounds): 8, 16, 20, 30, 32 and 40 KB alike within the noise, 160 and 640 KB ~15% slower.
 let int8TileRecordBytes = 32 << 10
 /// Tokens a tile of `matmulInt8` has at least, whatever the records' size: each weight group
-/// is decoded once per tile, and the four-row kernels of AVX-512 take batches of 8 or more.
+/// is decoded once per tile, and the four-row kernels of AVX-512 read neighbouring rows from 16.
 /// A wide input (ffn_down's 4,864 columns: 9 KB per token) would otherwise get tiles of 3-4
 /// tokens. 16 tokens of such records (146 KB) stay in L2. Measured on the default model
 /// (Xeon, AVX-512, 1 thread, pp512, three rounds): at least 4 tokens 145-166 tok/s, 8:

@@ -1,22 +1,27 @@
-// The AVX-512 target's kernels for a batch of many vectors (prefill's token tiles): four
-// neighbouring rows at a time, as two pairs of rows in 512-bit registers (the layout of
-// Decode512.swift), so each activation load feeds both pairs and each vector's four
-// results land in one cache line of its output row. The weights of a prefill piece are
-// in cache, read once per token tile, so the rows need not be the decode kernels' two
-// streams half the call apart. Each lane's operations are those of `rowPairs32` and the
+// The AVX-512 target's kernels for batches of 4 or more vectors (decode steps of several
+// sequences, prefill's token tiles): four rows at a time, as two pairs of rows in 512-bit
+// registers (the layout of Decode512.swift), so each activation load feeds both pairs
+// (half the broadcasts per product of `rowPairs32`). Prefill's token tiles take four
+// neighbouring rows (the piece's weights are in cache, read once per tile, and each
+// vector's four results land in one cache line of its output row); a decode step, whose
+// weights come from memory, takes rows a quarter of the call apart, four sequential
+// streams each prefetched ahead (`prefetchAhead`): four neighbouring rows read side by
+// side were streams the prefetchers did not follow (default model, B=4 step 30.6-31.9
+// ms against the pairs' 17.7). Each lane's operations are those of `rowPairs32` and the
 // 256-bit kernels (same integer sums, same f32 operations in the same order, each row
 // summed by the same `hsum`): a row's results are bit for bit the decode kernels'.
 #if arch(x86_64)
 import KernelABI
 import _Builtin_intrinsics.intel
 
-/// Vectors per call from which `rowsQ*` take the four-row kernels: prefill's token tiles
-/// (at least 16 tokens, Kernels' `int8TileMinimumTokens`). Below it the call is a decode
-/// step of that many sequences, with the weights from memory, where `rowPairs32`'s two
-/// prefetched streams read faster (Q5_0 4864 x 896, 8 vectors, weights cold, 2 threads:
-/// 0.28-0.30 ms against the four-row kernels' 0.31-0.39; an 8-conversation test_engine run
-/// fell below its 3.0x).
-let quadRowsMinimumBatch = 16
+/// Vectors per call from which `rowsQ*` take the four-row kernels. Zen 4, default model, 2
+/// threads, 4 conversations at once (a C driver of test_engine's conversations, three
+/// alternated runs of four): 175.0 tok/s through `rowPairs32` against 185.4 (BENCHMARKS.md).
+let quadRowsMinimumBatch = 4
+
+/// Vectors per call from which the four rows are neighbours: prefill's token tiles (at
+/// least 16 tokens, Kernels' `int8TileMinimumTokens`).
+let neighbourQuadsMinimumBatch = 16
 
 /// Per-vector state of the four-row kernels: each vector's records and accumulators.
 struct Quad512 {
@@ -24,11 +29,11 @@ struct Quad512 {
     let sums: UnsafeMutablePointer<__m512>                // [count, 2]: [row r | r + 1], [row r + 2 | r + 3]
     let count: Int
 
-    /// y[b * yStride + j] = row r + j's sum of vector b for j in 0..<4; zeroes the sums for
-    /// the next four rows. The four rows are summed side by side in the order of `hsum`
+    /// y[b * yStride + j * rowStep] = the sum of vector b for the quad's row j (j in 0..<4,
+    /// rows rowStep apart); zeroes the sums for the next four rows. The four rows are summed side by side in the order of `hsum`
     /// (v_i + v_i+4 = x_i, then (x_0 + x_2) + (x_1 + x_3)), so each equals `hsum` of its
     /// row bit for bit.
-    @inline(__always) func finishRows(_ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
+    @inline(__always) func finishRows(_ y: UnsafeMutablePointer<Float>, _ yStride: Int, rowStep: Int) {
         // Lane permutations by index vectors (Swift cannot pass the immediates of the
         // shuffle intrinsics), lane 15 first.
         let swapHalves = _mm512_set_epi32(11, 10, 9, 8, 15, 14, 13, 12, 3, 2, 1, 0, 7, 6, 5, 4)
@@ -44,7 +49,14 @@ struct Quad512 {
             let x = _mm512_permutex2var_ps(firstX, rowsX, secondX)                // [row r + j: x_0...x_3] for j in 0..<4
             let pairs = _mm512_add_ps(x, _mm512_permutexvar_ps(swapPairs, x))     // lane 4 j: x_0 + x_2, 4 j + 1: x_1 + x_3
             let sums4 = _mm512_add_ps(pairs, _mm512_permutexvar_ps(swapNeighbours, pairs))
-            _mm_storeu_ps(y + b &* yStride, _mm512_castps512_ps128(_mm512_permutexvar_ps(firstOfEachQuarter, sums4)))
+            let four = _mm512_castps512_ps128(_mm512_permutexvar_ps(firstOfEachQuarter, sums4))
+            if rowStep == 1 { _mm_storeu_ps(y + b &* yStride, four) } else {
+                let out = y + b &* yStride, high = _mm_movehl_ps(four, four)
+                out[0] = _mm_cvtss_f32(four)
+                out[rowStep] = _mm_cvtss_f32(_mm_movehdup_ps(four))
+                out[2 &* rowStep] = _mm_cvtss_f32(high)
+                out[3 &* rowStep] = _mm_cvtss_f32(_mm_movehdup_ps(high))
+            }
             sums[2 &* b] = _mm512_setzero_ps()
             sums[2 &* b &+ 1] = _mm512_setzero_ps()
         }
@@ -77,10 +89,10 @@ struct Quad512 {
     return (a, b)
 }
 
-/// `group32x2` for the same group of four rows `rowBytes` apart.
-@inline(__always) func group32x4<F: Lane32>(_: F.Type, _ q: UnsafeRawPointer, _ rowBytes: Int, size g: Int, _ quad: Quad512,
-                                            _ record: Int) {
-    let third = q + 2 &* rowBytes
+/// `group32x2` for the same group of four rows: the pairs (q, q + rowBytes) and (third,
+/// third + rowBytes).
+@inline(__always) func group32x4<F: Lane32>(_: F.Type, _ q: UnsafeRawPointer, _ rowBytes: Int, _ third: UnsafeRawPointer, size g: Int,
+                                            _ quad: Quad512, _ record: Int) {
     let d = laneHalves512(q, rowBytes, 0, g), e = laneHalves512(third, rowBytes, 0, g)
     var m = _mm512_setzero_ps(), n = _mm512_setzero_ps()
     if F.fields == 2 {
@@ -108,38 +120,43 @@ struct Quad512 {
     }
 }
 
-/// `rowsLanes32` four neighbouring rows at a time; the last rows % 4 by `rowPairs32`.
+/// `rowsLanes32` four rows at a time (neighbours, or a quarter of the call apart for
+/// fewer than `neighbourQuadsMinimumBatch` vectors); the last rows % 4 by `rowPairs32`.
 @inline(__always) func rowQuads32<F: Lane32>(_: F.Type, _ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int,
                                             _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
-    let quads = rows / 4
+    let quads = rows / 4, spread = count < neighbourQuadsMinimumBatch, apart = spread ? quads &* rowBytes : rowBytes
     withQuad512(v, count) { quad in
         for r in 0..<quads {
-            let row = w + 4 &* r &* rowBytes
+            let row = w + (spread ? r : 4 &* r) &* rowBytes
             forEachLaneGroup(blocks: cols / 32, blockBytes: F.blockBytes) { offset, g, record in
-                group32x4(F.self, row + offset, rowBytes, size: g, quad, record)
+                for k in 0..<4 { prefetchAhead(row + (k &* apart &+ offset), bytes: g &* F.blockBytes, far: spread) }
+                group32x4(F.self, row + offset, apart, row + (2 &* apart &+ offset), size: g, quad, record)
             }
-            quad.finishRows(y + 4 &* r, yStride)
+            quad.finishRows(y + (spread ? r : 4 &* r), yStride, rowStep: spread ? quads : 1)
         }
     }
     let done = 4 &* quads
     if done < rows { rowPairs32(F.self, w + done &* rowBytes, rowBytes, cols, rows &- done, v, count, y + done, yStride) }
 }
 
-/// `rowsLanesK4` four neighbouring rows at a time; the last rows % 4 by `rowPairsK4`.
+/// `rowsLanesK4` four rows at a time, placed as in `rowQuads32`; the last rows % 4 by
+/// `rowPairsK4`.
 @inline(__always) func rowQuadsK4(isQ5: Bool, _ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int,
                                   _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
     let bytes = isQ5 ? 176 : 144, bits = isQ5 ? 5 : 4, quads = rows / 4
+    let spread = count < neighbourQuadsMinimumBatch, apart = spread ? quads &* rowBytes : rowBytes
     withQuad512(v, count) { quad in
         for r in 0..<quads {
-            let row = w + 4 &* r &* rowBytes
+            let row = w + (spread ? r : 4 &* r) &* rowBytes
             for i in 0..<(cols / 256) {
-                let q = row + i &* bytes, third = q + 2 &* rowBytes, record = i &* (256 &+ Record.lanes)
-                let (scales0, mins0) = factorsK4(q), (scales1, mins1) = factorsK4(q + rowBytes)
-                let (scales2, mins2) = factorsK4(third), (scales3, mins3) = factorsK4(third + rowBytes)
+                let q = row + i &* bytes, third = q + 2 &* apart, record = i &* (256 &+ Record.lanes)
+                for k in 0..<4 { prefetchAhead(q + k &* apart, bytes: bytes, far: spread) }
+                let (scales0, mins0) = factorsK4(q), (scales1, mins1) = factorsK4(q + apart)
+                let (scales2, mins2) = factorsK4(third), (scales3, mins3) = factorsK4(third + apart)
                 let scales = pair(scales0, scales1), mins = pair(mins0, mins1)
                 let scales23 = pair(scales2, scales3), mins23 = pair(mins2, mins3)
-                let codes = decodeCodes512(bits: bits, q + 16, rowBytes, size: 8)
-                let codes23 = decodeCodes512(bits: bits, third + 16, rowBytes, size: 8)
+                let codes = decodeCodes512(bits: bits, q + 16, apart, size: 8)
+                let codes23 = decodeCodes512(bits: bits, third + 16, apart, size: 8)
                 for b in 0..<count {
                     let x = quad.records[b] + record, lanes = x + 256
                     let zero = _mm512_setzero_si512()
@@ -151,28 +168,30 @@ struct Quad512 {
                     quad.sums[2 &* b &+ 1] = _mm512_fmadd_ps(mins23, s8, sum23)
                 }
             }
-            quad.finishRows(y + 4 &* r, yStride)
+            quad.finishRows(y + (spread ? r : 4 &* r), yStride, rowStep: spread ? quads : 1)
         }
     }
     let done = 4 &* quads
     if done < rows { rowPairsK4(isQ5: isQ5, w + done &* rowBytes, rowBytes, cols, rows &- done, v, count, y + done, yStride) }
 }
 
-/// `rowsLanesQ6K` four neighbouring rows at a time; the last rows % 4 by `rowPairsQ6K`.
+/// `rowsLanesQ6K` four rows at a time, placed as in `rowQuads32`; the last rows % 4 by
+/// `rowPairsQ6K`.
 @inline(__always) func rowQuadsQ6K(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int,
                                    _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
-    let quads = rows / 4
+    let quads = rows / 4, spread = count < neighbourQuadsMinimumBatch, apart = spread ? quads &* rowBytes : rowBytes
     withQuad512(v, count) { quad in
         for r in 0..<quads {
-            let row = w + 4 &* r &* rowBytes
+            let row = w + (spread ? r : 4 &* r) &* rowBytes
             for i in 0..<(cols / 256) {
-                let q = row + i &* 210, third = q + 2 &* rowBytes, record = i &* (256 &+ Record.lanes)
-                let (first0, second0) = factorsQ6K(q), (first1, second1) = factorsQ6K(q + rowBytes)
-                let (first2, second2) = factorsQ6K(third), (first3, second3) = factorsQ6K(third + rowBytes)
+                let q = row + i &* 210, third = q + 2 &* apart, record = i &* (256 &+ Record.lanes)
+                for k in 0..<4 { prefetchAhead(q + k &* apart, bytes: 210, far: spread) }
+                let (first0, second0) = factorsQ6K(q), (first1, second1) = factorsQ6K(q + apart)
+                let (first2, second2) = factorsQ6K(third), (first3, second3) = factorsQ6K(third + apart)
                 let first = pair(first0, first1), second = pair(second0, second1)
                 let first23 = pair(first2, first3), second23 = pair(second2, second3)
-                let c = decodeCodes512(bits: 6, q + 18, rowBytes, size: 8)
-                let c23 = decodeCodes512(bits: 6, third + 18, rowBytes, size: 8)
+                let c = decodeCodes512(bits: 6, q + 18, apart, size: 8)
+                let c23 = decodeCodes512(bits: 6, third + 18, apart, size: 8)
                 let z = _mm512_setzero_si512()
                 let low = (c.0, c.1, c.2, c.3, z, z, z, z), high = (c.4, c.5, c.6, c.7, z, z, z, z)
                 let low23 = (c23.0, c23.1, c23.2, c23.3, z, z, z, z), high23 = (c23.4, c23.5, c23.6, c23.7, z, z, z, z)
@@ -188,7 +207,7 @@ struct Quad512 {
                     quad.sums[2 &* b &+ 1] = _mm512_fmadd_ps(t23, d8, quad.sums[2 &* b &+ 1])
                 }
             }
-            quad.finishRows(y + 4 &* r, yStride)
+            quad.finishRows(y + (spread ? r : 4 &* r), yStride, rowStep: spread ? quads : 1)
         }
     }
     let done = 4 &* quads

@@ -34,11 +34,10 @@ public typealias DequantizeEntry = (UnsafeRawPointer, Int, UnsafeMutablePointer<
 public typealias FormatEntries = (rows: RowsEntry?, dequantize: DequantizeEntry,
                                   interleavedRows: RowsEntry?, interleavedDequantize: DequantizeEntry?)
 
-/// Decode of interleaved rows of a 32-value-block format: on AVX-512 two rows per 512-bit
-/// register (Decode512.swift) for batches of `rowPairsMinimumBatch` or more vectors, four
-/// neighbouring rows at a time for batches of `quadRowsMinimumBatch` or more (prefill's
-/// token tiles, Prefill512.swift), the 256-bit kernels below (all three give the same
-/// results bit for bit).
+/// Decode of interleaved rows of a 32-value-block format: on AVX-512 four rows at a time
+/// for batches of `quadRowsMinimumBatch` or more vectors (Prefill512.swift), else two rows
+/// per 512-bit register (Decode512.swift) for batches of `rowPairsMinimumBatch` or more,
+/// the 256-bit kernels below otherwise (all three give the same results bit for bit).
 @inline(__always) func decodeRows32<F: Lane32>(_: F.Type, _ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int,
                                                _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
     #if QWEN_DOT_AVX512VNNI
