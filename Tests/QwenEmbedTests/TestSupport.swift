@@ -21,12 +21,20 @@ enum TestPaths {
         return path
     }
 
+    /// A new directory for one test's files, under this test process's root, which is
+    /// removed when the process exits (the tests write model copies of up to ~700 MB; left
+    /// behind, every run added them to the machine's temporary directory).
     static func temporaryDirectory() throws -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("qwen-tests-\(UUID().uuidString)")
+        _ = removeTemporaryRootAtExit
+        let url = temporaryRoot.appendingPathComponent(UUID().uuidString)
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         return url
     }
 }
+
+/// The root of this test process's temporary directories.
+private let temporaryRoot = FileManager.default.temporaryDirectory.appendingPathComponent("qwen-tests-\(UUID().uuidString)")
+private let removeTemporaryRootAtExit: Void = { atexit { try? FileManager.default.removeItem(at: temporaryRoot) } }()
 
 /// Builds GGUF files byte by byte, for well-formed and deliberately broken inputs.
 struct GGUFBuilder {
