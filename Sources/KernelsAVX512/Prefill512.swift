@@ -23,6 +23,23 @@ let quadRowsMinimumBatch = 4
 /// least 16 tokens, Kernels' `int8TileMinimumTokens`).
 let neighbourQuadsMinimumBatch = 16
 
+/// Which rows a call's four-row kernels take: quad r is rows first(r) + j * step, j in
+/// 0..<4 (neighbours for prefill's tiles, a quarter of the call apart for a decode step,
+/// whose four streams are then prefetched ahead: `spread`).
+struct QuadRows {
+    let quads: Int
+    let spread: Bool
+    let step: Int
+
+    init(rows: Int, count: Int) {
+        quads = rows / 4
+        spread = count < neighbourQuadsMinimumBatch
+        step = spread ? quads : 1
+    }
+
+    func first(_ r: Int) -> Int { spread ? r : 4 &* r }
+}
+
 /// Per-vector state of the four-row kernels: each vector's records and accumulators.
 struct Quad512 {
     let records: UnsafeMutablePointer<UnsafeRawPointer>   // [count]
@@ -30,9 +47,9 @@ struct Quad512 {
     let count: Int
 
     /// y[b * yStride + j * rowStep] = the sum of vector b for the quad's row j (j in 0..<4,
-    /// rows rowStep apart); zeroes the sums for the next four rows. The four rows are summed side by side in the order of `hsum`
-    /// (v_i + v_i+4 = x_i, then (x_0 + x_2) + (x_1 + x_3)), so each equals `hsum` of its
-    /// row bit for bit.
+    /// rows rowStep apart); zeroes the sums for the next four rows. The four rows are
+    /// summed side by side in the order of `hsum` (v_i + v_i+4 = x_i, then (x_0 + x_2) +
+    /// (x_1 + x_3)), so each equals `hsum` of its row bit for bit.
     @inline(__always) func finishRows(_ y: UnsafeMutablePointer<Float>, _ yStride: Int, rowStep: Int) {
         // Lane permutations by index vectors (Swift cannot pass the immediates of the
         // shuffle intrinsics), lane 15 first.
@@ -124,18 +141,18 @@ struct Quad512 {
 /// fewer than `neighbourQuadsMinimumBatch` vectors); the last rows % 4 by `rowPairs32`.
 @inline(__always) func rowQuads32<F: Lane32>(_: F.Type, _ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int,
                                             _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
-    let quads = rows / 4, spread = count < neighbourQuadsMinimumBatch, apart = spread ? quads &* rowBytes : rowBytes
+    let placed = QuadRows(rows: rows, count: count), apart = placed.step &* rowBytes
     withQuad512(v, count) { quad in
-        for r in 0..<quads {
-            let row = w + (spread ? r : 4 &* r) &* rowBytes
+        for r in 0..<placed.quads {
+            let row = w + placed.first(r) &* rowBytes
             forEachLaneGroup(blocks: cols / 32, blockBytes: F.blockBytes) { offset, g, record in
-                for k in 0..<4 { prefetchAhead(row + (k &* apart &+ offset), bytes: g &* F.blockBytes, far: spread) }
+                for k in 0..<4 { prefetchAhead(row + (k &* apart &+ offset), bytes: g &* F.blockBytes, far: placed.spread) }
                 group32x4(F.self, row + offset, apart, row + (2 &* apart &+ offset), size: g, quad, record)
             }
-            quad.finishRows(y + (spread ? r : 4 &* r), yStride, rowStep: spread ? quads : 1)
+            quad.finishRows(y + placed.first(r), yStride, rowStep: placed.step)
         }
     }
-    let done = 4 &* quads
+    let done = 4 &* placed.quads
     if done < rows { rowPairs32(F.self, w + done &* rowBytes, rowBytes, cols, rows &- done, v, count, y + done, yStride) }
 }
 
@@ -143,14 +160,14 @@ struct Quad512 {
 /// `rowPairsK4`.
 @inline(__always) func rowQuadsK4(isQ5: Bool, _ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int,
                                   _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
-    let bytes = isQ5 ? 176 : 144, bits = isQ5 ? 5 : 4, quads = rows / 4
-    let spread = count < neighbourQuadsMinimumBatch, apart = spread ? quads &* rowBytes : rowBytes
+    let bytes = isQ5 ? 176 : 144, bits = isQ5 ? 5 : 4
+    let placed = QuadRows(rows: rows, count: count), apart = placed.step &* rowBytes
     withQuad512(v, count) { quad in
-        for r in 0..<quads {
-            let row = w + (spread ? r : 4 &* r) &* rowBytes
+        for r in 0..<placed.quads {
+            let row = w + placed.first(r) &* rowBytes
             for i in 0..<(cols / 256) {
                 let q = row + i &* bytes, third = q + 2 &* apart, record = i &* (256 &+ Record.lanes)
-                for k in 0..<4 { prefetchAhead(q + k &* apart, bytes: bytes, far: spread) }
+                for k in 0..<4 { prefetchAhead(q + k &* apart, bytes: bytes, far: placed.spread) }
                 let (scales0, mins0) = factorsK4(q), (scales1, mins1) = factorsK4(q + apart)
                 let (scales2, mins2) = factorsK4(third), (scales3, mins3) = factorsK4(third + apart)
                 let scales = pair(scales0, scales1), mins = pair(mins0, mins1)
@@ -168,10 +185,10 @@ struct Quad512 {
                     quad.sums[2 &* b &+ 1] = _mm512_fmadd_ps(mins23, s8, sum23)
                 }
             }
-            quad.finishRows(y + (spread ? r : 4 &* r), yStride, rowStep: spread ? quads : 1)
+            quad.finishRows(y + placed.first(r), yStride, rowStep: placed.step)
         }
     }
-    let done = 4 &* quads
+    let done = 4 &* placed.quads
     if done < rows { rowPairsK4(isQ5: isQ5, w + done &* rowBytes, rowBytes, cols, rows &- done, v, count, y + done, yStride) }
 }
 
@@ -179,13 +196,13 @@ struct Quad512 {
 /// `rowPairsQ6K`.
 @inline(__always) func rowQuadsQ6K(_ w: UnsafeRawPointer, _ rowBytes: Int, _ cols: Int, _ rows: Int,
                                    _ v: UnsafePointer<qe_vector>, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
-    let quads = rows / 4, spread = count < neighbourQuadsMinimumBatch, apart = spread ? quads &* rowBytes : rowBytes
+    let placed = QuadRows(rows: rows, count: count), apart = placed.step &* rowBytes
     withQuad512(v, count) { quad in
-        for r in 0..<quads {
-            let row = w + (spread ? r : 4 &* r) &* rowBytes
+        for r in 0..<placed.quads {
+            let row = w + placed.first(r) &* rowBytes
             for i in 0..<(cols / 256) {
                 let q = row + i &* 210, third = q + 2 &* apart, record = i &* (256 &+ Record.lanes)
-                for k in 0..<4 { prefetchAhead(q + k &* apart, bytes: 210, far: spread) }
+                for k in 0..<4 { prefetchAhead(q + k &* apart, bytes: 210, far: placed.spread) }
                 let (first0, second0) = factorsQ6K(q), (first1, second1) = factorsQ6K(q + apart)
                 let (first2, second2) = factorsQ6K(third), (first3, second3) = factorsQ6K(third + apart)
                 let first = pair(first0, first1), second = pair(second0, second1)
@@ -207,10 +224,10 @@ struct Quad512 {
                     quad.sums[2 &* b &+ 1] = _mm512_fmadd_ps(t23, d8, quad.sums[2 &* b &+ 1])
                 }
             }
-            quad.finishRows(y + (spread ? r : 4 &* r), yStride, rowStep: spread ? quads : 1)
+            quad.finishRows(y + placed.first(r), yStride, rowStep: placed.step)
         }
     }
-    let done = 4 &* quads
+    let done = 4 &* placed.quads
     if done < rows { rowPairsQ6K(w + done &* rowBytes, rowBytes, cols, rows &- done, v, count, y + done, yStride) }
 }
 #endif
