@@ -30,13 +30,37 @@ import _Builtin_intrinsics.intel
     return hmax(m)
 }
 
+/// A record's seven lane fields (kernel_abi.h) for its eight lanes, one 32-byte store
+/// each: the lanes' scales, their sums `sum` (Σ q over a lane's values) and `low` (Σ q
+/// over the first 16 of them, for the formats whose codes split a block in halves).
+@inline(__always) func storeLaneFields(_ record: UnsafeMutableRawPointer, scale: __m256, sum: __m256i, low: __m256i) {
+    @inline(__always) func store(_ offset: Int, _ value: __m256i) {
+        _mm256_storeu_si256((record + offset).assumingMemoryBound(to: __m256i.self), value)
+    }
+    @inline(__always) func negatedTimes(_ shift: Int32, _ value: __m256i) -> __m256i {   // -(2^shift) * value, wrapping
+        _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(value, shift))
+    }
+    _mm256_storeu_ps((record + Record.d8).assumingMemoryBound(to: Float.self), scale)
+    _mm256_storeu_ps((record + Record.s8).assumingMemoryBound(to: Float.self), _mm256_mul_ps(scale, _mm256_cvtepi32_ps(sum)))
+    store(Record.offset8, negatedTimes(3, sum))
+    store(Record.offset16, negatedTimes(4, sum))
+    store(Record.offset128, negatedTimes(7, sum))
+    store(Record.offset32Low, negatedTimes(5, low))
+    store(Record.offset32High, negatedTimes(5, _mm256_sub_epi32(sum, low)))
+}
+
 /// x[cols] -> q8, d8, s8 (per 32 values d = max|x| / 127, q = round-to-nearest-even(x / d),
 /// s = d * Σ q) and the lane records of kernel_abi.h.
 @inline(__always) func quantizeWithLanes(_ x: UnsafePointer<Float>, _ cols: Int, _ q8: UnsafeMutablePointer<Int8>,
                                          _ d8: UnsafeMutablePointer<Float>, _ s8: UnsafeMutablePointer<Float>,
                                          _ lanes: UnsafeMutableRawPointer) {
-    withUnsafeTemporaryAllocation(of: Int32.self, capacity: 16) { scratch in
-        let sums = scratch.baseAddress!, lows = sums + 8         // [8] each: the group's blocks
+    withUnsafeTemporaryAllocation(of: Int32.self, capacity: 32) { scratch in
+        // [8] each: the group's blocks' sums and first-half sums; a record's lanes' sums,
+        // first-half sums and scales (bit patterns of floats) where lanes are not blocks.
+        let sums = scratch.baseAddress!, lows = sums + 8, laneSums = sums + 16, laneScales = sums + 24
+        @inline(__always) func eight(_ p: UnsafeMutablePointer<Int32>) -> __m256i {
+            _mm256_loadu_si256(UnsafeRawPointer(p).assumingMemoryBound(to: __m256i.self))
+        }
         var record = lanes, block = 0
         let blocks = cols / 32
         while block < blocks {
@@ -49,15 +73,6 @@ import _Builtin_intrinsics.intel
                 s8[b] = d * Float(sums[i])
             }
             let values = UnsafeRawPointer(q8 + block &* 32), laneData = record + 32 &* g
-            @inline(__always) func lane(_ l: Int, d: Float, sum: Int32, low: Int32) {
-                laneData.storeBytes(of: d, toByteOffset: Record.d8 &+ 4 &* l, as: Float.self)
-                laneData.storeBytes(of: d * Float(sum), toByteOffset: Record.s8 &+ 4 &* l, as: Float.self)
-                laneData.storeBytes(of: -8 &* sum, toByteOffset: Record.offset8 &+ 4 &* l, as: Int32.self)
-                laneData.storeBytes(of: -16 &* sum, toByteOffset: Record.offset16 &+ 4 &* l, as: Int32.self)
-                laneData.storeBytes(of: -128 &* sum, toByteOffset: Record.offset128 &+ 4 &* l, as: Int32.self)
-                laneData.storeBytes(of: -32 &* low, toByteOffset: Record.offset32Low &+ 4 &* l, as: Int32.self)
-                laneData.storeBytes(of: -32 &* (sum &- low), toByteOffset: Record.offset32High &+ 4 &* l, as: Int32.self)
-            }
             switch g {
             case 8:
                 let t = transpose8((load256(values, 0), load256(values, 32), load256(values, 64), load256(values, 96),
@@ -67,7 +82,7 @@ import _Builtin_intrinsics.intel
                 _mm256_storeu_si256(out + 2, t.2); _mm256_storeu_si256(out + 3, t.3)
                 _mm256_storeu_si256(out + 4, t.4); _mm256_storeu_si256(out + 5, t.5)
                 _mm256_storeu_si256(out + 6, t.6); _mm256_storeu_si256(out + 7, t.7)
-                for l in 0..<8 { lane(l, d: d8[block &+ l], sum: sums[l], low: lows[l]) }
+                storeLaneFields(laneData, scale: _mm256_loadu_ps(d8 + block), sum: eight(sums), low: eight(lows))
             case 4:
                 for k in 0..<4 {
                     for l in 0..<8 {
@@ -75,17 +90,20 @@ import _Builtin_intrinsics.intel
                         record.storeBytes(of: loadU32(values, from), toByteOffset: 32 &* k &+ 4 &* l, as: UInt32.self)
                     }
                 }
-                for l in 0..<8 {
-                    let s = l < 4 ? lows[l] : sums[l &- 4] &- lows[l &- 4]
-                    lane(l, d: d8[block &+ (l & 3)], sum: s, low: s)
+                for l in 0..<8 {   // lane l: block l % 4's first (l < 4) or second half
+                    laneSums[l] = l < 4 ? lows[l] : sums[l &- 4] &- lows[l &- 4]
+                    laneScales[l] = Int32(bitPattern: d8[block &+ (l & 3)].bitPattern)
                 }
+                storeLaneFields(laneData, scale: _mm256_castsi256_ps(eight(laneScales)), sum: eight(laneSums), low: eight(laneSums))
             default:
                 (record).copyMemory(from: values, byteCount: 32)
-                for l in 0..<8 {
+                for l in 0..<8 {   // lane l: the block's values 4l..<4l + 4
                     var s: Int32 = 0
                     for j in 0..<4 { s &+= Int32(values.load(fromByteOffset: 4 &* l &+ j, as: Int8.self)) }
-                    lane(l, d: d8[block], sum: s, low: s)
+                    laneSums[l] = s
+                    laneScales[l] = Int32(bitPattern: d8[block].bitPattern)
                 }
+                storeLaneFields(laneData, scale: _mm256_castsi256_ps(eight(laneScales)), sum: eight(laneSums), low: eight(laneSums))
             }
             record = laneData + Record.lanes
             block &+= g
