@@ -35,6 +35,31 @@ final class GenerationTests: XCTestCase {
         }
     }
 
+    /// The 16-wide scans (`allFinite`, `argmax`) against one value at a time, at lengths
+    /// around whole blocks of 16: a non-finite value found at every position, and the
+    /// first of equal largest values (also -infinity, a grammar's mask) chosen.
+    func testWideScansEqualOneValueAtATime() {
+        for count in [1, 2, 15, 16, 17, 31, 32, 33, 47, 100] {
+            var logits = (0..<count).map { Float(sin(Double($0) * 1.7)) }
+            XCTAssertTrue(Sampler.allFinite(logits, count), "count \(count)")
+            for position in 0..<count {
+                for bad in [Float.nan, .infinity, -.infinity] {
+                    var broken = logits
+                    broken[position] = bad
+                    XCTAssertFalse(Sampler.allFinite(broken, count), "count \(count), \(bad) at \(position)")
+                }
+            }
+            let top = logits.max()!
+            XCTAssertEqual(Sampler.argmax(logits, vocab: count), Int32(logits.firstIndex(of: top)!), "count \(count)")
+            for (first, second) in [(0, count - 1), (count / 2, count - 1), (count - 2, count - 1)] where first >= 0 && first < second {
+                logits[first] = 5; logits[second] = 5
+                XCTAssertEqual(Sampler.argmax(logits, vocab: count), Int32(first), "count \(count), ties at \(first), \(second)")
+                logits[first] = 0; logits[second] = 0
+            }
+            XCTAssertEqual(Sampler.argmax([Float](repeating: -.infinity, count: count), vocab: count), 0)
+        }
+    }
+
     func testTopKOneAndTinyTopPAreArgmax() {
         let logits: [Float] = (0..<100).map { Float(sin(Double($0))) }
         let best = Int32(logits.indices.max { logits[$0] < logits[$1] }!)

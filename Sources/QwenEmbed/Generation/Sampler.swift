@@ -106,16 +106,41 @@ public struct Sampler: Sendable {
                 logits[Int(id)] = l < 0 ? l * penalty : l / penalty
             }
         }
-        var finite = true
-        for i in 0..<vocab { finite = finite && logits[i].isFinite }
+        return Sampler.allFinite(logits, vocab)
+    }
+
+    /// Whether every value of x[count] is finite, 16 at a time: x * 0 is (±)0 for a finite
+    /// x and NaN for infinities and NaN, so the sum of those products is 0 exactly when all
+    /// are finite.
+    static func allFinite(_ x: UnsafePointer<Float>, _ count: Int) -> Bool {
+        let raw = UnsafeRawPointer(x)
+        var products = SIMD16<Float>()
+        var i = 0
+        while i + 16 <= count {
+            products += raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self) * 0
+            i += 16
+        }
+        var finite = products.sum() == 0
+        while i < count { finite = finite && x[i].isFinite; i += 1 }
         return finite
     }
 
-    /// The id with the largest logit (the first of equals).
+    /// The id with the largest logit (the first of equals); the logits are not NaN.
+    /// Two passes 16 at a time: the largest value, then the first position holding it.
     static func argmax(_ logits: UnsafePointer<Float>, vocab: Int) -> Int32 {
-        var best = 0
-        for i in 1..<vocab where logits[i] > logits[best] { best = i }
-        return Int32(best)
+        let raw = UnsafeRawPointer(logits)
+        let whole = vocab / 16 * 16   // values the 16-wide passes cover
+        var largest = SIMD16<Float>(repeating: -.infinity)
+        for i in stride(from: 0, to: whole, by: 16) {
+            let values = raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
+            largest.replace(with: values, where: values .> largest)
+        }
+        var maximum = largest.max()
+        for i in whole..<vocab { maximum = max(maximum, logits[i]) }
+        var i = 0
+        while i < whole && !any(raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self) .== maximum) { i += 16 }
+        while i < vocab - 1 && logits[i] != maximum { i += 1 }   // (bounded should a NaN have slipped in)
+        return Int32(i)
     }
 
     /// Draws from `logits` [vocab] (penalized; -infinity for tokens a grammar refuses, at
