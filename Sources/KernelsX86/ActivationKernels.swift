@@ -183,31 +183,58 @@ import _Builtin_intrinsics.intel
     }
 }
 
-/// `attend` for `heads` query heads sharing one KV head: q[heads, headDim],
+/// A KV cache row type's decode attention: one head (`one`), and H.n heads side by side
+/// with each head's results bit for bit `one`'s (`sideBySide`), where `groups(headDim)`.
+protocol CachedRowsAttention {
+    static func groups(headDim: Int) -> Bool
+    static func one(_ q: UnsafePointer<Float>, _ keys: UnsafeRawPointer, _ values: UnsafeRawPointer, _ rowBytes: Int,
+                    _ length: Int, _ headDim: Int, _ scores: UnsafeMutablePointer<Float>, _ out: UnsafeMutablePointer<Float>)
+    static func sideBySide<H: SideBySideHeads>(_: H.Type, _ q: UnsafePointer<Float>, _ keys: UnsafeRawPointer,
+                                               _ values: UnsafeRawPointer, _ rowBytes: Int, _ length: Int, _ headDim: Int,
+                                               _ scores: UnsafeMutablePointer<Float>, _ out: UnsafeMutablePointer<Float>)
+}
+
+/// f16 rows: `attend`, `attendSideBySide` (headDim a multiple of 8).
+enum F16RowsAttention: CachedRowsAttention {
+    @inline(__always) static func groups(headDim: Int) -> Bool { headDim & 7 == 0 }
+    @inline(__always) static func one(_ q: UnsafePointer<Float>, _ keys: UnsafeRawPointer, _ values: UnsafeRawPointer, _ rowBytes: Int,
+                                      _ length: Int, _ headDim: Int, _ scores: UnsafeMutablePointer<Float>,
+                                      _ out: UnsafeMutablePointer<Float>) {
+        attend(q, keys, values, rowBytes, length, headDim, scores, out)
+    }
+    @inline(__always) static func sideBySide<H: SideBySideHeads>(_: H.Type, _ q: UnsafePointer<Float>, _ keys: UnsafeRawPointer,
+                                                                 _ values: UnsafeRawPointer, _ rowBytes: Int, _ length: Int,
+                                                                 _ headDim: Int, _ scores: UnsafeMutablePointer<Float>,
+                                                                 _ out: UnsafeMutablePointer<Float>) {
+        attendSideBySide(H.self, q, keys, values, rowBytes, length, headDim, scores, out)
+    }
+}
+
+/// `K.one` for `heads` query heads sharing one KV head: q[heads, headDim],
 /// scores[heads, length], out[heads, headDim], head h's rows at h * headDim (h * length).
-/// Up to four heads pass over the keys and values together (`attendSideBySide`); a last
-/// single head, or a headDim that is not a multiple of 8, takes `attend` per head.
-@inline(__always) func attendGroup(_ q: UnsafePointer<Float>, _ heads: Int, _ keys: UnsafeRawPointer, _ values: UnsafeRawPointer,
-                                   _ rowBytes: Int, _ length: Int, _ headDim: Int,
-                                   _ scores: UnsafeMutablePointer<Float>, _ out: UnsafeMutablePointer<Float>) {
+/// Up to four heads pass over the keys and values together (`K.sideBySide`); a last
+/// single head, or a headDim the side-by-side kernel does not take, takes `K.one`.
+@inline(__always) func attendGroup<K: CachedRowsAttention>(_: K.Type, _ q: UnsafePointer<Float>, _ heads: Int, _ keys: UnsafeRawPointer,
+                                                           _ values: UnsafeRawPointer, _ rowBytes: Int, _ length: Int, _ headDim: Int,
+                                                           _ scores: UnsafeMutablePointer<Float>, _ out: UnsafeMutablePointer<Float>) {
     var h = 0
-    while headDim & 7 == 0, heads &- h >= 2 {
+    while K.groups(headDim: headDim), heads &- h >= 2 {
         let n = min(4, heads &- h)                                        // 7 heads: 4, then 3
         let qh = q + h &* headDim, sh = scores + h &* length, oh = out + h &* headDim
         switch n {
-        case 4: attendSideBySide(FourHeads.self, qh, keys, values, rowBytes, length, headDim, sh, oh)
-        case 3: attendSideBySide(ThreeHeads.self, qh, keys, values, rowBytes, length, headDim, sh, oh)
-        default: attendSideBySide(TwoHeads.self, qh, keys, values, rowBytes, length, headDim, sh, oh)
+        case 4: K.sideBySide(FourHeads.self, qh, keys, values, rowBytes, length, headDim, sh, oh)
+        case 3: K.sideBySide(ThreeHeads.self, qh, keys, values, rowBytes, length, headDim, sh, oh)
+        default: K.sideBySide(TwoHeads.self, qh, keys, values, rowBytes, length, headDim, sh, oh)
         }
         h &+= n
     }
     while h < heads {
-        attend(q + h &* headDim, keys, values, rowBytes, length, headDim, scores + h &* length, out + h &* headDim)
+        K.one(q + h &* headDim, keys, values, rowBytes, length, headDim, scores + h &* length, out + h &* headDim)
         h &+= 1
     }
 }
 
-/// A number of heads `attendSideBySide` takes (a type, so each count gets its own code).
+/// A number of heads the side-by-side kernels take (a type, so each count gets its own code).
 protocol SideBySideHeads { static var n: Int { get } }
 enum TwoHeads: SideBySideHeads { static var n: Int { 2 } }
 enum ThreeHeads: SideBySideHeads { static var n: Int { 3 } }

@@ -110,7 +110,7 @@ public enum X86Kernels {
     @inline(never) public static func attendHeads(_ q: UnsafePointer<Float>, _ heads: Int, _ keys: UnsafeRawPointer,
                                                   _ values: UnsafeRawPointer, _ rowBytes: Int, _ length: Int, _ headDim: Int,
                                                   _ scores: UnsafeMutablePointer<Float>, _ out: UnsafeMutablePointer<Float>) {
-        attendGroup(q, heads, keys, values, rowBytes, length, headDim, scores, out)
+        attendGroup(F16RowsAttention.self, q, heads, keys, values, rowBytes, length, headDim, scores, out)
     }
 
     /// gate[i] = silu(gate[i]) * up[i] for i in 0..<n.

@@ -373,11 +373,12 @@ final class KernelsTests: XCTestCase {
     }
 
     /// Attention of several query heads sharing a KV head gives each head exactly what it
-    /// gets alone, on every table and cache type: the x86 f16 kernel takes up to four heads
-    /// side by side (headDim a multiple of 8), the others one head at a time.
+    /// gets alone, on every table and cache type: the x86 kernels take up to four heads side
+    /// by side (f16: headDim a multiple of 8; Q8_0: 16 columns per pass), the portable ones
+    /// one head at a time.
     func testGroupedAttentionEqualsOneHeadAtATimeBitForBit() {
         var random = SystemRandomNumberGenerator()
-        for (headDim, q8) in [(64, false), (128, false), (72, false), (36, false), (64, true)] {
+        for (headDim, q8) in [(64, false), (128, false), (72, false), (36, false), (32, true), (64, true), (128, true)] {
             // One KV head's rows in a cache of two KV heads (rowBytes covers both), f16 or Q8_0.
             let headBytes = q8 ? headDim / 32 * Q8_0Format.blockBytes : 2 * headDim, rowBytes = 2 * headBytes
             for length in [1, 7, 33, 300] {
