@@ -240,6 +240,27 @@ enum TwoHeads: SideBySideHeads { static var n: Int { 2 } }
 enum ThreeHeads: SideBySideHeads { static var n: Int { 3 } }
 enum FourHeads: SideBySideHeads { static var n: Int { 4 } }
 
+/// The score pass of the side-by-side kernels for H.n heads: `dots(key row t)` gives each
+/// head's dot accumulators with that key (8 lanes to sum; heads past H.n ignored), then
+/// scores[h * length + t] = hsum of head h's; returns each head's largest score.
+@inline(__always) func sideBySideScores<H: SideBySideHeads>(_: H.Type, _ keys: UnsafeRawPointer, _ rowBytes: Int, _ length: Int,
+                                                            _ scores: UnsafeMutablePointer<Float>,
+                                                            _ dots: (UnsafeRawPointer) -> (__m256, __m256, __m256, __m256))
+    -> (Float, Float, Float, Float) {
+    let n = H.n
+    let s1 = scores + length, s2 = s1 + length, s3 = s2 + length                      // [length] each
+    var m0 = -Float.infinity, m1 = m0, m2 = m0, m3 = m0
+    for t in 0..<length {
+        let (a0, a1, a2, a3) = dots(keys + t &* rowBytes)
+        let x0 = hsum(a0), x1 = hsum(a1)
+        scores[t] = x0; m0 = max(m0, x0)
+        s1[t] = x1; m1 = max(m1, x1)
+        if n > 2 { let x2 = hsum(a2); s2[t] = x2; m2 = max(m2, x2) }
+        if n > 3 { let x3 = hsum(a3); s3[t] = x3; m3 = max(m3, x3) }
+    }
+    return (m0, m1, m2, m3)
+}
+
 /// `attend` for H.n heads (2...4; headDim a multiple of 8) side by side: each key row and
 /// each value row is read and converted from f16 once for the n heads, their dot
 /// products are n independent chains (one head's chain left the core waiting on its FMA
@@ -254,9 +275,7 @@ enum FourHeads: SideBySideHeads { static var n: Int { 4 } }
     let n = H.n
     let q1 = q + headDim, q2 = q1 + headDim, q3 = q2 + headDim                        // [headDim] each
     let s1 = scores + length, s2 = s1 + length, s3 = s2 + length                      // [length] each
-    var m0 = -Float.infinity, m1 = m0, m2 = m0, m3 = m0
-    for t in 0..<length {
-        let key = keys + t &* rowBytes
+    let (m0, m1, m2, m3) = sideBySideScores(H.self, keys, rowBytes, length, scores) { key in
         var a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0
         var i = 0
         while i < headDim {
@@ -267,11 +286,7 @@ enum FourHeads: SideBySideHeads { static var n: Int { 4 } }
             if n > 3 { a3 = _mm256_fmadd_ps(loadFloat8(q3, i), k, a3) }
             i &+= 8
         }
-        let x0 = hsum(a0), x1 = hsum(a1)
-        scores[t] = x0; m0 = max(m0, x0)
-        s1[t] = x1; m1 = max(m1, x1)
-        if n > 2 { let x2 = hsum(a2); s2[t] = x2; m2 = max(m2, x2) }
-        if n > 3 { let x3 = hsum(a3); s3[t] = x3; m3 = max(m3, x3) }
+        return (a0, a1, a2, a3)
     }
     @inline(__always) func weigh(_ s: UnsafeMutablePointer<Float>, _ maximum: Float) {   // s[t] = attention weight of t
         let inverse = 1 / exponentiate(s, length, maximum: maximum)

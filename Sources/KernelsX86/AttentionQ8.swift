@@ -89,9 +89,7 @@ import _Builtin_intrinsics.intel
     let n = H.n, blocks = headDim / 32, blockBytes = 34
     let q1 = q + headDim, q2 = q1 + headDim, q3 = q2 + headDim                        // [headDim] each
     let s1 = scores + length, s2 = s1 + length, s3 = s2 + length                      // [length] each
-    var m0 = -Float.infinity, m1 = m0, m2 = m0, m3 = m0
-    for t in 0..<length {
-        let key = keys + t &* rowBytes
+    let (m0, m1, m2, m3) = sideBySideScores(H.self, keys, rowBytes, length, scores) { key in
         var a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0
         for b in 0..<blocks {
             let block = key + b &* blockBytes, i = b &* 32
@@ -109,11 +107,7 @@ import _Builtin_intrinsics.intel
             if n > 2 { a2 = _mm256_fmadd_ps(scale, dot(q2), a2) }
             if n > 3 { a3 = _mm256_fmadd_ps(scale, dot(q3), a3) }
         }
-        let x0 = hsum(a0), x1 = hsum(a1)
-        scores[t] = x0; m0 = max(m0, x0)
-        s1[t] = x1; m1 = max(m1, x1)
-        if n > 2 { let x2 = hsum(a2); s2[t] = x2; m2 = max(m2, x2) }
-        if n > 3 { let x3 = hsum(a3); s3[t] = x3; m3 = max(m3, x3) }
+        return (a0, a1, a2, a3)
     }
     let i0 = _mm256_set1_ps(1 / exponentiate(scores, length, maximum: m0))
     let i1 = _mm256_set1_ps(1 / exponentiate(s1, length, maximum: m1))
