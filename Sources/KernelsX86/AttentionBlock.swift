@@ -5,7 +5,10 @@
 // length is kept, and each tile's keys and values are converted to f32 once (from f16 or
 // Q8_0 rows) for every query of the block instead of once per query. Scores are computed
 // 8 positions per register (16 on AVX-512, whose target also accumulates the outputs in
-// zmm registers) against the keys transposed, so no horizontal sums.
+// zmm registers) against the keys transposed, so no horizontal sums. On AVX-512 four
+// queries that all cover a tile go through it together, each key and value load feeding
+// the four (one query's pass loaded a register per FMA), with each query's arithmetic
+// unchanged: a query's result never depends on its block.
 // Kernels' `GenericKernels.attendBlock` is the scalar reference.
 #if arch(x86_64)
 import KernelABI
@@ -108,10 +111,9 @@ import _Builtin_intrinsics.intel
 }
 
 /// One query's online-softmax step over a tile's first `valid` positions: scores become
-/// e^(score - new maximum), the running sum and output (out[headDim]) are rescaled by
-/// e^(old - new maximum) and take the tile's terms.
-@inline(__always) func accumulateTile(_ scores: UnsafeMutablePointer<Float>, valid: Int, _ values: UnsafePointer<Float>,
-                                      _ headDim: Int, maximum: inout Float, sum: inout Float, _ out: UnsafeMutablePointer<Float>) {
+/// e^(score - new maximum) and the running sum is rescaled by e^(old - new maximum) and takes
+/// them; returns that factor, by which the query's output sums are to be rescaled.
+@inline(__always) func softmaxStep(_ scores: UnsafeMutablePointer<Float>, valid: Int, maximum: inout Float, sum: inout Float) -> Float {
     // The maximum 8 scores per register (a scalar max per score made a chain of compares
     // as long as the tile's own products).
     var maxima = _mm256_set1_ps(-.infinity), j = 0
@@ -122,6 +124,15 @@ import _Builtin_intrinsics.intel
     let factor = maximum == -.infinity ? 0 : _mm_cvtss_f32(_mm256_castps256_ps128(exp8(_mm256_set1_ps(maximum - newMaximum))))
     sum = sum * factor + exponentiate(scores, valid, maximum: newMaximum)   // scores[j] = e^(score - newMaximum)
     maximum = newMaximum
+    return factor
+}
+
+/// One query's online-softmax step over a tile's first `valid` positions (`softmaxStep`),
+/// then its output out[headDim] rescaled and the tile's values added, weighted by the
+/// scores.
+@inline(__always) func accumulateTile(_ scores: UnsafeMutablePointer<Float>, valid: Int, _ values: UnsafePointer<Float>,
+                                      _ headDim: Int, maximum: inout Float, sum: inout Float, _ out: UnsafeMutablePointer<Float>) {
+    let factor = softmaxStep(scores, valid: valid, maximum: &maximum, sum: &sum)
     #if QWEN_DOT_AVX512VNNI
     // 64 output values (32 for a last part of 32) in zmm registers over the tile's
     // positions; the width a constant in each loop.
@@ -172,6 +183,102 @@ import _Builtin_intrinsics.intel
     #endif
 }
 
+#if QWEN_DOT_AVX512VNNI
+/// `tileScores` of four queries over one tile: each key load feeds the four queries' FMAs
+/// (one query's pass loads a key register per FMA); each query's lanes take the same FMAs
+/// in the same order, so its scores are `tileScores`' bit for bit. scores: [4, tile].
+@inline(__always) func tileScoresFour(_ q: UnsafePointer<UnsafePointer<Float>>, _ keysT: UnsafePointer<Float>, _ headDim: Int,
+                                      groups g: Int, _ scores: UnsafeMutablePointer<Float>) {
+    let tile = Int(QE_ATTENTION_TILE)
+    let q0 = q[0], q1 = q[1], q2 = q[2], q3 = q[3]
+    @inline(__always) func pass(_ registers: Int) {
+        let z = _mm512_setzero_ps()
+        var a = (z, z, z, z), b = a, c = a, e = a                       // queries 0...3: positions 0-15 ... 48-63
+        for d in 0..<headDim {
+            let k = keysT + d &* tile
+            let k0 = _mm512_loadu_ps(k), k1 = registers > 1 ? _mm512_loadu_ps(k + 16) : z
+            let k2 = registers > 2 ? _mm512_loadu_ps(k + 32) : z, k3 = registers > 3 ? _mm512_loadu_ps(k + 48) : z
+            @inline(__always) func add(_ x: inout (__m512, __m512, __m512, __m512), _ qd: Float) {
+                let s = _mm512_set1_ps(qd)
+                x.0 = _mm512_fmadd_ps(s, k0, x.0)
+                if registers > 1 { x.1 = _mm512_fmadd_ps(s, k1, x.1) }
+                if registers > 2 { x.2 = _mm512_fmadd_ps(s, k2, x.2) }
+                if registers > 3 { x.3 = _mm512_fmadd_ps(s, k3, x.3) }
+            }
+            add(&a, q0[d]); add(&b, q1[d]); add(&c, q2[d]); add(&e, q3[d])
+        }
+        @inline(__always) func store(_ x: (__m512, __m512, __m512, __m512), _ out: UnsafeMutablePointer<Float>) {
+            _mm512_storeu_ps(out, x.0)
+            if registers > 1 { _mm512_storeu_ps(out + 16, x.1) }
+            if registers > 2 { _mm512_storeu_ps(out + 32, x.2) }
+            if registers > 3 { _mm512_storeu_ps(out + 48, x.3) }
+        }
+        store(a, scores); store(b, scores + tile); store(c, scores + 2 &* tile); store(e, scores + 3 &* tile)
+    }
+    switch (g &+ 1) / 2 {
+    case 1: pass(1)
+    case 2: pass(2)
+    case 3: pass(3)
+    default: pass(4)
+    }
+}
+
+/// `accumulateTile` of four queries over the same `valid` positions: each query's softmax
+/// step (maxima[4], sums[4]), then the four outputs (out[4, headDim]) rescaled and the
+/// tile's values added, each value load feeding the four queries' FMAs; per query the
+/// operations of `accumulateTile` in its order (scores: [4, tile]).
+@inline(__always) func accumulateTileFour(_ scores: UnsafeMutablePointer<Float>, valid: Int, _ values: UnsafePointer<Float>,
+                                          _ headDim: Int, maxima: UnsafeMutablePointer<Float>, sums: UnsafeMutablePointer<Float>,
+                                          _ out: UnsafeMutablePointer<Float>) {
+    let tile = Int(QE_ATTENTION_TILE)
+    let s0 = scores, s1 = scores + tile, s2 = s1 + tile, s3 = s2 + tile
+    let factors = (softmaxStep(s0, valid: valid, maximum: &maxima[0], sum: &sums[0]),
+                   softmaxStep(s1, valid: valid, maximum: &maxima[1], sum: &sums[1]),
+                   softmaxStep(s2, valid: valid, maximum: &maxima[2], sum: &sums[2]),
+                   softmaxStep(s3, valid: valid, maximum: &maxima[3], sum: &sums[3]))
+    let o0 = out, o1 = out + headDim, o2 = o1 + headDim, o3 = o2 + headDim
+    // 64 output values of each query (32 for a last part of 32) in zmm registers over the
+    // positions; the width a constant in each loop.
+    @inline(__always) func part(_ d: Int, wide: Bool) {
+        let z = _mm512_setzero_ps()
+        @inline(__always) func start(_ o: UnsafeMutablePointer<Float>, _ factor: Float) -> (__m512, __m512, __m512, __m512) {
+            let scale = _mm512_set1_ps(factor)
+            return (_mm512_mul_ps(scale, _mm512_loadu_ps(o)), _mm512_mul_ps(scale, _mm512_loadu_ps(o + 16)),
+                    wide ? _mm512_mul_ps(scale, _mm512_loadu_ps(o + 32)) : z, wide ? _mm512_mul_ps(scale, _mm512_loadu_ps(o + 48)) : z)
+        }
+        var a = start(o0 + d, factors.0), b = start(o1 + d, factors.1)
+        var c = start(o2 + d, factors.2), e = start(o3 + d, factors.3)
+        for j in 0..<valid {
+            let row = values + (j &* headDim &+ d)
+            let r0 = _mm512_loadu_ps(row), r1 = _mm512_loadu_ps(row + 16)
+            let r2 = wide ? _mm512_loadu_ps(row + 32) : z, r3 = wide ? _mm512_loadu_ps(row + 48) : z
+            @inline(__always) func add(_ x: inout (__m512, __m512, __m512, __m512), _ score: Float) {
+                let p = _mm512_set1_ps(score)
+                x.0 = _mm512_fmadd_ps(p, r0, x.0)
+                x.1 = _mm512_fmadd_ps(p, r1, x.1)
+                if wide {
+                    x.2 = _mm512_fmadd_ps(p, r2, x.2)
+                    x.3 = _mm512_fmadd_ps(p, r3, x.3)
+                }
+            }
+            add(&a, s0[j]); add(&b, s1[j]); add(&c, s2[j]); add(&e, s3[j])
+        }
+        @inline(__always) func store(_ x: (__m512, __m512, __m512, __m512), _ o: UnsafeMutablePointer<Float>) {
+            _mm512_storeu_ps(o, x.0)
+            _mm512_storeu_ps(o + 16, x.1)
+            if wide {
+                _mm512_storeu_ps(o + 32, x.2)
+                _mm512_storeu_ps(o + 48, x.3)
+            }
+        }
+        store(a, o0 + d); store(b, o1 + d); store(c, o2 + d); store(e, o3 + d)
+    }
+    var d = 0
+    while headDim &- d >= 64 { part(d, wide: true); d &+= 64 }
+    if d < headDim { part(d, wide: false) }
+}
+#endif
+
 extension X86Kernels {
     /// Causal attention of `count` queries sharing one KV head, tiled over positions with
     /// an online softmax: outs[i][headDim] = softmax(queries[i] · keys[0 ..< lengths[i]]) ·
@@ -186,8 +293,8 @@ extension X86Kernels {
         let tile = Int(QE_ATTENTION_TILE)
         let keysT = scratch                                   // [headDim, tile]
         let tileValues = keysT + headDim &* tile              // [tile, headDim]
-        let scores = tileValues + tile &* headDim             // [tile]
-        let maxima = scores + tile                            // [count]
+        let scores = tileValues + tile &* headDim             // [4, tile]: one query's, or four's side by side
+        let maxima = scores + 4 &* tile                       // [count]
         let sums = maxima + count                             // [count]
         let acc = sums + count                                // [count, headDim]
         var longest = 0
@@ -201,11 +308,25 @@ extension X86Kernels {
         while first < longest {
             let n = min(tile, longest &- first)
             loadAttentionTile(keys, values, rowBytes, first: first, n, headDim, q8: q8, keysT, tileValues)
-            for i in 0..<count {
+            var i = 0
+            while i < count {
+                #if QWEN_DOT_AVX512VNNI
+                // Four queries that all take the whole tile go together (every tile of a
+                // long prompt but the last few).
+                if i &+ 4 <= count, lengths[i] &- first >= n, lengths[i &+ 1] &- first >= n, lengths[i &+ 2] &- first >= n,
+                   lengths[i &+ 3] &- first >= n {
+                    tileScoresFour(queries + i, keysT, headDim, groups: (n &+ 7) / 8, scores)
+                    accumulateTileFour(scores, valid: n, tileValues, headDim, maxima: maxima + i, sums: sums + i, acc + i &* headDim)
+                    i &+= 4
+                    continue
+                }
+                #endif
                 let valid = min(lengths[i] &- first, n)
-                guard valid > 0 else { continue }
-                tileScores(queries[i], keysT, headDim, groups: (valid &+ 7) / 8, scores)
-                accumulateTile(scores, valid: valid, tileValues, headDim, maximum: &maxima[i], sum: &sums[i], acc + i &* headDim)
+                if valid > 0 {
+                    tileScores(queries[i], keysT, headDim, groups: (valid &+ 7) / 8, scores)
+                    accumulateTile(scores, valid: valid, tileValues, headDim, maximum: &maxima[i], sum: &sums[i], acc + i &* headDim)
+                }
+                i &+= 1
             }
             first &+= n
         }

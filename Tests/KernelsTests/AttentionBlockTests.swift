@@ -73,6 +73,55 @@ final class AttentionBlockTests: XCTestCase {
         }
     }
 
+    /// A query's result does not depend on the block it is in, bit for bit: the AVX-512
+    /// kernel takes four queries at a time over the tiles all four cover and one at a time
+    /// elsewhere, and each query of a block must equal that query alone (prompt rows are
+    /// independent of their batch: `Engine.prefillRowsAreIndependent`). Lengths make blocks
+    /// of four with and without a shorter member, and a last odd query.
+    func testQueriesOfABlockEqualEachAloneBitForBit() {
+        var random = SystemRandomNumberGenerator()
+        let lengths = [300, 299, 250, 64, 200, 190, 150, 140, 300, 300, 300, 129, 5]
+        let length = lengths.max()!
+        for headDim in [64, 96, 128] {
+            for q8 in [false, true] {
+                let kvDim = headDim, rowBytes = q8 ? kvDim / 32 * 34 : 2 * kvDim
+                let k = (0..<(length * kvDim)).map { _ in Float.random(in: -2...2, using: &random) }  // [length, kvDim]
+                let v = (0..<(length * kvDim)).map { _ in Float.random(in: -2...2, using: &random) }  // [length, kvDim]
+                let keys = Self.cacheRows(k, rows: length, kvDim: kvDim, rowBytes: rowBytes, q8: q8).bytes   // [length, rowBytes]
+                let values = Self.cacheRows(v, rows: length, kvDim: kvDim, rowBytes: rowBytes, q8: q8).bytes
+                let queries = (0..<(lengths.count * headDim)).map { _ in Float.random(in: -0.5...0.5, using: &random) }  // [count, headDim]
+                /// attendBlock over the queries `members` (indices into lengths), [members, headDim].
+                func run(_ table: KernelTable, _ members: [Int]) -> [Float] {
+                    let count = members.count
+                    var out = [Float](repeating: .nan, count: count * headDim)                        // [count, headDim]
+                    var scratch = [Float](repeating: .nan, count: Int(qe_attend_block_scratch(count, headDim)))
+                    let memberLengths = members.map { lengths[$0] }
+                    queries.withUnsafeBufferPointer { qp in
+                        out.withUnsafeMutableBufferPointer { op in
+                            let queryPointers = members.map { qp.baseAddress! + $0 * headDim }
+                            let outPointers = (0..<count).map { op.baseAddress! + $0 * headDim }
+                            keys.withUnsafeBytes { kp in
+                                values.withUnsafeBytes { vp in
+                                    table.attendBlock(queryPointers, outPointers, memberLengths, count, kp.baseAddress!, vp.baseAddress!,
+                                                      rowBytes, headDim, q8, &scratch)
+                                }
+                            }
+                        }
+                    }
+                    return out
+                }
+                for table in KernelsTests.tables {
+                    let together = run(table, Array(lengths.indices))
+                    for i in lengths.indices {
+                        let alone = run(table, [i])
+                        let differing = (0..<headDim).first { together[i * headDim + $0].bitPattern != alone[$0].bitPattern }
+                        XCTAssertNil(differing, "\(table.isa) \(q8 ? "q8" : "f16") headDim \(headDim): query \(i) (length \(lengths[i]))")
+                    }
+                }
+            }
+        }
+    }
+
     /// x[rows, kvDim] stored as cache rows (f16 or Q8_0), and the values those rows hold.
     static func cacheRows(_ x: [Float], rows: Int, kvDim: Int, rowBytes: Int, q8: Bool) -> (bytes: [UInt8], seen: [Float]) {
         var bytes = [UInt8](repeating: 0, count: rows * rowBytes)       // [rows, rowBytes]

@@ -45,10 +45,11 @@ static inline long qe_lane_record_bytes(long cols) {
 #define QE_ATTENTION_TILE 64
 
 /// Floats of scratch an `AttendBlockKernel` call takes for `queries` queries of `head_dim`
-/// values: keys transposed [head_dim, tile], values [tile, head_dim], scores [tile],
-/// running maxima [queries], sums [queries] and outputs [queries, head_dim].
+/// values: keys transposed [head_dim, tile], values [tile, head_dim], scores [4, tile] (up
+/// to four queries' at a time), running maxima [queries], sums [queries] and outputs
+/// [queries, head_dim].
 static inline long qe_attend_block_scratch(long queries, long head_dim) {
-    return 2 * head_dim * QE_ATTENTION_TILE + QE_ATTENTION_TILE + queries * (2 + head_dim);
+    return 2 * head_dim * QE_ATTENTION_TILE + 4 * QE_ATTENTION_TILE + queries * (2 + head_dim);
 }
 
 /// Instruction-set features, as bits of qe_cpu_features().
