@@ -5,10 +5,11 @@
 // length is kept, and each tile's keys and values are converted to f32 once (from f16 or
 // Q8_0 rows) for every query of the block instead of once per query. Scores are computed
 // 8 positions per register (16 on AVX-512, whose target also accumulates the outputs in
-// zmm registers) against the keys transposed, so no horizontal sums. On AVX-512 four
-// queries that all cover a tile go through it together, each key and value load feeding
-// the four (one query's pass loaded a register per FMA), with each query's arithmetic
-// unchanged: a query's result never depends on its block.
+// zmm registers) against the keys transposed, so no horizontal sums. Queries that all
+// cover a tile go through it together, four on AVX-512 and two on the 256-bit targets
+// (16 registers), each key and value load feeding all of them (one query's pass loaded a
+// register per FMA), with each query's arithmetic unchanged: a query's result never
+// depends on its block.
 // Kernels' `GenericKernels.attendBlock` is the scalar reference.
 #if arch(x86_64)
 import KernelABI
@@ -279,6 +280,86 @@ import _Builtin_intrinsics.intel
 }
 #endif
 
+#if !QWEN_DOT_AVX512VNNI
+/// `tileScores` of two queries over one tile (256-bit targets: 16 registers hold two
+/// queries' four accumulators each): each key load feeds both queries' FMAs; each query's
+/// lanes take the same FMAs in the same order, so its scores are `tileScores`' bit for
+/// bit. scores: [2, tile].
+@inline(__always) func tileScoresTwo(_ q: UnsafePointer<UnsafePointer<Float>>, _ keysT: UnsafePointer<Float>, _ headDim: Int,
+                                     groups g: Int, _ scores: UnsafeMutablePointer<Float>) {
+    let tile = Int(QE_ATTENTION_TILE)
+    let q0 = q[0], q1 = q[1]
+    var start = 0
+    while start < g {
+        let z = _mm256_setzero_ps()
+        var a = (z, z, z, z), b = a                                     // queries 0, 1: four groups of 8 positions
+        let width = min(4, g &- start)
+        for d in 0..<headDim {
+            let k = keysT + (d &* tile &+ 8 &* start)
+            let k0 = loadFloat8(k, 0), k1 = width > 1 ? loadFloat8(k, 8) : z
+            let k2 = width > 2 ? loadFloat8(k, 16) : z, k3 = width > 3 ? loadFloat8(k, 24) : z
+            @inline(__always) func add(_ x: inout (__m256, __m256, __m256, __m256), _ qd: Float) {
+                let s = _mm256_set1_ps(qd)
+                x.0 = _mm256_fmadd_ps(s, k0, x.0)
+                if width > 1 { x.1 = _mm256_fmadd_ps(s, k1, x.1) }
+                if width > 2 { x.2 = _mm256_fmadd_ps(s, k2, x.2) }
+                if width > 3 { x.3 = _mm256_fmadd_ps(s, k3, x.3) }
+            }
+            add(&a, q0[d]); add(&b, q1[d])
+        }
+        @inline(__always) func store(_ x: (__m256, __m256, __m256, __m256), _ s: UnsafeMutablePointer<Float>) {
+            storeFloat8(s, 0, x.0)
+            if width > 1 { storeFloat8(s, 8, x.1) }
+            if width > 2 { storeFloat8(s, 16, x.2) }
+            if width > 3 { storeFloat8(s, 24, x.3) }
+        }
+        store(a, scores + 8 &* start); store(b, scores + (tile &+ 8 &* start))
+        start &+= 4
+    }
+}
+
+/// `accumulateTile` of two queries over the same `valid` positions (256-bit targets): each
+/// query's softmax step (maxima[2], sums[2]), then both outputs (out[2, headDim]) rescaled
+/// and the tile's values added 32 at a time, each value load feeding both queries' FMAs;
+/// per query the operations of `accumulateTile` in its order (scores: [2, tile]).
+@inline(__always) func accumulateTileTwo(_ scores: UnsafeMutablePointer<Float>, valid: Int, _ values: UnsafePointer<Float>,
+                                         _ headDim: Int, maxima: UnsafeMutablePointer<Float>, sums: UnsafeMutablePointer<Float>,
+                                         _ out: UnsafeMutablePointer<Float>) {
+    let tile = Int(QE_ATTENTION_TILE)
+    let s0 = scores, s1 = scores + tile, o0 = out, o1 = out + headDim
+    let scale0 = _mm256_set1_ps(softmaxStep(s0, valid: valid, maximum: &maxima[0], sum: &sums[0]))
+    let scale1 = _mm256_set1_ps(softmaxStep(s1, valid: valid, maximum: &maxima[1], sum: &sums[1]))
+    var d = 0
+    while d < headDim {
+        @inline(__always) func start(_ o: UnsafeMutablePointer<Float>, _ scale: __m256) -> (__m256, __m256, __m256, __m256) {
+            (_mm256_mul_ps(scale, loadFloat8(o, d)), _mm256_mul_ps(scale, loadFloat8(o, d &+ 8)),
+             _mm256_mul_ps(scale, loadFloat8(o, d &+ 16)), _mm256_mul_ps(scale, loadFloat8(o, d &+ 24)))
+        }
+        var a = start(o0, scale0), b = start(o1, scale1)
+        for j in 0..<valid {
+            let v = values + (j &* headDim &+ d)
+            let r0 = loadFloat8(v, 0), r1 = loadFloat8(v, 8), r2 = loadFloat8(v, 16), r3 = loadFloat8(v, 24)
+            @inline(__always) func add(_ x: inout (__m256, __m256, __m256, __m256), _ score: Float) {
+                let p = _mm256_set1_ps(score)
+                x.0 = _mm256_fmadd_ps(p, r0, x.0)
+                x.1 = _mm256_fmadd_ps(p, r1, x.1)
+                x.2 = _mm256_fmadd_ps(p, r2, x.2)
+                x.3 = _mm256_fmadd_ps(p, r3, x.3)
+            }
+            add(&a, s0[j]); add(&b, s1[j])
+        }
+        @inline(__always) func store(_ x: (__m256, __m256, __m256, __m256), _ o: UnsafeMutablePointer<Float>) {
+            storeFloat8(o, d, x.0)
+            storeFloat8(o, d &+ 8, x.1)
+            storeFloat8(o, d &+ 16, x.2)
+            storeFloat8(o, d &+ 24, x.3)
+        }
+        store(a, o0); store(b, o1)
+        d &+= 32
+    }
+}
+#endif
+
 extension X86Kernels {
     /// Causal attention of `count` queries sharing one KV head, tiled over positions with
     /// an online softmax: outs[i][headDim] = softmax(queries[i] · keys[0 ..< lengths[i]]) ·
@@ -318,6 +399,14 @@ extension X86Kernels {
                     tileScoresFour(queries + i, keysT, headDim, groups: (n &+ 7) / 8, scores)
                     accumulateTileFour(scores, valid: n, tileValues, headDim, maxima: maxima + i, sums: sums + i, acc + i &* headDim)
                     i &+= 4
+                    continue
+                }
+                #else
+                // Two such queries go together on the 256-bit targets.
+                if i &+ 2 <= count, lengths[i] &- first >= n, lengths[i &+ 1] &- first >= n {
+                    tileScoresTwo(queries + i, keysT, headDim, groups: (n &+ 7) / 8, scores)
+                    accumulateTileTwo(scores, valid: n, tileValues, headDim, maxima: maxima + i, sums: sums + i, acc + i &* headDim)
+                    i &+= 2
                     continue
                 }
                 #endif

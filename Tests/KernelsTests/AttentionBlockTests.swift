@@ -73,9 +73,9 @@ final class AttentionBlockTests: XCTestCase {
         }
     }
 
-    /// A query's result does not depend on the block it is in, bit for bit: the AVX-512
-    /// kernel takes four queries at a time over the tiles all four cover and one at a time
-    /// elsewhere, and each query of a block must equal that query alone (prompt rows are
+    /// A query's result does not depend on the block it is in, bit for bit: the x86
+    /// kernels take four (AVX-512) or two queries at a time over the tiles they all cover
+    /// and one at a time elsewhere, and each query of a block must equal that query alone (prompt rows are
     /// independent of their batch: `Engine.prefillRowsAreIndependent`). Lengths make blocks
     /// of four with and without a shorter member, and a last odd query.
     func testQueriesOfABlockEqualEachAloneBitForBit() {
