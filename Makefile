@@ -31,7 +31,15 @@ deps:
 model: deps
 	@bash scripts/fetch-model.sh >/dev/null
 
-build: deps
+# SwiftPM does not recompile the Swift modules that import a C target's header when only
+# the header changed (kernel_abi.h's static inline qe_attend_block_scratch kept its old
+# body inside QwenEmbed: a scratch overrun): a changed header clears the release build once.
+C_HEADERS := $(wildcard Sources/*/include/*.h)
+.build/c-headers-release.stamp: $(C_HEADERS)
+	rm -rf "$$(swift build -c release --show-bin-path)" .build/release
+	@mkdir -p .build && touch $@
+
+build: deps .build/c-headers-release.stamp
 	swift build $(RELEASE_FLAGS) --product qwen
 	swift build $(RELEASE_FLAGS) --product qwen-cli
 	install -m 755 .build/release/qwen-cli .build/release/qwen
