@@ -54,10 +54,10 @@ import _Builtin_intrinsics.intel
 @inline(__always) func quantizeWithLanes(_ x: UnsafePointer<Float>, _ cols: Int, _ q8: UnsafeMutablePointer<Int8>,
                                          _ d8: UnsafeMutablePointer<Float>, _ s8: UnsafeMutablePointer<Float>,
                                          _ lanes: UnsafeMutableRawPointer) {
-    withUnsafeTemporaryAllocation(of: Int32.self, capacity: 32) { scratch in
-        // [8] each: the group's blocks' sums and first-half sums; a record's lanes' sums,
-        // first-half sums and scales (bit patterns of floats) where lanes are not blocks.
-        let sums = scratch.baseAddress!, lows = sums + 8, laneSums = sums + 16, laneScales = sums + 24
+    withUnsafeTemporaryAllocation(of: Int32.self, capacity: 24) { scratch in
+        // [8] each: the group's blocks' sums and first-half sums; a record's lanes' sums
+        // where lanes are not blocks.
+        let sums = scratch.baseAddress!, lows = sums + 8, laneSums = sums + 16
         @inline(__always) func eight(_ p: UnsafeMutablePointer<Int32>) -> __m256i {
             _mm256_loadu_si256(UnsafeRawPointer(p).assumingMemoryBound(to: __m256i.self))
         }
@@ -92,18 +92,17 @@ import _Builtin_intrinsics.intel
                 }
                 for l in 0..<8 {   // lane l: block l % 4's first (l < 4) or second half
                     laneSums[l] = l < 4 ? lows[l] : sums[l &- 4] &- lows[l &- 4]
-                    laneScales[l] = Int32(bitPattern: d8[block &+ (l & 3)].bitPattern)
                 }
-                storeLaneFields(laneData, scale: _mm256_castsi256_ps(eight(laneScales)), sum: eight(laneSums), low: eight(laneSums))
+                let scales = _mm_loadu_ps(d8 + block)                      // lanes 0-3 and 4-7: blocks 0-3
+                storeLaneFields(laneData, scale: _mm256_set_m128(scales, scales), sum: eight(laneSums), low: eight(laneSums))
             default:
                 (record).copyMemory(from: values, byteCount: 32)
                 for l in 0..<8 {   // lane l: the block's values 4l..<4l + 4
                     var s: Int32 = 0
                     for j in 0..<4 { s &+= Int32(values.load(fromByteOffset: 4 &* l &+ j, as: Int8.self)) }
                     laneSums[l] = s
-                    laneScales[l] = Int32(bitPattern: d8[block].bitPattern)
                 }
-                storeLaneFields(laneData, scale: _mm256_castsi256_ps(eight(laneScales)), sum: eight(laneSums), low: eight(laneSums))
+                storeLaneFields(laneData, scale: _mm256_set1_ps(d8[block]), sum: eight(laneSums), low: eight(laneSums))
             }
             record = laneData + Record.lanes
             block &+= g

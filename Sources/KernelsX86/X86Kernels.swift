@@ -106,7 +106,8 @@ public enum X86Kernels {
         }
     }
 
-    /// Causal attention of one query head over an f16 KV cache (see Kernels' `AttendKernel`).
+    /// Causal attention of query heads sharing a KV head over an f16 KV cache, up to four
+    /// heads side by side (see Kernels' `AttendKernel`).
     @inline(never) public static func attendHeads(_ q: UnsafePointer<Float>, _ heads: Int, _ keys: UnsafeRawPointer,
                                                   _ values: UnsafeRawPointer, _ rowBytes: Int, _ length: Int, _ headDim: Int,
                                                   _ scores: UnsafeMutablePointer<Float>, _ out: UnsafeMutablePointer<Float>) {
